@@ -1,0 +1,297 @@
+"""The Kafka adapter of the EventLog port: a thin layer over aiokafka.
+
+It relies on nothing a Kafka-protocol broker such as Tansu lacks: no idempotent producer, no
+transactions, no compaction. Consumers commit manually per partition (the runtime commits the
+last contiguous completed offset) and drain in-flight work in the rebalance listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import TopicPartition as KafkaTP
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from kibitz.ports import Record, RevokeListener, TopicPartition, TopicSpec
+
+
+class KafkaEventLog:
+    def __init__(
+        self,
+        bootstrap: Sequence[str],
+        *,
+        client_id: str = "kibitz",
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 1_000,
+        max_poll_interval_ms: int = 300_000,
+    ) -> None:
+        self.bootstrap = ",".join(bootstrap)
+        self.client_id = client_id
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.max_poll_interval_ms = max_poll_interval_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._known_topics: set[str] = set()
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=2,
+            request_timeout_ms=30_000,
+        )
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
+        try:
+            await self._producer.start()
+            await self._admin.start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("event log not started")
+        return self._producer
+
+    @property
+    def admin(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            raise RuntimeError("event log not started")
+        return self._admin
+
+    async def ping(self) -> None:
+        await self.admin.list_topics()
+
+    async def declare(self, topics: Sequence[TopicSpec]) -> None:
+        existing = set(await self.admin.list_topics())
+        new = [
+            NewTopic(
+                name=spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=1,
+                topic_configs={
+                    **({"retention.ms": str(spec.retention_ms)} if spec.retention_ms else {}),
+                    **{k: v for k, v in spec.config.items() if "." in k and k != "max.records"},
+                },
+            )
+            for spec in topics
+            if spec.name not in existing
+        ]
+        if new:
+            try:
+                await self.admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+        self._known_topics |= {spec.name for spec in topics}
+
+    async def append(
+        self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> tuple[int, int]:
+        meta = await self.producer.send_and_wait(
+            topic, value, key=key.encode(), headers=list(headers)
+        )
+        return int(meta.partition), int(meta.offset)
+
+    def consumer(
+        self,
+        group: str,
+        topics: Sequence[str],
+        *,
+        on_revoke: RevokeListener | None = None,
+    ) -> KafkaConsumer:
+        return KafkaConsumer(self, group, list(topics), on_revoke)
+
+    async def _partitions(self, topic: str) -> list[int]:
+        for _ in range(50):
+            parts = self.producer.client.cluster.partitions_for_topic(topic)
+            if parts:
+                return sorted(parts)
+            await self.producer.client.force_metadata_update()
+            await self.producer.client._wait_on_metadata(topic)
+        return []
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [KafkaTP(topic, p) for p in await self._partitions(topic)]
+            ends = await consumer.end_offsets(tps)
+            return {tp.partition: int(offset) for tp, offset in ends.items()}
+        finally:
+            await consumer.stop()
+
+    async def committed(self, group: str, topic: str) -> dict[int, int]:
+        parts = await self._partitions(topic)
+        offsets = await self.admin.list_consumer_group_offsets(
+            group, partitions=[KafkaTP(topic, p) for p in parts]
+        )
+        out = {p: 0 for p in parts}
+        for tp, meta in offsets.items():
+            if tp.topic == topic and meta.offset >= 0:
+                out[tp.partition] = int(meta.offset)
+        return out
+
+    async def lag(self, group: str, topic: str) -> dict[int, int]:
+        ends = await self.end_offsets(topic)
+        done = await self.committed(group, topic)
+        return {p: max(0, ends[p] - done.get(p, 0)) for p in ends}
+
+    async def reset_group(self, group: str, topic: str) -> None:
+        # Kafka commits only through a group member: join (alone, as an operator would after
+        # stopping the service), take every partition, commit offset 0, leave.
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
+        )
+        await consumer.start()
+        try:
+            wanted = {KafkaTP(topic, p) for p in await self._partitions(topic)}
+            async with asyncio.timeout(60):
+                while set(consumer.assignment()) != wanted:
+                    await consumer.getmany(timeout_ms=200, max_records=1)
+            await consumer.commit({tp: 0 for tp in wanted})
+        finally:
+            await consumer.stop()
+
+    async def read(
+        self, topic: str, partition: int, offset: int, limit: int = 100
+    ) -> list[Record]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = KafkaTP(topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            end = (await consumer.end_offsets([tp]))[tp]
+            out: list[Record] = []
+            while len(out) < limit and await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=limit - len(out))
+                if not batch:
+                    break
+                out += [_record(m) for m in batch.get(tp, [])]
+            return out
+        finally:
+            await consumer.stop()
+
+
+def _record(message: object) -> Record:
+    m = message
+    return Record(
+        topic=m.topic,  # type: ignore[attr-defined]
+        partition=int(m.partition),  # type: ignore[attr-defined]
+        offset=int(m.offset),  # type: ignore[attr-defined]
+        key=(m.key or b"").decode(),  # type: ignore[attr-defined]
+        value=bytes(m.value or b""),  # type: ignore[attr-defined]
+        headers=tuple((k, bytes(v)) for k, v in (m.headers or ())),  # type: ignore[attr-defined]
+        timestamp_ms=int(m.timestamp or 0),  # type: ignore[attr-defined]
+    )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: list[KafkaTP]) -> None:
+        gone = {TopicPartition(tp.topic, tp.partition) for tp in revoked}
+        if gone and self.consumer.on_revoke is not None:
+            await self.consumer.on_revoke(gone)
+
+    async def on_partitions_assigned(self, assigned: list[KafkaTP]) -> None:
+        return None
+
+
+class KafkaConsumer:
+    def __init__(
+        self, log: KafkaEventLog, group: str, topics: list[str], on_revoke: RevokeListener | None
+    ) -> None:
+        self.log = log
+        self.group = group
+        self.topics = topics
+        self.on_revoke = on_revoke
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def raw(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("consumer not started")
+        return self._consumer
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.log.bootstrap,
+            group_id=self.group,
+            client_id=f"{self.log.client_id}-{self.group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.log.session_timeout_ms,
+            heartbeat_interval_ms=self.log.heartbeat_interval_ms,
+            max_poll_interval_ms=self.log.max_poll_interval_ms,
+            rebalance_timeout_ms=self.log.session_timeout_ms,
+            metadata_max_age_ms=5_000,
+        )
+        self._consumer.subscribe(self.topics, listener=_Listener(self))
+        await self._consumer.start()
+
+    def assignment(self) -> set[TopicPartition]:
+        if self._consumer is None:
+            return set()
+        return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def pause(self, partitions: set[TopicPartition]) -> None:
+        self.raw.pause(*[KafkaTP(*tp) for tp in partitions])
+
+    def resume(self, partitions: set[TopicPartition]) -> None:
+        self.raw.resume(*[KafkaTP(*tp) for tp in partitions])
+
+    async def poll(self, max_records: int = 500, timeout: float = 0.5) -> list[Record]:
+        batches = await self.raw.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
+        return [_record(m) for messages in batches.values() for m in messages]
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assigned = self.raw.assignment()
+        mine = {KafkaTP(*tp): o for tp, o in offsets.items() if KafkaTP(*tp) in assigned}
+        if mine:
+            try:
+                await self.raw.commit(mine)
+            except KafkaError:
+                # The group rebalanced under us: the new owner reads from the last commit.
+                return
+
+    async def seek_to_beginning(self, partitions: set[TopicPartition] | None = None) -> None:
+        tps = [KafkaTP(*tp) for tp in partitions] if partitions else list(self.raw.assignment())
+        if tps:
+            await self.raw.seek_to_beginning(*tps)
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+    async def abandon(self) -> None:
+        """Stop without leaving cleanly or committing: what a killed process looks like."""
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            self.on_revoke = None  # no draining, no commit: the work is simply lost
+            await consumer.stop()

@@ -1,0 +1,189 @@
+"""The event envelope and the payload model of every event type, as JSON on the wire."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kibitz.errors import MalformedEvent
+
+
+class Payload(BaseModel):
+    """Base of every event payload; `event_type` and `event_version` name it on the wire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_type: ClassVar[str]
+    event_version: ClassVar[int] = 1
+
+
+class Envelope(BaseModel):
+    """One message of the event log: metadata plus a typed payload (kept as a dict here)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    type: str
+    version: int = 1
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    key: str
+    payload: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        """Parse a wire message; raises MalformedEvent with the reason."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise MalformedEvent(f"not an event envelope: {_first_error(exc)}") from None
+
+    def payload_as(self, model: type[P]) -> P:
+        """The payload validated as `model`; raises MalformedEvent with the reason."""
+        try:
+            return model.model_validate(self.payload)
+        except ValidationError as exc:
+            raise MalformedEvent(f"bad {self.type} payload: {_first_error(exc)}") from None
+
+
+P = TypeVar("P", bound=Payload)
+
+_REGISTRY: dict[str, type[Payload]] = {}
+
+
+def register(model: type[P]) -> type[P]:
+    """Class decorator: make `model` the payload of its `event_type`."""
+    _REGISTRY[model.event_type] = model
+    return model
+
+
+def payload_model(event_type: str) -> type[Payload]:
+    """The payload model registered for `event_type`; raises MalformedEvent when unknown."""
+    try:
+        return _REGISTRY[event_type]
+    except KeyError:
+        raise MalformedEvent(f"unknown event type {event_type!r}") from None
+
+
+def new_event(
+    payload: Payload,
+    key: str,
+    *,
+    cause: Envelope | None = None,
+    correlation_id: str | None = None,
+) -> Envelope:
+    """A new envelope for `payload`; a `cause` carries its correlation id on and becomes causation."""
+    return Envelope(
+        type=payload.event_type,
+        version=payload.event_version,
+        key=key,
+        payload=payload.model_dump(mode="json"),
+        correlation_id=correlation_id or (cause.correlation_id or cause.id if cause else None),
+        causation_id=cause.id if cause else None,
+    )
+
+
+def decode(raw: bytes) -> tuple[Envelope, Payload]:
+    """Envelope and typed payload of a wire message; raises MalformedEvent."""
+    envelope = Envelope.from_bytes(raw)
+    return envelope, envelope.payload_as(payload_model(envelope.type))
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "message"
+    return f"{where}: {err['msg']}"
+
+
+# --- payloads ----------------------------------------------------------------
+
+
+@register
+class SyncRequested(Payload):
+    event_type = "games.sync.requested"
+    username: str
+    sync_id: str
+    since_ms: int | None = None
+    until_ms: int | None = None
+    max_games: int | None = None
+
+
+@register
+class RawGame(Payload):
+    """A game as it arrived: Lichess's NDJSON object, or one PGN game's text."""
+
+    event_type = "games.raw"
+    source: str  # "lichess" | "pgn"
+    sync_id: str | None = None
+    import_id: str | None = None
+    index: int | None = None
+    lichess: dict[str, Any] | None = None
+    pgn: str | None = None
+
+
+@register
+class GameStored(Payload):
+    event_type = "games.stored"
+    game_id: str
+    created: bool
+    sync_id: str | None = None
+    import_id: str | None = None
+
+
+@register
+class GameRejected(Payload):
+    event_type = "games.rejected"
+    reason: str
+    sync_id: str | None = None
+    import_id: str | None = None
+    index: int | None = None
+
+
+@register
+class SyncProgress(Payload):
+    event_type = "games.sync.progress"
+    sync_id: str
+    username: str
+    status: str  # running | done | failed
+    games_received: int
+    error: str | None = None
+
+
+@register
+class AnalysisRequested(Payload):
+    event_type = "analysis.requested"
+    game_id: str
+    priority: str = "batch"  # interactive | batch
+    phases: list[str] = Field(default_factory=lambda: ["quick", "deep"])
+
+
+@register
+class AnalysisProgress(Payload):
+    event_type = "analysis.progress"
+    game_id: str
+    phase: str
+    status: str
+    positions_done: int
+    positions_total: int
+
+
+@register
+class AnalysisCompleted(Payload):
+    event_type = "analysis.completed"
+    game_id: str
+    phase: str
+
+
+@register
+class Probe(Payload):
+    """A no-op event used by health checks, tests and benchmarks."""
+
+    event_type = "probe"
+    n: int = 0
+    note: str = ""

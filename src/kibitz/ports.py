@@ -1,0 +1,132 @@
+"""The ports: the small interfaces domain and services use, each with real adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One message read from the event log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic's declaration: partition count and retention."""
+
+    name: str
+    partitions: int = 4
+    retention_ms: int | None = 7 * 24 * 3600 * 1000
+    config: dict[str, str] = field(default_factory=dict)
+
+
+RevokeListener = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+class Consumer(Protocol):
+    """A member of a consumer group reading some partitions of some topics."""
+
+    async def start(self) -> None: ...
+
+    async def poll(self, max_records: int = 500, timeout: float = 0.5) -> list[Record]:
+        """Records of the assigned partitions after the consumer's position; [] on timeout."""
+        ...
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Record `offsets` (the next offset to read, per partition) as the group's progress."""
+        ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def pause(self, partitions: set[TopicPartition]) -> None: ...
+
+    def resume(self, partitions: set[TopicPartition]) -> None: ...
+
+    async def seek_to_beginning(self, partitions: set[TopicPartition] | None = None) -> None: ...
+
+    async def close(self) -> None:
+        """Leave the group; uncommitted work is read again by whoever takes the partitions."""
+        ...
+
+
+class EventLog(Protocol):
+    """A partitioned, durable, replayable log with consumer groups (Kafka's model)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def declare(self, topics: Sequence[TopicSpec]) -> None: ...
+
+    async def append(
+        self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> tuple[int, int]:
+        """Append one message; same key → same partition. Returns (partition, offset)."""
+        ...
+
+    def consumer(
+        self,
+        group: str,
+        topics: Sequence[str],
+        *,
+        on_revoke: RevokeListener | None = None,
+    ) -> Consumer: ...
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The next offset to be written, per partition."""
+        ...
+
+    async def committed(self, group: str, topic: str) -> dict[int, int]:
+        """The group's committed offset per partition (0 where it never committed)."""
+        ...
+
+    async def lag(self, group: str, topic: str) -> dict[int, int]:
+        """Messages appended but not yet committed by `group`, per partition."""
+        ...
+
+    async def reset_group(self, group: str, topic: str) -> None:
+        """Replay: move `group`'s committed offsets of `topic` back to the beginning."""
+        ...
+
+    async def read(
+        self, topic: str, partition: int, offset: int, limit: int = 100
+    ) -> list[Record]:
+        """Records of one partition from `offset`, without a group (tail, DLQ listing, replay)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raises when the log cannot be reached."""
+        ...
+
+
+class ProcessedEvents(Protocol):
+    """Idempotency per consumer group: which event ids a group has already handled."""
+
+    async def seen(self, group: str, event_id: str) -> bool: ...
+
+    async def mark(self, group: str, event_id: str) -> None: ...

@@ -1,0 +1,228 @@
+"""The consumer runner: drives one consumer group's handlers over the event log.
+
+Per partition, records are handled one at a time in offset order (so per-key order holds);
+partitions run concurrently. A partition with too much fetched-but-unhandled work is paused so
+the poll loop keeps the group membership alive however long a handler takes. Offsets are
+committed only after a record's handler and its publishes are done. A failing handler's record
+goes to `<topic>.retry` with exponential backoff, then to `<topic>.dlq` with the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from kibitz.errors import MalformedEvent
+from kibitz.events import Envelope, Payload, decode
+from kibitz.ports import EventLog, ProcessedEvents, Record, TopicPartition
+from kibitz.runtime import metrics
+
+log = logging.getLogger("kibitz.consumer")
+
+Handler = Callable[[Envelope, Payload], Awaitable[None]]
+
+RETRY_SUFFIX = ".retry"
+DLQ_SUFFIX = ".dlq"
+
+
+def base_topic(topic: str) -> str:
+    return topic.removesuffix(RETRY_SUFFIX)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 60.0
+    handler_timeout: float = 120.0
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before attempt `attempt + 1` (attempt 1 failed → base_delay)."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass
+class _PartitionWork:
+    queue: deque[Record] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+    discard: bool = False
+    completed: int | None = None  # next offset to commit
+    committed: int | None = None
+
+
+class ConsumerRunner:
+    """Runs `handlers` (topic → handler) as consumer group `group` until `stop()`."""
+
+    def __init__(
+        self,
+        log_: EventLog,
+        group: str,
+        handlers: Mapping[str, Handler],
+        *,
+        processed: ProcessedEvents | None = None,
+        retry: RetryPolicy | None = None,
+        max_buffered_per_partition: int = 200,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.log = log_
+        self.group = group
+        self.handlers = dict(handlers)
+        self.processed = processed
+        self.retry = retry or RetryPolicy()
+        self.max_buffered = max_buffered_per_partition
+        self.clock = clock
+        self._work: dict[TopicPartition, _PartitionWork] = {}
+        self._paused: set[TopicPartition] = set()
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._consumer = log_.consumer(group, self.topics, on_revoke=self._on_revoke)
+        self.handled = 0
+
+    def assignment(self) -> set[TopicPartition]:
+        return self._consumer.assignment()
+
+    @property
+    def topics(self) -> list[str]:
+        return [t for base in self.handlers for t in (base, base + RETRY_SUFFIX)]
+
+    async def run(self) -> None:
+        await self._consumer.start()
+        active = metrics.ACTIVE_TASKS.labels(self.group)
+        try:
+            while not self._stopping.is_set():
+                records = await self._consumer.poll(max_records=500, timeout=0.2)
+                for record in records:
+                    work = self._work.setdefault(record.tp, _PartitionWork())
+                    work.discard = False
+                    work.queue.append(record)
+                    if work.task is None or work.task.done():
+                        work.task = asyncio.create_task(self._drain_partition(record.tp, work))
+                busy = {
+                    tp for tp, w in self._work.items() if len(w.queue) >= self.max_buffered
+                } - self._paused
+                if busy:
+                    self._consumer.pause(busy)
+                    self._paused |= busy
+                idle = {tp for tp in self._paused if len(self._work[tp].queue) < self.max_buffered // 2}
+                if idle:
+                    self._consumer.resume(idle)
+                    self._paused -= idle
+                active.set(sum(1 for w in self._work.values() if w.task and not w.task.done()))
+                await self._commit_completed()
+        finally:
+            await self._finish(set(self._work))
+            await self._consumer.close()
+            self._stopped.set()
+
+    async def stop(self) -> None:
+        """Finish the records being handled, hand back the rest, commit, leave the group."""
+        self._stopping.set()
+        await self._stopped.wait()
+
+    async def _on_revoke(self, partitions: set[TopicPartition]) -> None:
+        await self._finish(partitions)
+
+    async def _finish(self, partitions: set[TopicPartition]) -> None:
+        """Let in-flight handlers of `partitions` finish, drop their queued records, commit."""
+        for tp in partitions:
+            work = self._work.get(tp)
+            if work is None:
+                continue
+            work.discard = True
+            if work.task is not None:
+                await asyncio.gather(work.task, return_exceptions=True)
+        await self._commit_completed(partitions)
+        for tp in partitions:
+            self._work.pop(tp, None)
+            self._paused.discard(tp)
+
+    async def _commit_completed(self, only: set[TopicPartition] | None = None) -> None:
+        offsets = {
+            tp: w.completed
+            for tp, w in self._work.items()
+            if w.completed is not None and w.completed != w.committed and (only is None or tp in only)
+        }
+        if not offsets:
+            return
+        await self._consumer.commit(offsets)  # type: ignore[arg-type]
+        for tp, offset in offsets.items():
+            self._work[tp].committed = offset
+
+    async def _drain_partition(self, tp: TopicPartition, work: _PartitionWork) -> None:
+        while work.queue and not work.discard:
+            record = work.queue[0]
+            await self._handle(record)
+            work.queue.popleft()
+            work.completed = record.offset + 1
+        if work.discard:
+            work.queue.clear()
+
+    async def _handle(self, record: Record) -> None:
+        topic = base_topic(record.topic)
+        handler = self.handlers[topic]
+        try:
+            envelope, payload = decode(record.value)
+        except MalformedEvent as exc:
+            await self._dead_letter(record, topic, exc.detail, attempts=0)
+            return
+        if record.topic.endswith(RETRY_SUFFIX):
+            due = float((record.header("not_before") or b"0").decode())
+            wait = due - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        if self.processed is not None and await self.processed.seen(self.group, envelope.id):
+            metrics.MESSAGES_DUPLICATE.labels(self.group, topic).inc()
+            return
+        attempt = int((record.header("attempt") or b"1").decode())
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(handler(envelope, payload), self.retry.handler_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            metrics.MESSAGES_FAILED.labels(self.group, topic).inc()
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning(
+                "handler_failed group=%s topic=%s key=%s attempt=%d error=%s",
+                self.group, topic, record.key, attempt, reason,
+            )
+            if isinstance(exc, MalformedEvent) or attempt >= self.retry.max_attempts:
+                await self._dead_letter(record, topic, reason, attempts=attempt)
+            else:
+                await self.log.append(
+                    topic + RETRY_SUFFIX,
+                    record.key,
+                    record.value,
+                    [
+                        ("attempt", str(attempt + 1).encode()),
+                        ("not_before", str(self.clock() + self.retry.delay(attempt)).encode()),
+                        ("error", reason.encode()),
+                        ("group", self.group.encode()),
+                    ],
+                )
+            return
+        finally:
+            metrics.HANDLER_SECONDS.labels(self.group, topic).observe(time.perf_counter() - started)
+        if self.processed is not None:
+            await self.processed.mark(self.group, envelope.id)
+        metrics.MESSAGES_PROCESSED.labels(self.group, topic).inc()
+        self.handled += 1
+
+    async def _dead_letter(self, record: Record, topic: str, reason: str, attempts: int) -> None:
+        metrics.MESSAGES_DEAD.labels(self.group, topic).inc()
+        log.error("dead_lettered group=%s topic=%s key=%s error=%s", self.group, topic, record.key, reason)
+        await self.log.append(
+            topic + DLQ_SUFFIX,
+            record.key,
+            record.value,
+            [
+                ("error", reason.encode()),
+                ("attempts", str(attempts).encode()),
+                ("group", self.group.encode()),
+                ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ],
+        )

@@ -1,0 +1,28 @@
+"""Prometheus metrics of the runtime, shared by every service of a process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_PROCESSED = Counter(
+    "kibitz_messages_processed_total", "Messages handled successfully", ["group", "topic"]
+)
+MESSAGES_FAILED = Counter(
+    "kibitz_messages_failed_total", "Handler failures (each retry counts)", ["group", "topic"]
+)
+MESSAGES_DEAD = Counter(
+    "kibitz_messages_dead_lettered_total", "Messages parked on a DLQ", ["group", "topic"]
+)
+MESSAGES_DUPLICATE = Counter(
+    "kibitz_messages_duplicate_total", "Messages skipped as already processed", ["group", "topic"]
+)
+HANDLER_SECONDS = Histogram(
+    "kibitz_handler_seconds",
+    "Time spent in a handler",
+    ["group", "topic"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+CONSUMER_LAG = Gauge(
+    "kibitz_consumer_lag", "Messages not yet committed by the group", ["group", "topic", "partition"]
+)
+ACTIVE_TASKS = Gauge("kibitz_active_tasks", "Handlers running now", ["group"])

@@ -1,0 +1,33 @@
+"""Publishing events: one envelope, JSON on the wire, keyed, with the type in a header."""
+
+from __future__ import annotations
+
+from kibitz.events import Envelope, Payload, new_event
+from kibitz.ports import EventLog
+
+
+class Publisher:
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Payload,
+        key: str,
+        *,
+        cause: Envelope | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope:
+        """Append `payload` to `topic` under `key`; returns the envelope written."""
+        envelope = new_event(payload, key, cause=cause, correlation_id=correlation_id)
+        await self.publish_envelope(topic, envelope)
+        return envelope
+
+    async def publish_envelope(self, topic: str, envelope: Envelope) -> None:
+        await self.log.append(
+            topic,
+            envelope.key,
+            envelope.to_bytes(),
+            [("type", envelope.type.encode()), ("id", envelope.id.encode())],
+        )

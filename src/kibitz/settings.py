@@ -1,0 +1,103 @@
+"""Settings read from the environment and `.env`; only `bootstrap` and the CLI entry read them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kibitz.errors import ConfigurationError
+
+DEFAULT_STOCKFISH_PATHS = ("/usr/games/stockfish", "/usr/bin/stockfish", "/usr/local/bin/stockfish")
+
+
+class Settings(BaseSettings):
+    """Every knob of a kibitz process; `KIBITZ_` + the upper-case field name in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="KIBITZ_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "kibitz")
+    database_url: str = ""
+    bus_url: str = ""
+    lichess_url: str = "https://lichess.org"
+    lichess_token: str | None = None
+    stockfish: str = ""
+    api_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    tracker_url: str = "http://127.0.0.1:8001"
+    llm_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_key: str | None = None
+    engine_processes: int = Field(default=1, ge=1, le=64)
+    engine_hash_mb: int = Field(default=16, ge=1, le=65536)
+    quick_nodes: int = Field(default=20_000, ge=100)
+    deep_nodes: int = Field(default=300_000, ge=100)
+    handler_max_attempts: int = Field(default=4, ge=1, le=20)
+    retry_base_seconds: float = Field(default=0.5, gt=0)
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    demo: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+    @field_validator("bus_url")
+    @classmethod
+    def _bus_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "kafka://")):
+            raise ValueError("must be sqlite:///PATH or kafka://HOST:PORT[,HOST:PORT]")
+        if value.startswith("kafka://") and not value.removeprefix("kafka://").strip():
+            raise ValueError("kafka:// needs at least one HOST:PORT")
+        return value
+
+    @field_validator("lichess_url", "tracker_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _defaults_in_home(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'kibitz.db'}"
+        if not self.bus_url:
+            self.bus_url = f"sqlite:///{self.home / 'eventlog.db'}"
+        return self
+
+    @property
+    def kafka_bootstrap(self) -> list[str]:
+        """The broker addresses of a `kafka://` bus URL."""
+        return [h.strip() for h in self.bus_url.removeprefix("kafka://").split(",") if h.strip()]
+
+    @property
+    def bus_is_kafka(self) -> bool:
+        return self.bus_url.startswith("kafka://")
+
+    def stockfish_path(self) -> str | None:
+        """The Stockfish binary to run: KIBITZ_STOCKFISH, else PATH, else Debian's location."""
+        if self.stockfish:
+            return self.stockfish
+        found = shutil.which("stockfish")
+        if found:
+            return found
+        for candidate in DEFAULT_STOCKFISH_PATHS:
+            if Path(candidate).exists():
+                return candidate
+        return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raises ConfigurationError with a one-line message naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        raise ConfigurationError(f"KIBITZ_{field.upper()}: {first['msg']}") from None

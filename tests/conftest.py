@@ -1,0 +1,79 @@
+"""Shared fixtures: a Kafka-protocol broker, a fresh PostgreSQL database per run, event logs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kibitz.adapters.eventlog_kafka import KafkaEventLog
+from kibitz.adapters.eventlog_sqlite import SqliteEventLog
+from kibitz.devtools import LocalBroker, start_broker
+from kibitz.ports import EventLog
+
+PG_ADMIN_URL = os.environ.get("KIBITZ_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a Kafka-protocol broker: KIBITZ_TEST_KAFKA, or Tansu started here."""
+    given = os.environ.get("KIBITZ_TEST_KAFKA")
+    if given:
+        yield given
+        return
+    local: LocalBroker = start_broker(tmp_path_factory.mktemp("broker"))
+    try:
+        yield local.bootstrap
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database created for this test run and dropped after it."""
+    name = f"kibitz_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_sqlite_log(path: Path) -> SqliteEventLog:
+    return SqliteEventLog(path, session_timeout_ms=1500, poll_interval=0.02)
+
+
+def make_kafka_log(bootstrap: str) -> KafkaEventLog:
+    return KafkaEventLog(
+        [bootstrap],
+        client_id=f"test-{uuid.uuid4().hex[:6]}",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+    )
+
+
+@pytest.fixture(params=["sqlite", "kafka"])
+async def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
+    """The event log port, once per adapter: the contract suite runs on both."""
+    log: EventLog
+    if request.param == "sqlite":
+        log = make_sqlite_log(tmp_path / "log.db")
+    else:
+        log = make_kafka_log(request.getfixturevalue("broker"))
+    await log.start()
+    try:
+        yield log
+    finally:
+        await log.close()
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"

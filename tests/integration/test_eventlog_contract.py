@@ -1,0 +1,217 @@
+"""One contract for the EventLog port, run against the embedded SQLite log and against Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter, defaultdict
+
+from kibitz.events import Envelope, Payload, Probe, decode, new_event
+from kibitz.ports import EventLog, Record, TopicSpec
+from kibitz.runtime.consumer import ConsumerRunner, RetryPolicy
+from kibitz.runtime.publisher import Publisher
+
+
+async def _consume(log: EventLog, group: str, topic: str, count: int, timeout: float = 30.0) -> list[Record]:
+    consumer = log.consumer(group, [topic])
+    await consumer.start()
+    got: list[Record] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(got) < count:
+                got += await consumer.poll(timeout=0.5)
+        await consumer.commit({r.tp: r.offset + 1 for r in got})
+    finally:
+        await consumer.close()
+    return got
+
+
+async def _eventually(predicate: object, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.05)
+
+
+async def test_same_key_same_partition_in_order_under_concurrent_producers(
+    event_log: EventLog, topic: str
+) -> None:
+    await event_log.declare([TopicSpec(topic, partitions=4)])
+
+    async def produce(producer: int) -> None:
+        for seq in range(40):
+            key = f"p{producer}-k{seq % 3}"
+            await event_log.append(topic, key, f"{producer}:{seq}".encode())
+
+    await asyncio.gather(*(produce(p) for p in range(4)))
+    records = await _consume(event_log, f"g-{uuid.uuid4().hex[:6]}", topic, 160)
+    assert len(records) == 160
+    by_key: dict[str, list[Record]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key[record.key].append(record)
+    assert len(by_key) == 12
+    for key, rs in by_key.items():
+        assert len({r.partition for r in rs}) == 1, key
+        seqs = [int(r.value.decode().split(":")[1]) for r in rs]
+        assert seqs == sorted(seqs), key
+
+
+async def test_committed_offset_survives_a_restart_and_replay_reads_everything(
+    event_log: EventLog, topic: str
+) -> None:
+    await event_log.declare([TopicSpec(topic, partitions=2)])
+    for i in range(10):
+        await event_log.append(topic, f"k{i}", str(i).encode())
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    first = await _consume(event_log, group, topic, 10)
+    assert sorted(int(r.value) for r in first) == list(range(10))
+    for i in range(10, 15):
+        await event_log.append(topic, f"k{i}", str(i).encode())
+    second = await _consume(event_log, group, topic, 5)
+    assert sorted(int(r.value) for r in second) == list(range(10, 15))
+    assert sum((await event_log.lag(group, topic)).values()) == 0
+
+    await event_log.reset_group(group, topic)
+    assert sum((await event_log.lag(group, topic)).values()) == 15
+    replayed = await _consume(event_log, group, topic, 15)
+    assert sorted(int(r.value) for r in replayed) == list(range(15))
+
+
+async def test_lag_counts_appended_but_uncommitted(event_log: EventLog, topic: str) -> None:
+    await event_log.declare([TopicSpec(topic, partitions=3)])
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    for i in range(9):
+        await event_log.append(topic, f"k{i}", b"x")
+    assert sum((await event_log.lag(group, topic)).values()) == 9
+    assert sum((await event_log.end_offsets(topic)).values()) == 9
+    await _consume(event_log, group, topic, 9)
+    assert sum((await event_log.lag(group, topic)).values()) == 0
+
+
+async def test_a_consumer_killed_before_commit_gets_its_messages_again(
+    event_log: EventLog, topic: str
+) -> None:
+    await event_log.declare([TopicSpec(topic, partitions=2)])
+    for i in range(6):
+        await event_log.append(topic, f"k{i}", str(i).encode())
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    victim = event_log.consumer(group, [topic])
+    await victim.start()
+    seen: list[Record] = []
+    async with asyncio.timeout(30):
+        while len(seen) < 6:
+            seen += await victim.poll(timeout=0.5)
+    await victim.abandon()  # type: ignore[attr-defined]
+    again = await _consume(event_log, group, topic, 6)
+    assert sorted(int(r.value) for r in again) == list(range(6))
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.seen: Counter[int] = Counter()
+
+    async def handle(self, envelope: Envelope, payload: Payload) -> None:
+        assert isinstance(payload, Probe)
+        if payload.note == "poison":
+            raise ValueError("this one always fails")
+        self.seen[payload.n] += 1
+
+
+async def _publish(log: EventLog, topic: str, numbers: range, note: str = "") -> None:
+    publisher = Publisher(log)
+    for n in numbers:
+        await publisher.publish(topic, Probe(n=n, note=note), key=f"k{n % 7}")
+
+
+async def test_two_group_members_split_partitions_and_hand_over_without_loss_or_duplicates(
+    event_log: EventLog, topic: str
+) -> None:
+    await event_log.declare([TopicSpec(topic, partitions=4)])
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    recorder = _Recorder()
+    first = ConsumerRunner(event_log, group, {topic: recorder.handle})
+    second = ConsumerRunner(event_log, group, {topic: recorder.handle})
+    tasks = [asyncio.create_task(first.run())]
+    try:
+        await _handover(event_log, topic, recorder, first, second, tasks)
+    finally:
+        for runner in (first, second):
+            if tasks and not runner._stopped.is_set():
+                runner._stopping.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    assert set(recorder.seen) == set(range(300))
+    assert max(recorder.seen.values()) == 1, "a committed message was processed twice"
+    assert first.handled > 0 and second.handled > 0
+
+
+async def _handover(
+    event_log: EventLog,
+    topic: str,
+    recorder: _Recorder,
+    first: ConsumerRunner,
+    second: ConsumerRunner,
+    tasks: list[asyncio.Task[None]],
+) -> None:
+    await _publish(event_log, topic, range(100))
+    await _eventually(lambda: first.handled > 0)
+    tasks.append(asyncio.create_task(second.run()))
+
+    def split() -> bool:
+        mine, theirs = first.assignment(), second.assignment()
+        return bool(mine) and bool(theirs) and not (mine & theirs)
+
+    await _eventually(split)
+    assert {tp.partition for tp in first.assignment() | second.assignment() if tp.topic == topic} == {0, 1, 2, 3}
+    await _publish(event_log, topic, range(100, 200))
+    await _eventually(lambda: sum(recorder.seen.values()) >= 200 and second.handled > 0)
+    await first.stop()  # leaves the group: its partitions move to the second member
+    await _publish(event_log, topic, range(200, 300))
+    await _eventually(lambda: sum(recorder.seen.values()) >= 300)
+    await second.stop()
+
+
+async def test_a_poison_message_lands_on_the_dlq_and_the_rest_flow_on(
+    event_log: EventLog, topic: str
+) -> None:
+    await event_log.declare(
+        [TopicSpec(topic, 2), TopicSpec(topic + ".retry", 2), TopicSpec(topic + ".dlq", 1)]
+    )
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    recorder = _Recorder()
+    runner = ConsumerRunner(
+        event_log, group, {topic: recorder.handle},
+        retry=RetryPolicy(max_attempts=3, base_delay=0.05),
+    )
+    task = asyncio.create_task(runner.run())
+    await _publish(event_log, topic, range(0, 10))
+    await _publish(event_log, topic, range(10, 11), note="poison")
+    await event_log.append(topic, "garbage", b"{not json")
+    await _publish(event_log, topic, range(11, 20))
+    dead: list[Record] = []
+
+    async def dlq_has_two() -> bool:
+        nonlocal dead
+        dead = await event_log.read(topic + ".dlq", 0, 0, 10)
+        return len(dead) >= 2
+
+    async with asyncio.timeout(30):
+        while not await dlq_has_two() or len(recorder.seen) < 19:
+            await asyncio.sleep(0.1)
+    await runner.stop()
+    await task
+    assert set(recorder.seen) == set(range(20)) - {10}
+    reasons = {r.key: (r.header("error") or b"").decode() for r in dead}
+    assert "this one always fails" in reasons["k3"]
+    assert (dead[[r.key for r in dead].index("k3")].header("attempts")) == b"3"
+    assert "not an event envelope" in reasons["garbage"]
+    poisoned_env, poisoned = decode(dead[[r.key for r in dead].index("k3")].value)
+    assert isinstance(poisoned, Probe) and poisoned.n == 10
+    assert poisoned_env.type == "probe"
+
+
+def test_new_event_carries_correlation_from_its_cause() -> None:
+    cause = new_event(Probe(n=1), "k")
+    child = new_event(Probe(n=2), "k", cause=cause)
+    assert child.causation_id == cause.id
+    assert child.correlation_id == cause.id
+    grandchild = new_event(Probe(n=3), "k", cause=child)
+    assert grandchild.correlation_id == cause.id
