@@ -14,6 +14,7 @@ from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.devtools import LocalBroker, start_broker
 from kibitz.ports import EventLog
+from tests.fakes.lichess import FakeLichess
 
 PG_ADMIN_URL = os.environ.get("KIBITZ_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -77,3 +78,34 @@ async def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 @pytest.fixture
 def topic() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """A PostgreSQL database for one test, dropped after it."""
+    name = f"kibitz_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store's URL, once per adapter."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'kibitz.db'}"
+    return str(request.getfixturevalue("fresh_pg_url"))
+
+
+@pytest.fixture
+def fake_lichess() -> Iterator[FakeLichess]:
+    fake = FakeLichess().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

@@ -55,10 +55,14 @@ def start_broker(log_dir: Path, port: int | None = None, timeout: float = 20.0) 
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [
-                tansu_binary(), "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

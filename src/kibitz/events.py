@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -44,7 +45,7 @@ class Envelope(BaseModel):
         except ValidationError as exc:
             raise MalformedEvent(f"not an event envelope: {_first_error(exc)}") from None
 
-    def payload_as(self, model: type[P]) -> P:
+    def payload_as(self, model: builtins.type[P]) -> P:
         """The payload validated as `model`; raises MalformedEvent with the reason."""
         try:
             return model.model_validate(self.payload)
@@ -78,7 +79,7 @@ def new_event(
     cause: Envelope | None = None,
     correlation_id: str | None = None,
 ) -> Envelope:
-    """A new envelope for `payload`; a `cause` carries its correlation id on and becomes causation."""
+    """A new envelope for `payload`; a `cause` passes on its correlation id and is the causation."""
     return Envelope(
         type=payload.event_type,
         version=payload.event_version,

@@ -113,9 +113,7 @@ class EventLog(Protocol):
         """Replay: move `group`'s committed offsets of `topic` back to the beginning."""
         ...
 
-    async def read(
-        self, topic: str, partition: int, offset: int, limit: int = 100
-    ) -> list[Record]:
+    async def read(self, topic: str, partition: int, offset: int, limit: int = 100) -> list[Record]:
         """Records of one partition from `offset`, without a group (tail, DLQ listing, replay)."""
         ...
 

@@ -12,7 +12,9 @@ from kibitz.runtime.consumer import ConsumerRunner, RetryPolicy
 from kibitz.runtime.publisher import Publisher
 
 
-async def _consume(log: EventLog, group: str, topic: str, count: int, timeout: float = 30.0) -> list[Record]:
+async def _consume(
+    log: EventLog, group: str, topic: str, count: int, timeout: float = 30.0
+) -> list[Record]:
     consumer = log.consumer(group, [topic])
     await consumer.start()
     got: list[Record] = []
@@ -160,7 +162,9 @@ async def _handover(
         return bool(mine) and bool(theirs) and not (mine & theirs)
 
     await _eventually(split)
-    assert {tp.partition for tp in first.assignment() | second.assignment() if tp.topic == topic} == {0, 1, 2, 3}
+    assert {
+        tp.partition for tp in first.assignment() | second.assignment() if tp.topic == topic
+    } == {0, 1, 2, 3}
     await _publish(event_log, topic, range(100, 200))
     await _eventually(lambda: sum(recorder.seen.values()) >= 200 and second.handled > 0)
     await first.stop()  # leaves the group: its partitions move to the second member
@@ -178,7 +182,9 @@ async def test_a_poison_message_lands_on_the_dlq_and_the_rest_flow_on(
     group = f"g-{uuid.uuid4().hex[:6]}"
     recorder = _Recorder()
     runner = ConsumerRunner(
-        event_log, group, {topic: recorder.handle},
+        event_log,
+        group,
+        {topic: recorder.handle},
         retry=RetryPolicy(max_attempts=3, base_delay=0.05),
     )
     task = asyncio.create_task(runner.run())

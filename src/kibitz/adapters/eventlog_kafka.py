@@ -48,7 +48,9 @@ class KafkaEventLog:
             linger_ms=2,
             request_timeout_ms=30_000,
         )
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, client_id=self.client_id
+        )
         try:
             await self._producer.start()
             await self._admin.start()
@@ -175,9 +177,7 @@ class KafkaEventLog:
         finally:
             await consumer.stop()
 
-    async def read(
-        self, topic: str, partition: int, offset: int, limit: int = 100
-    ) -> list[Record]:
+    async def read(self, topic: str, partition: int, offset: int, limit: int = 100) -> list[Record]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await consumer.start()
         try:

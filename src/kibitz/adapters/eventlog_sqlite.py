@@ -87,7 +87,9 @@ class _Db:
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(lambda: fn(self.conn()))
 
-    def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    def transaction(
+        self, fn: Callable[[sqlite3.Connection], T]
+    ) -> Callable[[sqlite3.Connection], T]:
         def wrapped(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -186,7 +188,9 @@ class SqliteEventLog:
         count = self._partitions.get(topic)
         if count is None:
             row = await self.db.run(
-                lambda c: c.execute("SELECT partitions FROM topics WHERE name=?", (topic,)).fetchone()
+                lambda c: c.execute(
+                    "SELECT partitions FROM topics WHERE name=?", (topic,)
+                ).fetchone()
             )
             if row is None:
                 await self.declare([TopicSpec(topic, DEFAULT_PARTITIONS)])
@@ -270,9 +274,7 @@ class SqliteEventLog:
 
     # --- reading and offsets -------------------------------------------------------
 
-    async def read(
-        self, topic: str, partition: int, offset: int, limit: int = 100
-    ) -> list[Record]:
+    async def read(self, topic: str, partition: int, offset: int, limit: int = 100) -> list[Record]:
         rows = await self.db.run(
             lambda c: c.execute(
                 "SELECT partition, offset, key, value, headers, ts_ms FROM records "
@@ -427,7 +429,8 @@ class SqliteConsumer:
 
         def read_state(conn: sqlite3.Connection) -> tuple[list[str], dict[TopicPartition, str]]:
             live = [
-                m for (m,) in conn.execute(
+                m
+                for (m,) in conn.execute(
                     "SELECT member_id FROM group_members WHERE grp=? AND heartbeat_ms>=? "
                     "ORDER BY member_id",
                     (group, cutoff),
@@ -446,7 +449,9 @@ class SqliteConsumer:
         if self.member_id not in live:
             live = sorted([*live, self.member_id])
         desired = {
-            tp for i, tp in enumerate(sorted(all_partitions)) if live[i % len(live)] == self.member_id
+            tp
+            for i, tp in enumerate(sorted(all_partitions))
+            if live[i % len(live)] == self.member_id
         }
         to_release = self._owned - desired
         if to_release:
@@ -454,7 +459,8 @@ class SqliteConsumer:
                 await self.on_revoke(set(to_release))
             await self._release(to_release)
         claimable = {
-            tp for tp in desired - self._owned
+            tp
+            for tp in desired - self._owned
             if owners.get(tp) is None or owners[tp] not in live or owners[tp] == self.member_id
         }
         if claimable:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from kibitz.errors import MalformedEvent
 from kibitz.events import Envelope, Payload, decode
-from kibitz.ports import EventLog, ProcessedEvents, Record, TopicPartition
+from kibitz.ports import Consumer, EventLog, ProcessedEvents, Record, TopicPartition
 from kibitz.runtime import metrics
 
 log = logging.getLogger("kibitz.consumer")
@@ -79,22 +79,32 @@ class ConsumerRunner:
         self._paused: set[TopicPartition] = set()
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._consumer = log_.consumer(group, self.topics, on_revoke=self._on_revoke)
+        self._consumer: Consumer | None = None
         self.handled = 0
 
     def assignment(self) -> set[TopicPartition]:
-        return self._consumer.assignment()
+        return self._consumer.assignment() if self._consumer is not None else set()
 
     @property
     def topics(self) -> list[str]:
         return [t for base in self.handlers for t in (base, base + RETRY_SUFFIX)]
 
     async def run(self) -> None:
-        await self._consumer.start()
+        """Consume until `stop()`; raises if the log cannot be reached (the supervisor retries)."""
+        self._stopping.clear()
+        self._stopped.clear()
+        consumer = self._consumer = self.log.consumer(
+            self.group, self.topics, on_revoke=self._on_revoke
+        )
+        try:
+            await consumer.start()
+        except BaseException:
+            self._stopped.set()
+            raise
         active = metrics.ACTIVE_TASKS.labels(self.group)
         try:
             while not self._stopping.is_set():
-                records = await self._consumer.poll(max_records=500, timeout=0.2)
+                records = await consumer.poll(max_records=500, timeout=0.2)
                 for record in records:
                     work = self._work.setdefault(record.tp, _PartitionWork())
                     work.discard = False
@@ -105,23 +115,28 @@ class ConsumerRunner:
                     tp for tp, w in self._work.items() if len(w.queue) >= self.max_buffered
                 } - self._paused
                 if busy:
-                    self._consumer.pause(busy)
+                    consumer.pause(busy)
                     self._paused |= busy
-                idle = {tp for tp in self._paused if len(self._work[tp].queue) < self.max_buffered // 2}
+                idle = {
+                    tp for tp in self._paused if len(self._work[tp].queue) < self.max_buffered // 2
+                }
                 if idle:
-                    self._consumer.resume(idle)
+                    consumer.resume(idle)
                     self._paused -= idle
                 active.set(sum(1 for w in self._work.values() if w.task and not w.task.done()))
                 await self._commit_completed()
         finally:
-            await self._finish(set(self._work))
-            await self._consumer.close()
-            self._stopped.set()
+            try:
+                await self._finish(set(self._work))
+                await consumer.close()
+            finally:
+                self._stopped.set()
 
     async def stop(self) -> None:
         """Finish the records being handled, hand back the rest, commit, leave the group."""
         self._stopping.set()
-        await self._stopped.wait()
+        if self._consumer is not None:
+            await self._stopped.wait()
 
     async def _on_revoke(self, partitions: set[TopicPartition]) -> None:
         await self._finish(partitions)
@@ -144,11 +159,15 @@ class ConsumerRunner:
         offsets = {
             tp: w.completed
             for tp, w in self._work.items()
-            if w.completed is not None and w.completed != w.committed and (only is None or tp in only)
+            if w.completed is not None
+            and w.completed != w.committed
+            and (only is None or tp in only)
         }
         if not offsets:
             return
-        await self._consumer.commit(offsets)  # type: ignore[arg-type]
+        if self._consumer is None:
+            return
+        await self._consumer.commit(offsets)
         for tp, offset in offsets.items():
             self._work[tp].committed = offset
 
@@ -188,7 +207,11 @@ class ConsumerRunner:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning(
                 "handler_failed group=%s topic=%s key=%s attempt=%d error=%s",
-                self.group, topic, record.key, attempt, reason,
+                self.group,
+                topic,
+                record.key,
+                attempt,
+                reason,
             )
             if isinstance(exc, MalformedEvent) or attempt >= self.retry.max_attempts:
                 await self._dead_letter(record, topic, reason, attempts=attempt)
@@ -214,7 +237,9 @@ class ConsumerRunner:
 
     async def _dead_letter(self, record: Record, topic: str, reason: str, attempts: int) -> None:
         metrics.MESSAGES_DEAD.labels(self.group, topic).inc()
-        log.error("dead_lettered group=%s topic=%s key=%s error=%s", self.group, topic, record.key, reason)
+        log.error(
+            "dead_lettered group=%s topic=%s key=%s error=%s", self.group, topic, record.key, reason
+        )
         await self.log.append(
             topic + DLQ_SUFFIX,
             record.key,

@@ -23,6 +23,8 @@ HANDLER_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 CONSUMER_LAG = Gauge(
-    "kibitz_consumer_lag", "Messages not yet committed by the group", ["group", "topic", "partition"]
+    "kibitz_consumer_lag",
+    "Messages not yet committed by the group",
+    ["group", "topic", "partition"],
 )
 ACTIVE_TASKS = Gauge("kibitz_active_tasks", "Handlers running now", ["group"])

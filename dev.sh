@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The two commands of the README:  ./dev.sh serve   and   ./dev.sh test
+# Each installs what is missing on a Debian machine (as root or with sudo): Python's venv,
+# the package and its pinned dependencies, Stockfish; `test` also Chromium and PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+APT_UPDATED=""
+
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+python_bin() {
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return
+    fi
+  done
+  apt_install python3 python3-venv python3-dev
+  echo python3
+}
+
+ensure_venv() {  # $1: the extras to install ("" or "[test]")
+  local stamp=".venv/.installed$1"
+  if [ ! -x .venv/bin/python ]; then "$(python_bin)" -m venv .venv; fi
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "installing kibitz$1 into .venv …"
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e ".$1"
+    touch "$stamp"
+  fi
+}
+
+ensure_stockfish() {
+  if [ -n "${KIBITZ_STOCKFISH:-}" ]; then return; fi
+  if command -v stockfish >/dev/null || [ -x /usr/games/stockfish ]; then return; fi
+  echo "installing Debian's stockfish …"
+  apt_install stockfish
+}
+
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then return; fi
+  echo "installing Debian's chromium …"
+  apt_install chromium
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  if ! command -v pg_ctlcluster >/dev/null; then
+    echo "installing PostgreSQL …"
+    apt_install postgresql
+  fi
+  # shellcheck disable=SC2046
+  $SUDO pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | tail -1) main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
+  echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1
+}
+
+case "${1:-}" in
+  serve)
+    shift
+    ensure_venv ""
+    ensure_stockfish
+    exec .venv/bin/kibitz serve "$@"
+    ;;
+  test)
+    shift
+    ensure_venv "[test]"
+    ensure_stockfish
+    ensure_chromium
+    ensure_postgres
+    echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench
+    echo "== mypy"; .venv/bin/mypy
+    echo "== pytest"; exec .venv/bin/pytest "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh serve [kibitz serve options] | ./dev.sh test [pytest options]" >&2
+    exit 2
+    ;;
+esac

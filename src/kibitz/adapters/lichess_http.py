@@ -1,0 +1,210 @@
+"""The Lichess adapter: httpx against KIBITZ_LICHESS_URL, NDJSON parsed line by line as it streams.
+
+Every request goes through a RequestGate: one request at a time across the whole deployment,
+and none for a full 60 s after an HTTP 429 (Lichess's documented rule for API clients).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from prometheus_client import Counter
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kibitz.adapters.store_models import Lock
+from kibitz.adapters.store_sql import SqlStore
+from kibitz.clock import Clock
+from kibitz.errors import LichessRateLimited, LichessUserNotFound, UpstreamUnavailable
+
+log = logging.getLogger("kibitz.lichess")
+
+RATE_LIMIT_PAUSE = 60.0
+LOCK_NAME = "lichess"
+LEASE_SECONDS = 30.0
+
+LICHESS_REQUESTS = Counter(
+    "kibitz_lichess_requests_total", "Requests sent to Lichess", ["endpoint"]
+)
+LICHESS_429 = Counter("kibitz_lichess_rate_limited_total", "HTTP 429 answers from Lichess")
+
+
+class RequestGate:
+    """One Lichess request at a time: an asyncio lock in the process and a lease row in the
+    store shared by every process; the lease also carries the 429 pause (`not_before`)."""
+
+    def __init__(self, store: SqlStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._local = asyncio.Lock()
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        async with self._local:
+            await self._acquire()
+            renew = asyncio.create_task(self._renew())
+            try:
+                yield
+            finally:
+                renew.cancel()
+                await asyncio.gather(renew, return_exceptions=True)
+                await self.store.run(self._release)
+
+    async def _acquire(self) -> None:
+        while True:
+            wait = await self.store.run(self._try_acquire)
+            if wait <= 0:
+                return
+            await self.clock.sleep(wait)
+
+    def _try_acquire(self, session: Session) -> float:
+        now = self.clock.now()
+        lock = session.get(Lock, LOCK_NAME, with_for_update=not self.store.is_sqlite)
+        if lock is None:
+            session.add(Lock(name=LOCK_NAME, holder=self.holder, expires_at=now + LEASE_SECONDS))
+            return 0.0
+        if lock.not_before > now:
+            return lock.not_before - now
+        if lock.holder not in (None, self.holder) and lock.expires_at > now:
+            return min(0.2, lock.expires_at - now)
+        lock.holder = self.holder
+        lock.expires_at = now + LEASE_SECONDS
+        return 0.0
+
+    async def _renew(self) -> None:
+        holder = self.holder
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            await self.store.run(self._extend_lease(holder, self.clock.now() + LEASE_SECONDS))
+
+    @staticmethod
+    def _extend_lease(holder: str, expires: float) -> Callable[[Session], None]:
+        def extend(session: Session) -> None:
+            session.execute(
+                update(Lock)
+                .where(Lock.name == LOCK_NAME, Lock.holder == holder)
+                .values(expires_at=expires)
+            )
+
+        return extend
+
+    def _release(self, session: Session) -> None:
+        lock = session.get(Lock, LOCK_NAME)
+        if lock is not None and lock.holder == self.holder:
+            lock.holder = None
+            lock.expires_at = 0.0
+
+    async def rate_limited(self) -> None:
+        """Record a 429: nobody in the deployment calls Lichess for the next 60 s."""
+        LICHESS_429.inc()
+        until = self.clock.now() + RATE_LIMIT_PAUSE
+
+        def pause(session: Session) -> None:
+            lock = session.get(Lock, LOCK_NAME)
+            if lock is None:
+                session.add(Lock(name=LOCK_NAME, not_before=until))
+            else:
+                lock.not_before = max(lock.not_before, until)
+
+        await self.store.run(pause)
+        log.warning("lichess_rate_limited pause_seconds=%.0f", RATE_LIMIT_PAUSE)
+
+    async def paused_until(self) -> float:
+        row = await self.store.read(
+            lambda s: s.scalar(select(Lock.not_before).where(Lock.name == LOCK_NAME))
+        )
+        return float(row or 0.0)
+
+
+class LichessClient:
+    def __init__(
+        self,
+        base_url: str,
+        gate: RequestGate,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        headers = {"User-Agent": "kibitz/0.1 (+https://github.com/kibitz)"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.base_url = base_url.rstrip("/")
+        self.gate = gate
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, read=timeout * 2),
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def stream_games(
+        self,
+        username: str,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        max_games: int | None = None,
+        perf_type: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield a player's games oldest first, each the moment its NDJSON line arrives.
+
+        Raises LichessUserNotFound (404), LichessRateLimited (429, after recording the pause),
+        UpstreamUnavailable (5xx, unreachable, or a stream dropped mid-way).
+        """
+        params: dict[str, str | int] = {
+            "moves": "true",
+            "clocks": "true",
+            "evals": "true",
+            "opening": "true",
+            "accuracy": "true",
+            "pgnInJson": "false",
+            "sort": "dateAsc",
+        }
+        if since_ms is not None:
+            params["since"] = since_ms
+        if until_ms is not None:
+            params["until"] = until_ms
+        if max_games is not None:
+            params["max"] = max_games
+        if perf_type:
+            params["perfType"] = perf_type
+        path = f"/api/games/user/{username}"
+        async with self.gate.turn():
+            LICHESS_REQUESTS.labels("games_user").inc()
+            started = time.monotonic()
+            try:
+                async with self.http.stream(
+                    "GET", path, params=params, headers={"Accept": "application/x-ndjson"}
+                ) as response:
+                    await self._check(response, username)
+                    async for line in response.aiter_lines():
+                        if line.strip():
+                            yield json.loads(line)
+            except (httpx.TransportError, json.JSONDecodeError) as exc:
+                raise UpstreamUnavailable(
+                    f"Lichess stream for {username} broke after "
+                    f"{time.monotonic() - started:.1f}s: {type(exc).__name__}"
+                ) from None
+
+    async def _check(self, response: httpx.Response, username: str) -> None:
+        if response.status_code == 200:
+            return
+        await response.aread()
+        if response.status_code == 404:
+            raise LichessUserNotFound(f"Lichess has no user {username!r}")
+        if response.status_code == 429:
+            await self.gate.rate_limited()
+            raise LichessRateLimited("Lichess answered 429: pausing all requests for 60 s")
+        raise UpstreamUnavailable(f"Lichess answered HTTP {response.status_code}")

@@ -1,0 +1,198 @@
+"""The relational schema (SQLAlchemy 2 declarative); changed only through Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Player(Base):
+    __tablename__ = "players"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # lower-case username
+    name: Mapped[str] = mapped_column(String(64))
+    followed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Game(Base):
+    __tablename__ = "games"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # lichess | pgn
+    white_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    black_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    white_name: Mapped[str | None] = mapped_column(String(64))
+    black_name: Mapped[str | None] = mapped_column(String(64))
+    white_rating: Mapped[int | None] = mapped_column(Integer)
+    black_rating: Mapped[int | None] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(8), default="*")
+    status: Mapped[str | None] = mapped_column(String(32))
+    winner: Mapped[str | None] = mapped_column(String(8))
+    rated: Mapped[bool | None] = mapped_column(Boolean)
+    variant: Mapped[str] = mapped_column(String(32), default="standard")
+    speed: Mapped[str | None] = mapped_column(String(32))
+    perf: Mapped[str | None] = mapped_column(String(32))
+    opening_eco: Mapped[str | None] = mapped_column(String(8))
+    opening_name: Mapped[str | None] = mapped_column(String(200))
+    opening_ply: Mapped[int | None] = mapped_column(Integer)
+    clock_initial: Mapped[int | None] = mapped_column(Integer)  # seconds
+    clock_increment: Mapped[int | None] = mapped_column(Integer)
+    initial_fen: Mapped[str | None] = mapped_column(String(100))
+    moves_uci: Mapped[str] = mapped_column(Text, default="")
+    moves_san: Mapped[str] = mapped_column(Text, default="")
+    ply_count: Mapped[int] = mapped_column(Integer, default=0)
+    clocks_cs: Mapped[list[Any] | None] = mapped_column(JSON)  # remaining centiseconds per ply
+    server_analysis: Mapped[list[Any] | None] = mapped_column(JSON)  # Lichess per-ply evals
+    player_analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # acpl, accuracy…
+    pgn_evals: Mapped[list[Any] | None] = mapped_column(JSON)  # [%eval] comments of a PGN
+    headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # everything Lichess sent
+    pgn: Mapped[str | None] = mapped_column(Text)
+    played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    played_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Sync(Base):
+    """One run of a player's sync from Lichess, or of one PGN import."""
+
+    __tablename__ = "syncs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # lichess | pgn
+    username: Mapped[str | None] = mapped_column(String(64), index=True)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    games_received: Mapped[int] = mapped_column(Integer, default=0)
+    games_expected: Mapped[int | None] = mapped_column(Integer)
+    games_stored: Mapped[int] = mapped_column(Integer, default=0)
+    games_created: Mapped[int] = mapped_column(Integer, default=0)
+    games_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[list[Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SyncGame(Base):
+    """Which games a sync delivered: counts stay exact under at-least-once delivery."""
+
+    __tablename__ = "sync_games"
+
+    sync_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PositionEval(Base):
+    """The evaluation cache: one row per position (EPD key) and search budget."""
+
+    __tablename__ = "position_evals"
+
+    position_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    nodes: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    cp: Mapped[int | None] = mapped_column(Integer)
+    mate: Mapped[int | None] = mapped_column(Integer)
+    best_move: Mapped[str | None] = mapped_column(String(8))
+    pv: Mapped[str | None] = mapped_column(Text)
+    depth: Mapped[int | None] = mapped_column(Integer)
+    engine: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Analysis(Base):
+    __tablename__ = "analyses"
+    __table_args__ = (UniqueConstraint("game_id", "phase"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    game_id: Mapped[str] = mapped_column(ForeignKey("games.id", ondelete="CASCADE"), index=True)
+    phase: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    priority: Mapped[str] = mapped_column(String(16), default="batch")
+    positions_done: Mapped[int] = mapped_column(Integer, default=0)
+    positions_total: Mapped[int] = mapped_column(Integer, default=0)
+    nodes: Mapped[int | None] = mapped_column(BigInteger)
+    engine: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(16))  # engine | lichess
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MoveEval(Base):
+    __tablename__ = "move_evals"
+
+    game_id: Mapped[str] = mapped_column(
+        ForeignKey("games.id", ondelete="CASCADE"), primary_key=True
+    )
+    phase: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ply: Mapped[int] = mapped_column(Integer, primary_key=True)  # position after `ply` moves
+    cp: Mapped[int | None] = mapped_column(Integer)
+    mate: Mapped[int | None] = mapped_column(Integer)
+    best_move: Mapped[str | None] = mapped_column(String(8))
+    pv: Mapped[str | None] = mapped_column(Text)
+
+
+class PluginResult(Base):
+    __tablename__ = "plugin_results"
+
+    game_id: Mapped[str] = mapped_column(
+        ForeignKey("games.id", ondelete="CASCADE"), primary_key=True
+    )
+    plugin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phase: Mapped[str] = mapped_column(String(8))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProcessedEvent(Base):
+    __tablename__ = "processed_events"
+
+    consumer_group: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Lock(Base):
+    """Named leases: the deployment-wide Lichess request lock lives here."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(100))
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+    not_before: Mapped[float] = mapped_column(Float, default=0.0)  # e.g. 60 s after a 429
+
+
+Index("ix_games_white_played", Game.white_id, Game.played_at)
+Index("ix_games_black_played", Game.black_id, Game.played_at)

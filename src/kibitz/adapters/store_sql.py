@@ -1,0 +1,106 @@
+"""The store adapter: SQLAlchemy 2 on SQLite or PostgreSQL, one unit of work per call."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from kibitz.adapters.store_models import ProcessedEvent
+
+T = TypeVar("T")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class SqlStore:
+    """Runs units of work off the event loop; on SQLite, writes are serialised (one writer)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.is_sqlite = url.startswith("sqlite")
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    def upgrade(self) -> None:
+        """Apply the Alembic migrations up to head."""
+        from kibitz.migrations import upgrade
+
+        upgrade(self.engine)
+
+    def unit_of_work(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn` in one transaction (committed on return, rolled back on error)."""
+        if self._write_lock is not None:
+            with self._write_lock, self.sessions.begin() as session:
+                return fn(session)
+        with self.sessions.begin() as session:
+            return fn(session)
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(self.unit_of_work, fn)
+
+    def insert(self, model: Any) -> Any:
+        """An INSERT … ON CONFLICT-capable statement for this dialect."""
+        return (sqlite_insert if self.is_sqlite else pg_insert)(model)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._ping)
+
+    def _ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- idempotency per consumer group (the ProcessedEvents port) ---
+
+    async def seen(self, group: str, event_id: str) -> bool:
+        def check(session: Session) -> bool:
+            found = session.scalar(
+                select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.consumer_group == group, ProcessedEvent.event_id == event_id
+                )
+            )
+            return found is not None
+
+        return await asyncio.to_thread(lambda: self._read(check))
+
+    async def mark(self, group: str, event_id: str) -> None:
+        stmt = self.insert(ProcessedEvent).values(consumer_group=group, event_id=event_id)
+        stmt = stmt.on_conflict_do_nothing()
+        await self.run(lambda s: s.execute(stmt))
+
+    def _read(self, fn: Callable[[Session], T]) -> T:
+        with self.sessions() as session:
+            return fn(session)
+
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        """Run a read-only `fn` (no write lock)."""
+        return await asyncio.to_thread(self._read, fn)

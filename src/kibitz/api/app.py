@@ -1,0 +1,106 @@
+"""The FastAPI application: JSON API under /api, web pages, /metrics; services in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from kibitz import __version__
+from kibitz.api import errors, routes_games, web
+from kibitz.runtime.bootstrap import Container
+
+log = logging.getLogger("kibitz.api")
+
+HERE = Path(__file__).parent
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    """Refuse a request whose declared body is over the limit before reading it (413)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        super().__init__(app)
+        self.limit = limit
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.limit:
+            return JSONResponse(
+                {
+                    "error": "payload_too_large",
+                    "detail": f"the body is {int(length)} bytes; the limit is {self.limit}",
+                },
+                status_code=413,
+            )
+        return await call_next(request)
+
+
+def create_app(container: Container, *, services: list[str] | None = None) -> FastAPI:
+    """The app over `container`; its lifespan starts the store, the log and `services`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.start(services)
+        if container.settings.demo:
+            from kibitz.demo import load_demo
+
+            await load_demo(container.ctx)
+        try:
+            yield
+        finally:
+            await container.close()
+
+    app = FastAPI(
+        title="kibitz",
+        version=__version__,
+        description="Event-driven chess analysis: ingest, analyse, live, problems, matches.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.add_middleware(BodyLimit, limit=container.settings.max_upload_bytes + 64 * 1024)
+    errors.install(app)
+
+    @app.get("/api/health", tags=["ops"])
+    async def health() -> JSONResponse:
+        """Each component's state; 503 naming the failing one when any is down."""
+        components: dict[str, str] = {}
+        checks = {
+            "store": container.ctx.store.ping(),
+            "bus": container.ctx.event_log.ping(),
+        }
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check, 5)
+                components[name] = "ok"
+            except Exception as exc:
+                components[name] = f"down: {type(exc).__name__}: {exc}"[:200]
+        engine = container.settings.stockfish_path()
+        if engine and (os.access(engine, os.X_OK) or shutil.which(engine)):
+            components["engine"] = "ok"
+        else:
+            components["engine"] = "down: no Stockfish found (set KIBITZ_STOCKFISH)"
+        ok = all(v == "ok" for v in components.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "components": components},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(routes_games.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app

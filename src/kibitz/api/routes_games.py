@@ -1,0 +1,120 @@
+"""JSON API for players, syncs, PGN imports and games."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from pydantic import BaseModel, Field
+
+from kibitz.adapters.store_models import Player
+from kibitz.api.deps import context, require_write_token
+from kibitz.api.views import game_detail, game_summary, get_game, get_sync, player_games
+from kibitz.errors import InvalidInput, PayloadTooLarge
+from kibitz.services import ingest
+from kibitz.services.context import Context
+
+router = APIRouter(prefix="/api", tags=["games"])
+
+
+class SyncRequest(BaseModel):
+    max: int | None = Field(default=None, ge=1, le=100_000)
+    since_ms: int | None = Field(default=None, ge=0)
+
+
+class Accepted(BaseModel):
+    id: str
+    status: str
+    url: str
+
+
+@router.post(
+    "/players/{username}/sync",
+    status_code=202,
+    dependencies=[Depends(require_write_token)],
+    response_model=Accepted,
+)
+async def sync_player(
+    username: str, body: SyncRequest | None = None, ctx: Context = Depends(context)
+) -> Accepted:
+    """Queue a sync of the player's games from Lichess; follow it at /api/syncs/{id}."""
+    body = body or SyncRequest()
+    sync_id = await ingest.request_sync(ctx, username, max_games=body.max, since_ms=body.since_ms)
+    return Accepted(id=sync_id, status="queued", url=f"/api/syncs/{sync_id}")
+
+
+@router.post("/players/{username}/follow", dependencies=[Depends(require_write_token)])
+async def follow_player(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    """Keep the player in sync: the scheduler syncs followed players every minute."""
+    name = ingest.normalise_username(username)
+
+    def follow(session: Any) -> None:
+        player = session.get(Player, name.lower())
+        if player is None:
+            session.add(Player(id=name.lower(), name=name, followed=True))
+        else:
+            player.followed = True
+
+    await ctx.store.run(follow)
+    return {"username": name, "followed": True}
+
+
+@router.delete("/players/{username}/follow", dependencies=[Depends(require_write_token)])
+async def unfollow_player(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    name = ingest.normalise_username(username)
+
+    def unfollow(session: Any) -> None:
+        player = session.get(Player, name.lower())
+        if player is not None:
+            player.followed = False
+
+    await ctx.store.run(unfollow)
+    return {"username": name, "followed": False}
+
+
+@router.get("/syncs/{sync_id}")
+async def sync_status(sync_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    """A sync's or import's status and counts."""
+    return await ctx.store.read(lambda s: get_sync(s, sync_id))
+
+
+@router.post(
+    "/imports/pgn",
+    status_code=202,
+    dependencies=[Depends(require_write_token)],
+    response_model=Accepted,
+)
+async def import_pgn(
+    file: UploadFile, request: Request, ctx: Context = Depends(context)
+) -> Accepted:
+    """Import a PGN file of one or many games (multipart field `file`)."""
+    limit = ctx.settings.max_upload_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the PGN file is over the {limit}-byte limit")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    if not text.strip():
+        raise InvalidInput("the PGN file is empty")
+    import_id = await ingest.import_pgn(ctx, text, filename=file.filename)
+    return Accepted(id=import_id, status="queued", url=f"/api/syncs/{import_id}")
+
+
+@router.get("/players/{username}/games")
+async def list_player_games(
+    username: str,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    ctx: Context = Depends(context),
+) -> dict[str, Any]:
+    """The player's games, newest first."""
+    games = await ctx.store.read(lambda s: player_games(s, username, limit, offset))
+    return {"username": username, "games": [game_summary(g) for g in games]}
+
+
+@router.get("/games/{game_id}")
+async def game(game_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    """One game with moves, clocks, opening and any analysis kept with it."""
+    return await ctx.store.read(lambda s: game_detail(get_game(s, game_id)))

@@ -1,0 +1,410 @@
+"""The `kibitz` command line: serve, run services, import, operate the log and the store."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kibitz.errors import CLI_EXIT_USAGE, InvalidInput, KibitzError
+from kibitz.runtime.consumer import DLQ_SUFFIX
+from kibitz.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(help="kibitz: event-driven chess analysis.", no_args_is_help=True)
+db_app = typer.Typer(help="The store.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead-letter queues: list and replay parked messages.", no_args_is_help=True
+)
+bus_app = typer.Typer(help="The event log.", no_args_is_help=True)
+import_app = typer.Typer(help="Import games.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(bus_app, name="bus")
+app.add_typer(import_app, name="import")
+
+console = Console()
+err = Console(stderr=True)
+
+DLQ_REPLAY_GROUP = "kibitz.dlq-replay"
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(CLI_EXIT_USAGE)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except KibitzError as exc:
+        raise _fail(exc.detail) from None
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except KibitzError as exc:
+        raise _fail(exc.detail) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except OSError as exc:
+        raise _fail(f"cannot reach a component: {exc}") from None
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Import the offline demo games on first start.")
+    ] = True,
+) -> None:
+    """Run everything in one process: the API, the web UI and every service."""
+    import uvicorn
+
+    from kibitz.api.app import create_app
+    from kibitz.runtime.bootstrap import bootstrap
+
+    settings = _settings()
+    settings.demo = demo
+    bind = host or settings.host
+    if not _is_loopback(bind) and not settings.api_token:
+        raise _fail(
+            f"refusing to listen on {bind} without KIBITZ_API_TOKEN: "
+            "set a token, or listen on 127.0.0.1"
+        )
+    _logging()
+    application = create_app(bootstrap(settings))
+    console.print(f"kibitz on http://{bind}:{port or settings.port}  (home {settings.home})")
+    uvicorn.run(application, host=bind, port=port or settings.port, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def run(service: Annotated[str, typer.Argument(help="A name from `kibitz services`.")]) -> None:
+    """Run one service in this process (distributed mode: one process per service)."""
+    from kibitz.runtime.bootstrap import SERVICES, bootstrap
+
+    if service not in SERVICES:
+        raise _fail(f"no service {service!r}; `kibitz services` lists them")
+    settings = _settings()
+    _logging()
+
+    async def main() -> None:
+        container = bootstrap(settings)
+        await container.start([service])
+        console.print(f"service {service} running (Ctrl-C stops it)")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await container.close()
+
+    _run(main)
+
+
+@app.command()
+def services() -> None:
+    """List the services `kibitz run` can start."""
+    from kibitz.runtime.bootstrap import SERVICES
+
+    table = Table("service", "consumes", "what it does")
+    settings = load_settings(demo=False)
+    from kibitz.runtime.bootstrap import bootstrap
+
+    container = bootstrap(settings)
+    for name, build in SERVICES.items():
+        service = build(container.ctx)
+        table.add_row(name, ", ".join(service.handlers) or "(clock)", service.description)
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the store's migrations."""
+    from kibitz.adapters.store_sql import SqlStore
+
+    settings = _settings()
+    try:
+        SqlStore(settings.database_url).upgrade()
+    except Exception as exc:
+        raise _fail(f"cannot migrate {settings.database_url}: {exc}") from None
+    console.print("store is at the latest schema")
+
+
+async def _with_log(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
+    from kibitz.runtime.bootstrap import make_event_log
+
+    log = make_event_log(settings)
+    await log.start()
+    try:
+        return await fn(log)
+    finally:
+        await log.close()
+
+
+async def _dlq_records(log: Any, topic: str) -> tuple[list[Any], int]:
+    dlq = topic + DLQ_SUFFIX
+    start = (await log.committed(DLQ_REPLAY_GROUP, dlq)).get(0, 0)
+    return await log.read(dlq, 0, start, 10_000), start
+
+
+@dlq_app.command("list")
+def dlq_list(topic: Annotated[str, typer.Argument(help="The base topic, e.g. games.raw")]) -> None:
+    """Messages parked on TOPIC.dlq and not yet replayed or discarded."""
+    settings = _settings()
+
+    async def main() -> list[Any]:
+        return (await _with_log(settings, lambda log: _dlq_records(log, topic)))[0]
+
+    records = _run(main)
+    table = Table("offset", "key", "attempts", "error", "from")
+    for r in records:
+        table.add_row(
+            str(r.offset),
+            r.key,
+            (r.header("attempts") or b"").decode(),
+            (r.header("error") or b"").decode(),
+            (r.header("source") or b"").decode(),
+        )
+    console.print(table)
+    console.print(f"{len(records)} parked on {topic}{DLQ_SUFFIX}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: Annotated[str, typer.Argument(help="The base topic, e.g. games.raw")],
+    discard: Annotated[bool, typer.Option(help="Drop them instead of replaying.")] = False,
+) -> None:
+    """Put TOPIC.dlq's parked messages back on TOPIC (or discard them)."""
+    from kibitz.ports import TopicPartition
+
+    settings = _settings()
+
+    async def main() -> int:
+        async def replay(log: Any) -> int:
+            records, _ = await _dlq_records(log, topic)
+            if not records:
+                return 0
+            if not discard:
+                for r in records:
+                    await log.append(topic, r.key, r.value, [("replayed_from", b"dlq")])
+            consumer = log.consumer(DLQ_REPLAY_GROUP, [topic + DLQ_SUFFIX])
+            await consumer.start()
+            try:
+                await consumer.commit(
+                    {TopicPartition(topic + DLQ_SUFFIX, 0): records[-1].offset + 1}
+                )
+            finally:
+                await consumer.close()
+            return len(records)
+
+        return await _with_log(settings, replay)
+
+    count = _run(main)
+    console.print(
+        f"{'discarded' if discard else 'replayed'} {count} message(s) of {topic}{DLQ_SUFFIX}"
+    )
+
+
+@bus_app.command("tail")
+def bus_tail(
+    topic: Annotated[str, typer.Argument(help="Topic to follow.")],
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest message.")] = False,
+    count: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
+) -> None:
+    """Print a topic's events as they arrive, one JSON object a line."""
+    settings = _settings()
+
+    async def main() -> None:
+        async def tail(log: Any) -> None:
+            positions = (
+                {p: 0 for p in await log.end_offsets(topic)}
+                if from_beginning
+                else (await log.end_offsets(topic))
+            )
+            seen = 0
+            while count is None or seen < count:
+                got = False
+                for partition, offset in positions.items():
+                    for r in await log.read(topic, partition, offset, 100):
+                        positions[partition] = r.offset + 1
+                        try:
+                            body: Any = json.loads(r.value)
+                        except ValueError:
+                            body = r.value.decode(errors="replace")
+                        print(
+                            json.dumps(
+                                {
+                                    "partition": r.partition,
+                                    "offset": r.offset,
+                                    "key": r.key,
+                                    "event": body,
+                                }
+                            ),
+                            flush=True,
+                        )
+                        seen += 1
+                        got = True
+                        if count is not None and seen >= count:
+                            return
+                if not got:
+                    await asyncio.sleep(0.2)
+
+        await _with_log(settings, tail)
+
+    _run(main)
+
+
+def _parse_since(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--since {value!r} is not a date (YYYY-MM-DD)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+async def _follow_sync(container: Any, sync_id: str, label: str) -> dict[str, Any]:
+    from kibitz.api.views import get_sync
+
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[stored]} stored · {task.fields[rate]:.1f} games/s"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=None, stored=0, rate=0.0)
+        while True:
+            view = await container.ctx.store.read(lambda s: get_sync(s, sync_id))
+            elapsed = max(0.001, time.monotonic() - started)
+            total = view["games_received"] if view["status"] in ("done", "storing") else None
+            progress.update(
+                task,
+                total=total,
+                completed=view["accounted"],
+                stored=view["games_stored"],
+                rate=view["games_stored"] / elapsed,
+            )
+            if view["status"] in ("done", "failed"):
+                return dict(view)
+            await asyncio.sleep(0.2)
+
+
+def _local_services(settings: Settings) -> list[str]:
+    # Embedded: this process runs the ingest and store services itself. Distributed: they run
+    # as their own processes and this command only asks and watches.
+    return [] if settings.bus_is_kafka else ["ingest", "store"]
+
+
+@import_app.command("lichess")
+def import_lichess(
+    username: Annotated[str, typer.Argument(help="Lichess username.")],
+    max_games: Annotated[int | None, typer.Option("--max", help="At most this many games.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only games since this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Import a player's games from Lichess, with a progress bar."""
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.ingest import request_sync
+
+    settings = _settings()
+    settings.demo = False
+    if max_games is not None and max_games < 1:
+        raise _fail("--max must be at least 1")
+
+    async def main() -> dict[str, Any]:
+        since_ms = _parse_since(since)
+        container = bootstrap(settings)
+        await container.start(_local_services(settings))
+        try:
+            sync_id = await request_sync(
+                container.ctx, username, max_games=max_games, since_ms=since_ms
+            )
+            return await _follow_sync(container, sync_id, f"{username} from Lichess")
+        finally:
+            await container.close()
+
+    view = _run(main)
+    if view["status"] == "failed":
+        raise _fail(view["error"] or "the sync failed")
+    console.print(
+        f"{view['games_stored']} games stored ({view['games_new']} new, "
+        f"{view['games_rejected']} rejected) for {username}"
+    )
+
+
+@import_app.command("pgn")
+def import_pgn_cmd(
+    files: Annotated[list[Path], typer.Argument(help="PGN files.", exists=False)],
+) -> None:
+    """Import PGN files of one or many games; broken games are reported by index and reason."""
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.ingest import import_pgn
+
+    settings = _settings()
+    settings.demo = False
+    for path in files:
+        if not path.is_file():
+            raise _fail(f"no such file: {path}")
+
+    async def main() -> list[dict[str, Any]]:
+        container = bootstrap(settings)
+        await container.start(_local_services(settings))
+        views = []
+        try:
+            for path in files:
+                text = path.read_text(encoding="utf-8-sig", errors="replace")
+                import_id = await import_pgn(container.ctx, text, filename=path.name)
+                views.append(await _follow_sync(container, import_id, path.name))
+        finally:
+            await container.close()
+        return views
+
+    views = _run(main)
+    for path, view in zip(files, views, strict=True):
+        console.print(
+            f"{path.name}: {view['games_stored']} stored ({view['games_new']} new), "
+            f"{view['games_rejected']} rejected"
+        )
+        for rejection in view["rejected"]:
+            console.print(f"  game {rejection['index']}: {rejection['reason']}", highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,87 @@
+"""The composition root: reads settings once and wires every port to its adapter."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kibitz.adapters.eventlog_kafka import KafkaEventLog
+from kibitz.adapters.eventlog_sqlite import SqliteEventLog
+from kibitz.adapters.lichess_http import LichessClient, RequestGate
+from kibitz.adapters.store_sql import SqlStore
+from kibitz.clock import Clock, SystemClock
+from kibitz.errors import ConfigurationError
+from kibitz.ports import EventLog
+from kibitz.runtime.publisher import Publisher
+from kibitz.runtime.service import Service
+from kibitz.runtime.supervisor import Supervisor
+from kibitz.services import ingest, scheduler, store
+from kibitz.services.context import Context
+from kibitz.settings import Settings
+from kibitz.topics import all_topics
+
+log = logging.getLogger("kibitz")
+
+SERVICES: dict[str, Callable[[Context], Service]] = {
+    "ingest": ingest.build,
+    "store": store.build,
+    "scheduler": scheduler.build,
+}
+
+
+def make_event_log(settings: Settings) -> EventLog:
+    if settings.bus_is_kafka:
+        return KafkaEventLog(settings.kafka_bootstrap)
+    path = settings.bus_url.removeprefix("sqlite:///")
+    if not path:
+        raise ConfigurationError("KIBITZ_BUS_URL: sqlite:/// needs a file path")
+    return SqliteEventLog(Path(path))
+
+
+@dataclass
+class Container:
+    settings: Settings
+    ctx: Context
+    services: dict[str, Service] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
+
+    async def start(self, service_names: list[str] | None = None) -> None:
+        """Migrate the store, connect the log, declare topics, start `service_names` (None: all)."""
+        self.ctx.store.upgrade()
+        await self.ctx.event_log.start()
+        await self.ctx.event_log.declare(all_topics())
+        names = list(SERVICES) if service_names is None else service_names
+        self.services = {name: SERVICES[name](self.ctx) for name in names}
+        self.supervisor = Supervisor(
+            self.ctx.event_log, self.ctx.store, list(self.services.values())
+        )
+        await self.supervisor.start()
+
+    async def close(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        await self.ctx.lichess.close()
+        await self.ctx.event_log.close()
+        self.ctx.store.dispose()
+
+
+def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
+    """Build every adapter from `settings`; nothing is connected until `Container.start`."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    clock = clock or SystemClock()
+    sql = SqlStore(settings.database_url)
+    event_log = make_event_log(settings)
+    lichess = LichessClient(
+        settings.lichess_url, RequestGate(sql, clock), token=settings.lichess_token
+    )
+    ctx = Context(
+        settings=settings,
+        event_log=event_log,
+        store=sql,
+        publisher=Publisher(event_log),
+        lichess=lichess,
+        clock=clock,
+    )
+    return Container(settings=settings, ctx=ctx)

@@ -1,0 +1,22 @@
+"""What a service handler gets to work with; built once by `bootstrap`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kibitz.adapters.lichess_http import LichessClient
+from kibitz.adapters.store_sql import SqlStore
+from kibitz.clock import Clock
+from kibitz.ports import EventLog
+from kibitz.runtime.publisher import Publisher
+from kibitz.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    event_log: EventLog
+    store: SqlStore
+    publisher: Publisher
+    lichess: LichessClient
+    clock: Clock

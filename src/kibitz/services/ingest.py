@@ -1,0 +1,190 @@
+"""ingest: a player's games from Lichess into `games.raw`, one message per game as it arrives;
+PGN files enter the same topic."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kibitz import topics
+from kibitz.adapters.store_models import Game, Player, Sync
+from kibitz.domain.games import split_pgn
+from kibitz.errors import InvalidInput, LichessRateLimited, LichessUserNotFound, UpstreamUnavailable
+from kibitz.events import Envelope, Payload, RawGame, SyncRequested
+from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.service import Service
+from kibitz.services.context import Context
+
+log = logging.getLogger("kibitz.ingest")
+
+STREAM_ATTEMPTS = 5
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+def normalise_username(username: str) -> str:
+    """Lichess usernames: 2 to 30 letters, digits, '_' or '-'. Raises InvalidInput."""
+    name = username.strip()
+    if not (2 <= len(name) <= 30) or not all(c.isalnum() or c in "_-" for c in name):
+        raise InvalidInput(f"{username!r} is not a valid Lichess username")
+    return name
+
+
+async def request_sync(
+    ctx: Context,
+    username: str,
+    *,
+    max_games: int | None = None,
+    since_ms: int | None = None,
+) -> str:
+    """Create a sync of `username`'s games and queue it; returns the sync id."""
+    name = normalise_username(username)
+    if max_games is not None and max_games < 1:
+        raise InvalidInput("max must be at least 1")
+    sync_id = str(uuid.uuid4())
+
+    def create(session: Session) -> None:
+        if session.get(Player, name.lower()) is None:
+            session.add(Player(id=name.lower(), name=name))
+        session.add(Sync(id=sync_id, kind="lichess", username=name.lower(), status="queued"))
+
+    await ctx.store.run(create)
+    await ctx.publisher.publish(
+        topics.GAMES_SYNC_REQUESTED,
+        SyncRequested(username=name, sync_id=sync_id, since_ms=since_ms, max_games=max_games),
+        key=name.lower(),
+    )
+    return sync_id
+
+
+async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> str:
+    """Queue every good game of a PGN file; broken ones are recorded on the import at once.
+
+    Returns the import's id (a sync of kind "pgn"); raises InvalidInput when there is no game.
+    """
+    entries = split_pgn(text)
+    if not entries:
+        raise InvalidInput("no PGN game found in the upload")
+    sync_id = str(uuid.uuid4())
+    good = [e for e in entries if e.pgn is not None]
+    rejected = [{"index": e.index, "reason": e.error} for e in entries if e.pgn is None]
+
+    def create(session: Session) -> None:
+        session.add(
+            Sync(
+                id=sync_id,
+                kind="pgn",
+                filename=filename,
+                status="streamed",
+                games_received=len(entries),
+                games_expected=len(entries),
+                games_rejected=len(rejected),
+                rejected=rejected,
+            )
+        )
+
+    await ctx.store.run(create)
+    for entry in good:
+        await ctx.publisher.publish(
+            topics.GAMES_RAW,
+            RawGame(source="pgn", import_id=sync_id, index=entry.index, pgn=entry.pgn),
+            key=f"{sync_id}:{entry.index}",
+        )
+    return sync_id
+
+
+def _latest_game_ms(session: Session, player_id: str) -> int | None:
+    value = session.scalar(
+        select(func.max(Game.played_at_ms)).where(
+            (Game.white_id == player_id) | (Game.black_id == player_id)
+        )
+    )
+    return int(value) if value is not None else None
+
+
+def build(ctx: Context) -> Service:
+    async def handle_sync_requested(envelope: Envelope, payload: Payload) -> None:
+        assert isinstance(payload, SyncRequested)
+        player_id = payload.username.lower()
+        sync_id = payload.sync_id
+
+        def start(session: Session) -> tuple[int, int | None]:
+            sync = session.get(Sync, sync_id)
+            if sync is None:
+                session.add(Sync(id=sync_id, kind="lichess", username=player_id))
+                sync = session.get(Sync, sync_id)
+            assert sync is not None
+            sync.status = "running"
+            # A redelivered request resumes after the last game this sync stored.
+            resume = _latest_game_ms(session, player_id) if sync.games_received else None
+            return sync.games_received, resume
+
+        received, resume_ms = await ctx.store.run(start)
+        cursor = max(
+            filter(None, [payload.since_ms, resume_ms + 1 if resume_ms else None]), default=None
+        )
+        last_report = time.monotonic()
+
+        async def report(status: str, error: str | None = None) -> None:
+            def write(session: Session) -> None:
+                sync = session.get(Sync, sync_id)
+                if sync is None:
+                    return
+                sync.games_received = received
+                sync.status = status
+                sync.error = error
+                if status in ("streamed", "failed"):
+                    sync.finished_at = datetime.now(UTC)
+                    player = session.get(Player, player_id)
+                    if player is not None and status == "streamed":
+                        player.last_synced_at = datetime.now(UTC)
+
+            await ctx.store.run(write)
+
+        for attempt in range(1, STREAM_ATTEMPTS + 1):
+            remaining = None if payload.max_games is None else payload.max_games - received
+            if remaining is not None and remaining <= 0:
+                break
+            try:
+                async for obj in ctx.lichess.stream_games(
+                    payload.username,
+                    since_ms=cursor,
+                    until_ms=payload.until_ms,
+                    max_games=remaining,
+                ):
+                    await ctx.publisher.publish(
+                        topics.GAMES_RAW,
+                        RawGame(source="lichess", sync_id=sync_id, lichess=obj),
+                        key=str(obj.get("id", "")),
+                        cause=envelope,
+                    )
+                    received += 1
+                    if isinstance(obj.get("createdAt"), int):
+                        cursor = obj["createdAt"] + 1
+                    if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
+                        await report("running")
+                        last_report = time.monotonic()
+                break
+            except LichessUserNotFound as exc:
+                await report("failed", exc.detail)
+                return
+            except LichessRateLimited:
+                log.warning("sync_rate_limited sync=%s attempt=%d", sync_id, attempt)
+            except UpstreamUnavailable as exc:
+                log.warning("sync_stream_failed sync=%s attempt=%d error=%s", sync_id, attempt, exc)
+                if attempt == STREAM_ATTEMPTS:
+                    await report("failed", exc.detail)
+                    return
+                await ctx.clock.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+        await report("streamed")
+
+    return Service(
+        name="ingest",
+        handlers={topics.GAMES_SYNC_REQUESTED: handle_sync_requested},
+        retry=RetryPolicy(max_attempts=3, base_delay=5.0, handler_timeout=3600.0),
+        description="streams players' games from Lichess into games.raw",
+    )

@@ -1,0 +1,59 @@
+"""scheduler: every minute, queue a sync of each followed player from their last stored game."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kibitz.adapters.store_models import Player, Sync
+from kibitz.runtime.service import Service
+from kibitz.services.context import Context
+from kibitz.services.ingest import _latest_game_ms, request_sync
+
+log = logging.getLogger("kibitz.scheduler")
+
+TICK_SECONDS = 60.0
+
+
+async def tick(ctx: Context) -> list[str]:
+    """Queue a sync for every followed player due for one; returns the usernames queued."""
+    now = datetime.fromtimestamp(ctx.clock.now(), UTC)
+    due_before = now - timedelta(seconds=TICK_SECONDS)
+
+    def due(session: Session) -> list[tuple[str, int | None]]:
+        busy = set(
+            session.scalars(select(Sync.username).where(Sync.status.in_(("queued", "running"))))
+        )
+        out = []
+        for player in session.scalars(select(Player).where(Player.followed.is_(True))):
+            last = player.last_synced_at
+            if last is not None and last.tzinfo is None:
+                last = last.replace(tzinfo=UTC)
+            if player.id in busy or (last is not None and last > due_before):
+                continue
+            out.append((player.name, _latest_game_ms(session, player.id)))
+        return out
+
+    queued = []
+    for name, latest in await ctx.store.read(due):
+        await request_sync(ctx, name, since_ms=latest + 1 if latest else None)
+        queued.append(name)
+    if queued:
+        log.info("syncs_scheduled players=%s", ",".join(queued))
+    return queued
+
+
+def build(ctx: Context) -> Service:
+    async def every_minute() -> None:
+        while True:
+            await tick(ctx)
+            await ctx.clock.sleep(TICK_SECONDS)
+
+    return Service(
+        name="scheduler",
+        loops=[every_minute],
+        description="queues syncs of followed players every minute",
+    )

@@ -1,0 +1,45 @@
+"""Every topic of kibitz with its partitioning; failure topics derive from their base topic."""
+
+from __future__ import annotations
+
+from kibitz.ports import TopicSpec
+from kibitz.runtime.consumer import DLQ_SUFFIX, RETRY_SUFFIX
+
+GAMES_SYNC_REQUESTED = "games.sync.requested"
+GAMES_RAW = "games.raw"
+GAMES_STORED = "games.stored"
+GAMES_REJECTED = "games.rejected"
+GAMES_SYNC_PROGRESS = "games.sync.progress"
+ANALYSIS_INTERACTIVE = "analysis.requested.interactive"
+ANALYSIS_BATCH = "analysis.requested.batch"
+ANALYSIS_PROGRESS = "analysis.progress"
+ANALYSIS_COMPLETED = "analysis.completed"
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+BASE_TOPICS: tuple[TopicSpec, ...] = (
+    # One partition: one Lichess request at a time across the deployment.
+    TopicSpec(GAMES_SYNC_REQUESTED, partitions=1),
+    TopicSpec(GAMES_RAW, partitions=8),
+    TopicSpec(GAMES_STORED, partitions=8),
+    TopicSpec(GAMES_REJECTED, partitions=1),
+    TopicSpec(GAMES_SYNC_PROGRESS, partitions=1),
+    TopicSpec(ANALYSIS_INTERACTIVE, partitions=8),
+    TopicSpec(ANALYSIS_BATCH, partitions=8),
+    TopicSpec(ANALYSIS_PROGRESS, partitions=4),
+    TopicSpec(ANALYSIS_COMPLETED, partitions=4),
+)
+
+# Topics with a consumer get a retry topic (same partitioning) and a DLQ (one partition).
+CONSUMED: frozenset[str] = frozenset(
+    {GAMES_SYNC_REQUESTED, GAMES_RAW, ANALYSIS_INTERACTIVE, ANALYSIS_BATCH}
+)
+
+
+def all_topics() -> list[TopicSpec]:
+    specs = list(BASE_TOPICS)
+    for spec in BASE_TOPICS:
+        if spec.name in CONSUMED:
+            specs.append(TopicSpec(spec.name + RETRY_SUFFIX, partitions=spec.partitions))
+            specs.append(TopicSpec(spec.name + DLQ_SUFFIX, partitions=1, retention_ms=4 * WEEK_MS))
+    return specs
