@@ -24,7 +24,11 @@ from kibitz.settings import Settings, load_settings
 
 T = TypeVar("T")
 
-app = typer.Typer(help="kibitz: event-driven chess analysis.", no_args_is_help=True)
+app = typer.Typer(
+    help="kibitz: event-driven chess analysis.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="The store.", no_args_is_help=True)
 dlq_app = typer.Typer(
     help="Dead-letter queues: list and replay parked messages.", no_args_is_help=True
@@ -87,7 +91,8 @@ def serve(
     from kibitz.runtime.bootstrap import bootstrap
 
     settings = _settings()
-    settings.demo = demo
+    if demo is not None:
+        settings.demo = demo
     bind = host or settings.host
     if not _is_loopback(bind) and not settings.api_token:
         raise _fail(
@@ -136,9 +141,10 @@ def services() -> None:
     """List the services `kibitz run` can start."""
     from kibitz.runtime.bootstrap import SERVICES
 
-    table = Table("service", "consumes", "what it does")
-    settings = load_settings(demo=False)
     from kibitz.runtime.bootstrap import bootstrap
+
+    table = Table("service", "consumes", "what it does")
+    settings = _settings()
 
     container = bootstrap(settings)
     for name, build in SERVICES.items():
@@ -407,4 +413,8 @@ def import_pgn_cmd(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KibitzError as exc:
+        err.print(f"[bold red]error:[/] {exc.detail}", highlight=False)
+        sys.exit(CLI_EXIT_USAGE)

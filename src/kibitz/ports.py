@@ -89,6 +89,12 @@ class EventLog(Protocol):
         """Append one message; same key → same partition. Returns (partition, offset)."""
         ...
 
+    async def append_many(
+        self, topic: str, items: Sequence[tuple[str, bytes, Sequence[tuple[str, bytes]]]]
+    ) -> list[tuple[int, int]]:
+        """Append (key, value, headers) items in order, pipelined; returns (partition, offset)s."""
+        ...
+
     def consumer(
         self,
         group: str,

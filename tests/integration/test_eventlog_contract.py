@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter, defaultdict
 
@@ -221,3 +222,45 @@ def test_new_event_carries_correlation_from_its_cause() -> None:
     assert child.correlation_id == cause.id
     grandchild = new_event(Probe(n=3), "k", cause=child)
     assert grandchild.correlation_id == cause.id
+
+
+async def test_append_many_keeps_order_and_partitioning(event_log: EventLog, topic: str) -> None:
+    await event_log.declare([TopicSpec(topic, partitions=3)])
+    items = [(f"k{i % 5}", str(i).encode(), [("n", str(i).encode())]) for i in range(300)]
+    placed = await event_log.append_many(topic, items)
+    assert len(placed) == 300
+    for key in {k for k, _, _ in items}:
+        spots = [placed[i] for i, (k, _, _) in enumerate(items) if k == key]
+        assert len({p for p, _ in spots}) == 1
+        assert [o for _, o in spots] == sorted(o for _, o in spots)
+    records = await _consume(event_log, f"g-{uuid.uuid4().hex[:6]}", topic, 300)
+    assert sorted(int(r.value) for r in records) == list(range(300))
+    assert all(r.header("n") == r.value for r in records)
+
+
+async def test_retention_drops_old_records_and_consumers_skip_past_them(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from kibitz.adapters.eventlog_sqlite import SqliteEventLog
+
+    log = SqliteEventLog(Path(str(tmp_path)) / "r.db", session_timeout_ms=1500)
+    await log.start()
+    try:
+        await log.declare(
+            [
+                TopicSpec("aged", 1, retention_ms=1000),
+                TopicSpec("sized", 1, retention_ms=None, config={"max.records": "5"}),
+            ]
+        )
+        for i in range(10):
+            await log.append("aged", "k", str(i).encode())
+            await log.append("sized", "k", str(i).encode())
+        removed = await log.enforce_retention(now_ms=int(time.time() * 1000) + 5000)
+        assert removed == 10 + 5
+        assert await log.read("aged", 0, 0) == []
+        assert [int(r.value) for r in await log.read("sized", 0, 0)] == [5, 6, 7, 8, 9]
+        assert (await log.end_offsets("sized")) == {0: 10}
+        got = await _consume(log, "g", "sized", 5)
+        assert [r.offset for r in got] == [5, 6, 7, 8, 9]
+    finally:
+        await log.close()

@@ -111,6 +111,17 @@ class KafkaEventLog:
         )
         return int(meta.partition), int(meta.offset)
 
+    async def append_many(
+        self, topic: str, items: Sequence[tuple[str, bytes, Sequence[tuple[str, bytes]]]]
+    ) -> list[tuple[int, int]]:
+        # Enqueue every message first (aiokafka batches them), then wait for the acks.
+        futures = [
+            await self.producer.send(topic, value, key=key.encode(), headers=list(headers))
+            for key, value, headers in items
+        ]
+        metas = await asyncio.gather(*futures)
+        return [(int(m.partition), int(m.offset)) for m in metas]
+
     def consumer(
         self,
         group: str,

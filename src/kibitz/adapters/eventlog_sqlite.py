@@ -212,6 +212,21 @@ class SqliteEventLog:
         self._wake_writer.set()
         return await future
 
+    async def append_many(
+        self, topic: str, items: Sequence[tuple[str, bytes, Sequence[tuple[str, bytes]]]]
+    ) -> list[tuple[int, int]]:
+        if self._closed:
+            raise RuntimeError("event log closed")
+        await self._partition_count(topic)
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[tuple[int, int]]] = []
+        for key, value, headers in items:
+            future: asyncio.Future[tuple[int, int]] = loop.create_future()
+            self._pending.append((topic, key, value, headers, future))
+            futures.append(future)
+        self._wake_writer.set()
+        return list(await asyncio.gather(*futures))
+
     async def _writer(self) -> None:
         while True:
             await self._wake_writer.wait()

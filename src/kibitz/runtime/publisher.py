@@ -24,6 +24,18 @@ class Publisher:
         await self.publish_envelope(topic, envelope)
         return envelope
 
+    async def publish_many(self, topic: str, events: list[tuple[Payload, str]]) -> list[Envelope]:
+        """Append many (payload, key) events to `topic` in one pipelined batch."""
+        envelopes = [new_event(payload, key) for payload, key in events]
+        await self.log.append_many(
+            topic,
+            [
+                (e.key, e.to_bytes(), [("type", e.type.encode()), ("id", e.id.encode())])
+                for e in envelopes
+            ],
+        )
+        return envelopes
+
     async def publish_envelope(self, topic: str, envelope: Envelope) -> None:
         await self.log.append(
             topic,

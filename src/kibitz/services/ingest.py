@@ -88,12 +88,16 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
         )
 
     await ctx.store.run(create)
-    for entry in good:
-        await ctx.publisher.publish(
-            topics.GAMES_RAW,
-            RawGame(source="pgn", import_id=sync_id, index=entry.index, pgn=entry.pgn),
-            key=f"{sync_id}:{entry.index}",
-        )
+    await ctx.publisher.publish_many(
+        topics.GAMES_RAW,
+        [
+            (
+                RawGame(source="pgn", import_id=sync_id, index=entry.index, pgn=entry.pgn),
+                f"{sync_id}:{entry.index}",
+            )
+            for entry in good
+        ],
+    )
     return sync_id
 
 

@@ -1,0 +1,93 @@
+"""A real `kibitz serve` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kibitz.devtools import free_port
+from tests.fakes.lichess import FakeLichess
+
+KIBITZ = str(Path(sys.executable).parent / "kibitz")
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+    started_in: float
+
+
+def start_server(tmp: Path, env: dict[str, str], timeout: float = 10.0) -> Server:
+    """Start `kibitz serve`; raises if /api/health is not 200 within `timeout` seconds."""
+    port = free_port()
+    home = tmp / "home"
+    full_env = {
+        **os.environ,
+        "KIBITZ_HOME": str(home),
+        "KIBITZ_PORT": str(port),
+        "KIBITZ_API_TOKEN": "",
+        **env,
+    }
+    log = (tmp / "serve.log").open("wb")
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [KIBITZ, "serve"], env=full_env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    while time.monotonic() - began < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"kibitz serve exited: {(tmp / 'serve.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                return Server(url, home, process, time.monotonic() - began)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(
+        f"no healthy kibitz within {timeout}s: {(tmp / 'serve.log').read_text()[-2000:]}"
+    )
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="module")
+def lichess_for_server() -> Iterator[FakeLichess]:
+    fake = FakeLichess()
+    fake.add_user("Alice", 60)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, lichess_for_server: FakeLichess
+) -> Iterator[Server]:
+    """An embedded kibitz (SQLite store and log) on a fresh home, with the demo."""
+    running = start_server(
+        tmp_path_factory.mktemp("serve"),
+        {"KIBITZ_LICHESS_URL": lichess_for_server.url, "KIBITZ_MAX_UPLOAD_BYTES": str(1024 * 1024)},
+    )
+    try:
+        yield running
+    finally:
+        stop_server(running)

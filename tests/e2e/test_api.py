@@ -1,0 +1,148 @@
+"""The HTTP API of a real embedded `kibitz serve`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Server, start_server, stop_server
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+def wait_done(server: Server, sync_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view: dict[str, Any] = httpx.get(f"{server.url}/api/syncs/{sync_id}").json()
+        if view["status"] in ("done", "failed"):
+            return view
+        time.sleep(0.1)
+    raise AssertionError(f"sync {sync_id} not finished: {view}")
+
+
+def test_health_reports_every_component(server: Server) -> None:
+    answer = httpx.get(f"{server.url}/api/health")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "status": "ok",
+        "components": {"store": "ok", "bus": "ok", "engine": "ok"},
+    }
+    assert server.started_in < 10
+
+
+def test_openapi_and_metrics_are_served(server: Server) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert "/api/players/{username}/sync" in spec["paths"]
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert "kibitz_messages_processed_total" in metrics
+
+
+def test_the_offline_demo_is_imported_on_first_start(server: Server) -> None:
+    deadline = time.monotonic() + 20
+    games: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(games) < 1:
+        games = httpx.get(f"{server.url}/api/players/Paul Morphy/games").json()["games"]
+        time.sleep(0.1)
+    assert [g["result"] for g in games] == ["1-0"]
+    assert games[0]["opening"]["eco"] == "C41"
+
+
+def test_sync_from_lichess_then_list_and_open_games(server: Server) -> None:
+    answer = httpx.post(f"{server.url}/api/players/Alice/sync", json={"max": 25})
+    assert answer.status_code == 202
+    view = wait_done(server, answer.json()["id"])
+    assert (view["games_received"], view["games_stored"]) == (25, 25)
+    listing = httpx.get(f"{server.url}/api/players/alice/games", params={"limit": 10}).json()
+    played = [g["played_at"] for g in listing["games"]]
+    assert len(played) == 10 and played == sorted(played, reverse=True)
+    game = httpx.get(f"{server.url}/api/games/{listing['games'][0]['id']}").json()
+    assert game["moves_uci"] and len(game["clocks_cs"]) == len(game["moves_uci"])
+    assert game["clock"] == {"initial": 180, "increment": 2}
+
+
+def test_pgn_upload_imports_good_games_and_reports_the_broken_one(server: Server) -> None:
+    pgn = (FIXTURES / "three_good_one_broken.pgn").read_bytes()
+    answer = httpx.post(
+        f"{server.url}/api/imports/pgn",
+        files={"file": ("four.pgn", pgn, "application/x-chess-pgn")},
+    )
+    assert answer.status_code == 202
+    view = wait_done(server, answer.json()["id"])
+    assert view["status"] == "done"
+    assert (view["games_stored"], view["games_rejected"]) == (3, 1)
+    assert view["rejected"][0]["index"] == 3
+    assert "illegal move" in view["rejected"][0]["reason"]
+    game = httpx.get(f"{server.url}/api/games/q7ZvsdUF").json()
+    assert game["pgn_evals"][0] == {"cp": 18}
+
+
+def test_an_upload_over_the_limit_is_refused_with_413(server: Server) -> None:
+    big = b'[Event "x"]\n\n1. e4 e5 *\n\n' * (50 * 1024 * 1024 // 26)
+    try:
+        answer = httpx.post(
+            f"{server.url}/api/imports/pgn",
+            files={"file": ("big.pgn", big, "text/plain")},
+            timeout=60,
+        )
+    except httpx.WriteError:
+        pytest.fail("the server should answer 413, not cut the upload")
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "error"),
+    [
+        ("post", "/api/players/a/sync", {}, 422, "invalid_input"),
+        ("post", "/api/players/Alice/sync", {"max": 0}, 422, "invalid_input"),
+        ("get", "/api/games/nope", None, 404, "game_not_found"),
+        ("get", "/api/syncs/nope", None, 404, "not_found"),
+        ("get", "/api/players/alice/games?limit=0", None, 422, "invalid_input"),
+        ("get", "/api/nothing-here", None, 404, "not_found"),
+    ],
+)
+def test_bad_requests_get_a_clear_json_error(
+    server: Server, method: str, path: str, body: Any, status: int, error: str
+) -> None:
+    answer = httpx.request(method, f"{server.url}{path}", json=body)
+    assert answer.status_code == status
+    assert answer.json()["error"] == error
+    assert answer.json()["detail"]
+
+
+def test_an_unknown_lichess_user_fails_its_sync(server: Server) -> None:
+    answer = httpx.post(f"{server.url}/api/players/NobodyHere/sync")
+    view = wait_done(server, answer.json()["id"])
+    assert view["status"] == "failed" and "no user" in view["error"]
+
+
+@pytest.mark.kafka
+def test_serve_on_kafka_and_postgresql_is_healthy(
+    tmp_path: Path, broker: str, fresh_pg_url: str
+) -> None:
+    running = start_server(
+        tmp_path, {"KIBITZ_BUS_URL": f"kafka://{broker}", "KIBITZ_DATABASE_URL": fresh_pg_url}
+    )
+    try:
+        health = httpx.get(f"{running.url}/api/health").json()
+        assert health["components"] == {"store": "ok", "bus": "ok", "engine": "ok"}
+        assert running.started_in < 10
+    finally:
+        stop_server(running)
+
+
+def test_write_endpoints_need_the_token_when_one_is_set(tmp_path: Path) -> None:
+    running = start_server(tmp_path, {"KIBITZ_API_TOKEN": "s3cret", "KIBITZ_DEMO": "false"})
+    try:
+        refused = httpx.post(f"{running.url}/api/players/Alice/follow")
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+        allowed = httpx.post(
+            f"{running.url}/api/players/Alice/follow", headers={"Authorization": "Bearer s3cret"}
+        )
+        assert allowed.status_code == 200 and allowed.json()["followed"] is True
+    finally:
+        stop_server(running)

@@ -1,0 +1,99 @@
+"""The `kibitz` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import KIBITZ
+from tests.fakes.lichess import FakeLichess
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+def kibitz(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "KIBITZ_HOME": str(tmp_path / "home"), "COLUMNS": "200", **env}
+    return subprocess.run(
+        [KIBITZ, *args], env=full_env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_import_lichess_stores_the_games_and_prints_a_summary(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    fake_lichess.add_user("Alice", 40)
+    done = kibitz(
+        tmp_path, "import", "lichess", "Alice", "--max", "30", KIBITZ_LICHESS_URL=fake_lichess.url
+    )
+    assert done.returncode == 0, done.stderr
+    assert "30 games stored (30 new, 0 rejected) for Alice" in done.stdout
+    again = kibitz(tmp_path, "import", "lichess", "Alice", KIBITZ_LICHESS_URL=fake_lichess.url)
+    assert "40 games stored (10 new, 0 rejected)" in again.stdout
+    assert fake_lichess.requests[0]["params"]["max"] == "30"
+
+
+def test_import_lichess_since_a_date_passes_it_on(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    fake_lichess.add_user("Alice", 5)
+    done = kibitz(
+        tmp_path,
+        "import",
+        "lichess",
+        "Alice",
+        "--since",
+        "2023-11-14",
+        KIBITZ_LICHESS_URL=fake_lichess.url,
+    )
+    assert done.returncode == 0, done.stderr
+    assert fake_lichess.requests[0]["params"]["since"] == "1699920000000"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["import", "lichess", "NobodyHere"], {}, "Lichess has no user 'NobodyHere'"),
+        (["import", "lichess", "x"], {}, "not a valid Lichess username"),
+        (["import", "lichess", "Alice", "--since", "yesterday"], {}, "is not a date"),
+        (["import", "lichess", "Alice", "--max", "0"], {}, "--max must be at least 1"),
+        (["import", "pgn", "/no/such.pgn"], {}, "no such file"),
+        (["run", "nosuchservice"], {}, "no service 'nosuchservice'"),
+        (["services"], {"KIBITZ_BUS_URL": "amqp://x"}, "KIBITZ_BUS_URL:"),
+        (["serve", "--host", "0.0.0.0"], {"KIBITZ_API_TOKEN": ""}, "without KIBITZ_API_TOKEN"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_no_traceback(
+    tmp_path: Path, fake_lichess: FakeLichess, args: list[str], env: dict[str, str], message: str
+) -> None:
+    done = kibitz(tmp_path, *args, KIBITZ_LICHESS_URL=fake_lichess.url, **env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_lichess_exits_2(tmp_path: Path) -> None:
+    done = kibitz(tmp_path, "import", "lichess", "Alice", KIBITZ_LICHESS_URL="http://127.0.0.1:9")
+    assert done.returncode == 2
+    assert "Lichess stream for Alice broke" in " ".join(done.stderr.split())
+
+
+def test_import_pgn_reports_the_broken_game(tmp_path: Path) -> None:
+    done = kibitz(tmp_path, "import", "pgn", str(FIXTURES / "three_good_one_broken.pgn"))
+    assert done.returncode == 0, done.stderr
+    assert "three_good_one_broken.pgn: 3 stored (3 new), 1 rejected" in done.stdout
+    assert "game 3: illegal move" in done.stdout
+
+
+def test_db_upgrade_services_and_bus_tail(tmp_path: Path) -> None:
+    assert kibitz(tmp_path, "db", "upgrade").returncode == 0
+    listing = kibitz(tmp_path, "services")
+    assert listing.returncode == 0
+    for name in ("ingest", "store", "scheduler"):
+        assert name in listing.stdout
+    kibitz(tmp_path, "import", "pgn", str(FIXTURES / "three_good_one_broken.pgn"))
+    tail = kibitz(tmp_path, "bus", "tail", "games.stored", "--from-beginning", "--count", "3")
+    assert tail.returncode == 0
+    assert tail.stdout.count('"type": "games.stored"') == 3

@@ -1,0 +1,70 @@
+"""Game parsing: Lichess JSON and PGN into validated records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kibitz.domain.games import game_from_lichess, game_from_pgn, split_pgn
+from kibitz.errors import InvalidPgn
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+def lichess_game() -> dict[str, object]:
+    return json.loads((FIXTURES / "lichess_game_with_analysis.json").read_text())
+
+
+def test_a_lichess_game_keeps_everything_lichess_sends() -> None:
+    record = game_from_lichess(lichess_game())
+    assert record.id == "q7ZvsdUF"
+    assert record.moves_uci[:4] == ["e2e4", "e7e5", "g1f3", "b8c6"]
+    assert record.white_id == "alice" and record.black_rating == 1980
+    assert record.result == "1-0" and record.status == "resign"
+    assert record.opening_eco == "C57" and record.opening_ply == 12
+    assert record.clock_initial == 180 and record.clock_increment == 2
+    assert record.clocks_cs is not None and len(record.clocks_cs) == len(record.moves_uci)
+    assert record.server_analysis is not None
+    assert record.server_analysis[5]["judgment"]["name"] == "Inaccuracy"
+    assert record.player_analysis == {
+        "white": {"inaccuracy": 1, "mistake": 0, "blunder": 0, "acpl": 21, "accuracy": 91},
+        "black": {"inaccuracy": 1, "mistake": 0, "blunder": 1, "acpl": 78, "accuracy": 62},
+    }
+    assert record.raw is not None and record.raw["source"] == "pool"
+
+
+def test_an_illegal_lichess_move_is_rejected_with_its_ply() -> None:
+    game = lichess_game()
+    game["moves"] = "e4 e5 Ke3"
+    with pytest.raises(InvalidPgn, match="ply 3"):
+        game_from_lichess(game)
+
+
+def test_a_changed_game_has_a_new_content_hash() -> None:
+    game = lichess_game()
+    before = game_from_lichess(game).content_hash()
+    game["status"] = "outoftime"
+    assert game_from_lichess(game).content_hash() != before
+    assert game_from_lichess(lichess_game()).content_hash() == before
+
+
+PGN_WITH_BROKEN = (FIXTURES / "three_good_one_broken.pgn").read_text()
+
+
+def test_split_pgn_reports_the_broken_game_by_index_and_reason() -> None:
+    entries = split_pgn(PGN_WITH_BROKEN)
+    assert [e.index for e in entries] == [1, 2, 3, 4]
+    assert [e.error is None for e in entries] == [True, True, False, True]
+    assert entries[2].error is not None and "illegal move" in entries[2].error
+
+
+def test_pgn_eval_and_clock_comments_are_kept() -> None:
+    first = split_pgn(PGN_WITH_BROKEN)[0]
+    assert first.pgn is not None
+    record = game_from_pgn(first.pgn)
+    assert record.id == "q7ZvsdUF"  # a Lichess Site header gives the Lichess id
+    assert record.clocks_cs is not None and record.clocks_cs[:2] == [18000, 17800]
+    assert record.pgn_evals is not None and record.pgn_evals[0] == {"cp": 18}
+    assert "[%eval 0.18]" in (record.pgn or "")
