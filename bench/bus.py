@@ -10,8 +10,8 @@ events/s on a 2-core machine.
 from __future__ import annotations
 
 import argparse
-import statistics
 import asyncio
+import statistics
 import tempfile
 import time
 import uuid
@@ -136,7 +136,8 @@ async def main(events: int) -> None:
     print(f"embedded SQLite log : {embedded_rate:10.0f} events/s (target >= 20000)")
     print(f"bare aiokafka       : {baseline:10.0f} events/s (median of {ROUNDS} runs, interleaved)")
     print(
-        f"Kafka adapter       : {kafka_rate:10.0f} events/s = {kafka_rate / baseline:.2f}x bare (target >= 0.8x)"
+        f"Kafka adapter       : {kafka_rate:10.0f} events/s = "
+        f"{kafka_rate / baseline:.2f}x bare (target >= 0.8x)"
     )
 
 

@@ -139,9 +139,7 @@ def run(service: Annotated[str, typer.Argument(help="A name from `kibitz service
 @app.command()
 def services() -> None:
     """List the services `kibitz run` can start."""
-    from kibitz.runtime.bootstrap import SERVICES
-
-    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.runtime.bootstrap import SERVICES, bootstrap
 
     table = Table("service", "consumes", "what it does")
     settings = _settings()
