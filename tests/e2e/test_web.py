@@ -1,0 +1,117 @@
+"""The web pages in headless Chromium (Debian's package), driven by Playwright.
+
+Set KIBITZ_SCREENSHOTS=docs/screenshots to refresh the committed screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.conftest import Server
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+def snap(page: Page, name: str, tmp_path: Path) -> None:
+    target = Path(os.environ.get("KIBITZ_SCREENSHOTS") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target / f"{name}.png"), full_page=True)
+
+
+def test_import_from_lichess_watch_progress_open_a_game_and_step_through_it(
+    server: Server, page: Page, tmp_path: Path
+) -> None:
+    page.goto(server.url + "/")
+    expect(page.get_by_role("heading", name="Import from Lichess")).to_be_visible()
+    snap(page, "home", tmp_path)
+    page.fill("#username", "Alice")
+    page.fill("#max", "20")
+    page.click("#sync-button")
+    expect(page).to_have_url(re.compile(r"/imports/"))
+    expect(page.locator("#status")).to_have_text("done", timeout=30_000)
+    expect(page.locator("#stored")).to_have_text("20")
+    assert page.locator("#progress").evaluate("el => el.value") == 1
+    snap(page, "import-progress", tmp_path)
+
+    page.click("#games-link")
+    expect(page).to_have_url(re.compile(r"/players/alice$"))
+    expect(page.locator("table.games tbody tr")).to_have_count(20)
+    snap(page, "player-games", tmp_path)
+
+    page.locator("a.game-link").first.click()
+    expect(page).to_have_url(re.compile(r"/games/\w+$"))
+    plies = int(page.locator("#game").get_attribute("data-plies") or "0")
+    assert plies >= 10
+    for _ in range(3):
+        page.click("#next")
+    expect(page.locator("#ply-label")).to_have_text(f"ply 3 / {plies}")
+    expect(page.locator("#board")).to_have_attribute("src", re.compile(r"ply=3$"))
+    expect(page.locator("a.move.current")).to_have_attribute("data-ply", "3")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#ply-label")).to_have_text(f"ply 2 / {plies}")
+    page.locator('a.move[data-ply="5"]').click()
+    expect(page.locator("#ply-label")).to_have_text(f"ply 5 / {plies}")
+    page.click("#last")
+    expect(page.locator("#ply-label")).to_have_text(f"ply {plies} / {plies}")
+    board_loaded = page.locator("#board").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert board_loaded
+    page.click("#first")
+    expect(page.locator("#ply-label")).to_have_text(f"ply 0 / {plies}")
+    page.locator('a.move[data-ply="6"]').click()
+    snap(page, "game", tmp_path)
+
+
+def test_a_pgn_upload_shows_the_rejected_game(server: Server, page: Page, tmp_path: Path) -> None:
+    page.goto(server.url + "/")
+    page.set_input_files("#pgn-file", str(FIXTURES / "three_good_one_broken.pgn"))
+    page.click("#pgn-button")
+    expect(page.locator("#status")).to_have_text("done", timeout=30_000)
+    expect(page.locator("#stored")).to_have_text("3")
+    expect(page.locator("#rejected")).to_have_text("1")
+    expect(page.locator("#rejections li")).to_have_text(re.compile(r"game 3: illegal move"))
+    snap(page, "pgn-import", tmp_path)
+
+
+def test_an_unknown_player_shows_the_error_on_the_import_page(server: Server, page: Page) -> None:
+    page.goto(server.url + "/")
+    page.fill("#username", "NobodyHere")
+    page.click("#sync-button")
+    expect(page.locator("#status")).to_have_text("failed", timeout=30_000)
+    expect(page.locator("#import-error")).to_contain_text("no user")
+
+
+def test_a_bad_username_is_refused_on_the_home_page(server: Server, page: Page) -> None:
+    page.goto(server.url + "/")
+    page.fill("#username", "a b")
+    page.click("#sync-button")
+    expect(page.locator("#sync-error")).to_contain_text("not a valid Lichess username")
