@@ -147,7 +147,7 @@ def services() -> None:
     container = bootstrap(settings)
     for name, build in SERVICES.items():
         service = build(container.ctx)
-        table.add_row(name, ", ".join(service.handlers) or "(clock)", service.description)
+        table.add_row(name, ", ".join(service.topics) or "(clock)", service.description)
     console.print(table)
 
 

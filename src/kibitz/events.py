@@ -124,7 +124,7 @@ class RawGame(Payload):
     sync_id: str | None = None
     import_id: str | None = None
     index: int | None = None
-    lichess: dict[str, Any] | None = None
+    lichess_json: str | None = None  # the NDJSON line exactly as Lichess sent it
     pgn: str | None = None
 
 

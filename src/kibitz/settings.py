@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=0.5, gt=0)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     demo: bool = True
+    cpu_workers: int = Field(
+        default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else 0, ge=0, le=64
+    )
 
     @field_validator("database_url")
     @classmethod

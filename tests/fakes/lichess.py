@@ -179,3 +179,19 @@ class FakeLichess:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(5)
+
+
+def serve_forever(users: dict[str, int]) -> None:
+    """Run the fake in this process until killed (the benchmarks run it beside kibitz)."""
+    fake = FakeLichess()
+    for name, count in users.items():
+        fake.add_user(name, count)
+    fake.start()
+    print(fake.port, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_forever({sys.argv[1]: int(sys.argv[2])})

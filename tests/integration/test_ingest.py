@@ -98,7 +98,7 @@ async def test_two_ingest_processes_never_call_lichess_at_once(
     clients = [LichessClient(fake_lichess.url, RequestGate(store, SystemClock())) for _ in range(2)]
 
     async def sync(client: LichessClient, name: str) -> int:
-        return len([g async for g in client.stream_games(name)])
+        return len([line async for line, _ in client.stream_games(name)])
 
     try:
         counts = await asyncio.gather(

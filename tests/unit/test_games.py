@@ -32,7 +32,7 @@ def test_a_lichess_game_keeps_everything_lichess_sends() -> None:
         "white": {"inaccuracy": 1, "mistake": 0, "blunder": 0, "acpl": 21, "accuracy": 91},
         "black": {"inaccuracy": 1, "mistake": 0, "blunder": 1, "acpl": 78, "accuracy": 62},
     }
-    assert record.raw is not None and record.raw["source"] == "pool"
+    assert record.raw_json is not None and json.loads(record.raw_json)["source"] == "pool"
 
 
 def test_an_illegal_lichess_move_is_rejected_with_its_ply() -> None:

@@ -157,8 +157,9 @@ class LichessClient:
         until_ms: int | None = None,
         max_games: int | None = None,
         perf_type: str | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yield a player's games oldest first, each the moment its NDJSON line arrives.
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Yield a player's games oldest first, each the moment its NDJSON line arrives, as
+        (the line as received, the parsed game).
 
         Raises LichessUserNotFound (404), LichessRateLimited (429, after recording the pause),
         UpstreamUnavailable (5xx, unreachable, or a stream dropped mid-way).
@@ -191,7 +192,7 @@ class LichessClient:
                     await self._check(response, username)
                     async for line in response.aiter_lines():
                         if line.strip():
-                            yield json.loads(line)
+                            yield line, json.loads(line)
             except (httpx.TransportError, json.JSONDecodeError) as exc:
                 raise UpstreamUnavailable(
                     f"Lichess stream for {username} broke after "

@@ -71,7 +71,7 @@ class Game(Base):
     player_analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # acpl, accuracy…
     pgn_evals: Mapped[list[Any] | None] = mapped_column(JSON)  # [%eval] comments of a PGN
     headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # everything Lichess sent
+    raw_json: Mapped[str | None] = mapped_column(Text)  # Lichess's NDJSON line, verbatim
     pgn: Mapped[str | None] = mapped_column(Text)
     played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     played_at_ms: Mapped[int | None] = mapped_column(BigInteger)

@@ -97,6 +97,26 @@ class SqlStore:
         stmt = stmt.on_conflict_do_nothing()
         await self.run(lambda s: s.execute(stmt))
 
+    async def seen_many(self, group: str, event_ids: list[str]) -> set[str]:
+        def check(session: Session) -> set[str]:
+            return set(
+                session.scalars(
+                    select(ProcessedEvent.event_id).where(
+                        ProcessedEvent.consumer_group == group,
+                        ProcessedEvent.event_id.in_(event_ids),
+                    )
+                )
+            )
+
+        return await asyncio.to_thread(lambda: self._read(check))
+
+    async def mark_many(self, group: str, event_ids: list[str]) -> None:
+        if not event_ids:
+            return
+        stmt = self.insert(ProcessedEvent).on_conflict_do_nothing()
+        rows = [{"consumer_group": group, "event_id": e} for e in event_ids]
+        await self.run(lambda s: s.execute(stmt, rows))
+
     def _read(self, fn: Callable[[Session], T]) -> T:
         with self.sessions() as session:
             return fn(session)

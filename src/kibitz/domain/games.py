@@ -52,7 +52,7 @@ class GameRecord:
     player_analysis: dict[str, Any] | None = None
     pgn_evals: list[dict[str, Any] | None] | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    raw: dict[str, Any] | None = None
+    raw_json: str | None = None  # the source line, verbatim, when there is one
     pgn: str | None = None
     played_at_ms: int | None = None
 
@@ -71,22 +71,12 @@ class GameRecord:
         return datetime.fromtimestamp(self.played_at_ms / 1000, UTC)
 
     def content_hash(self) -> str:
-        """Changes whenever anything kept about the game changes (so a re-import updates it)."""
-        body = json.dumps(
-            [
-                self.moves_uci,
-                self.result,
-                self.status,
-                self.clocks_cs,
-                self.server_analysis,
-                self.player_analysis,
-                self.pgn_evals,
-                self.headers,
-                self.opening_name,
-            ],
-            sort_keys=True,
-        )
-        return hashlib.sha256(body.encode()).hexdigest()
+        """Changes whenever anything kept about the game changes (so a re-import updates it):
+        the hash of the source exactly as received."""
+        source = self.raw_json or self.pgn
+        if source is None:
+            source = json.dumps([self.moves_uci, self.result, self.status, self.headers])
+        return hashlib.sha256(source.encode()).hexdigest()
 
 
 def replay(
@@ -104,7 +94,8 @@ def replay(
             move = board.parse_san(token) if notation == "san" else board.parse_uci(token)
         except ValueError as exc:
             raise InvalidPgn(f"illegal move {token!r} at ply {ply}: {exc}") from None
-        sans.append(board.san(move))
+        # Lichess's SAN is already canonical; only UCI input needs SAN written out.
+        sans.append(board.san(move) if notation == "uci" else token)
         ucis.append(move.uci())
         board.push(move)
     return ucis, sans
@@ -114,7 +105,7 @@ RESULTS = {"white": "1-0", "black": "0-1"}
 DRAW_STATUSES = {"draw", "stalemate"}
 
 
-def game_from_lichess(obj: dict[str, Any]) -> GameRecord:
+def game_from_lichess(obj: dict[str, Any], line: str | None = None) -> GameRecord:
     """A game from one object of Lichess's NDJSON export (`GET /api/games/user/{username}`).
 
     Field names as in Lichess's API documentation and lila's GameApiV2 JSON writer.
@@ -175,9 +166,9 @@ def game_from_lichess(obj: dict[str, Any]) -> GameRecord:
         clocks_cs=obj.get("clocks"),
         server_analysis=analysis if isinstance(analysis, list) else None,
         player_analysis=player_analysis,
-        raw=obj,
         pgn=obj.get("pgn"),
         played_at_ms=obj.get("createdAt"),
+        raw_json=line if line is not None else json.dumps(obj),
     )
 
 

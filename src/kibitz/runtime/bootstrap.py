@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +55,15 @@ class Container:
         self.ctx.store.upgrade()
         await self.ctx.event_log.start()
         await self.ctx.event_log.declare(all_topics())
+        if self.ctx.cpu_pool is not None:
+            # Start the worker processes now, not on the first game.
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(self.ctx.cpu_pool, int)
+                    for _ in range(self.settings.cpu_workers)
+                )
+            )
         names = list(SERVICES) if service_names is None else service_names
         self.services = {name: SERVICES[name](self.ctx) for name in names}
         self.supervisor = Supervisor(
@@ -63,6 +75,8 @@ class Container:
         if self.supervisor is not None:
             await self.supervisor.stop()
         await self.ctx.lichess.close()
+        if self.ctx.cpu_pool is not None:
+            self.ctx.cpu_pool.shutdown(wait=True, cancel_futures=True)
         await self.ctx.event_log.close()
         self.ctx.store.dispose()
 
@@ -83,5 +97,10 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
         publisher=Publisher(event_log),
         lichess=lichess,
         clock=clock,
+        cpu_pool=(
+            ProcessPoolExecutor(settings.cpu_workers, mp_context=get_context("spawn"))
+            if settings.cpu_workers
+            else None
+        ),
     )
     return Container(settings=settings, ctx=ctx)

@@ -24,6 +24,7 @@ from kibitz.runtime import metrics
 log = logging.getLogger("kibitz.consumer")
 
 Handler = Callable[[Envelope, Payload], Awaitable[None]]
+BatchHandler = Callable[[list[tuple[Envelope, Payload]]], Awaitable[None]]
 
 RETRY_SUFFIX = ".retry"
 DLQ_SUFFIX = ".dlq"
@@ -63,6 +64,8 @@ class ConsumerRunner:
         group: str,
         handlers: Mapping[str, Handler],
         *,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
+        batch_size: int = 500,
         processed: ProcessedEvents | None = None,
         retry: RetryPolicy | None = None,
         max_buffered_per_partition: int = 200,
@@ -70,7 +73,13 @@ class ConsumerRunner:
     ) -> None:
         self.log = log_
         self.group = group
-        self.handlers = dict(handlers)
+        self.batch_handlers = dict(batch_handlers or {})
+        # A batch handler also serves single records (retries, and a failed batch's records).
+        self.handlers: dict[str, Handler] = {
+            **{t: _single(h) for t, h in self.batch_handlers.items()},
+            **handlers,
+        }
+        self.batch_size = batch_size
         self.processed = processed
         self.retry = retry or RetryPolicy()
         self.max_buffered = max_buffered_per_partition
@@ -174,11 +183,62 @@ class ConsumerRunner:
     async def _drain_partition(self, tp: TopicPartition, work: _PartitionWork) -> None:
         while work.queue and not work.discard:
             record = work.queue[0]
+            if record.topic in self.batch_handlers:
+                batch = [work.queue[i] for i in range(min(self.batch_size, len(work.queue)))]
+                await self._handle_batch(record.topic, batch)
+                for _ in batch:
+                    work.queue.popleft()
+                work.completed = batch[-1].offset + 1
+                continue
             await self._handle(record)
             work.queue.popleft()
             work.completed = record.offset + 1
         if work.discard:
             work.queue.clear()
+
+    async def _handle_batch(self, topic: str, records: list[Record]) -> None:
+        """One handler call for many records of one partition; on failure each record is
+        handled alone, so retries and the DLQ work per record as usual."""
+        decoded: list[tuple[Record, Envelope, Payload]] = []
+        for record in records:
+            try:
+                envelope, payload = decode(record.value)
+            except MalformedEvent as exc:
+                await self._dead_letter(record, topic, exc.detail, attempts=0)
+                continue
+            decoded.append((record, envelope, payload))
+        if self.processed is not None and decoded:
+            seen = await self.processed.seen_many(self.group, [e.id for _, e, _ in decoded])
+            if seen:
+                metrics.MESSAGES_DUPLICATE.labels(self.group, topic).inc(len(seen))
+                decoded = [d for d in decoded if d[1].id not in seen]
+        if not decoded:
+            return
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                self.batch_handlers[topic]([(e, p) for _, e, p in decoded]),
+                self.retry.handler_timeout,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "batch_failed group=%s topic=%s size=%d error=%s; handling one by one",
+                self.group,
+                topic,
+                len(decoded),
+                exc,
+            )
+            for record, _, _ in decoded:
+                await self._handle(record)
+            return
+        finally:
+            metrics.HANDLER_SECONDS.labels(self.group, topic).observe(time.perf_counter() - started)
+        if self.processed is not None:
+            await self.processed.mark_many(self.group, [e.id for _, e, _ in decoded])
+        metrics.MESSAGES_PROCESSED.labels(self.group, topic).inc(len(decoded))
+        self.handled += len(decoded)
 
     async def _handle(self, record: Record) -> None:
         topic = base_topic(record.topic)
@@ -251,3 +311,10 @@ class ConsumerRunner:
                 ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ],
         )
+
+
+def _single(batch_handler: BatchHandler) -> Handler:
+    async def handle(envelope: Envelope, payload: Payload) -> None:
+        await batch_handler([(envelope, payload)])
+
+    return handle

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kibitz.events import Envelope, Payload, new_event
 from kibitz.ports import EventLog
 
@@ -24,9 +26,18 @@ class Publisher:
         await self.publish_envelope(topic, envelope)
         return envelope
 
-    async def publish_many(self, topic: str, events: list[tuple[Payload, str]]) -> list[Envelope]:
+    async def publish_many(
+        self,
+        topic: str,
+        events: Sequence[tuple[Payload, str]],
+        *,
+        causes: Sequence[Envelope | None] | None = None,
+    ) -> list[Envelope]:
         """Append many (payload, key) events to `topic` in one pipelined batch."""
-        envelopes = [new_event(payload, key) for payload, key in events]
+        envelopes = [
+            new_event(payload, key, cause=causes[i] if causes else None)
+            for i, (payload, key) in enumerate(events)
+        ]
         await self.log.append_many(
             topic,
             [

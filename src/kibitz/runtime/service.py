@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from kibitz.runtime.consumer import Handler, RetryPolicy
+from kibitz.runtime.consumer import BatchHandler, Handler, RetryPolicy
 
 Loop = Callable[[], Awaitable[None]]
 
@@ -14,9 +14,17 @@ Loop = Callable[[], Awaitable[None]]
 class Service:
     name: str
     handlers: dict[str, Handler] = field(default_factory=dict)
+    batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
     loops: list[Loop] = field(default_factory=list)
     retry: RetryPolicy | None = None
     description: str = ""
+    # Handlers idempotent by natural keys need no per-event bookkeeping (ARCHITECTURE:
+    # "natural keys, or the event id recorded per consumer group").
+    record_event_ids: bool = True
+
+    @property
+    def topics(self) -> list[str]:
+        return [*self.handlers, *self.batch_handlers]
 
     @property
     def group(self) -> str:

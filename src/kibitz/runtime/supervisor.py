@@ -24,12 +24,13 @@ class Supervisor:
 
     async def start(self) -> None:
         for service in self.services:
-            if service.handlers:
+            if service.topics:
                 runner = ConsumerRunner(
                     self.event_log,
                     service.group,
                     service.handlers,
-                    processed=self.processed,
+                    batch_handlers=service.batch_handlers,
+                    processed=self.processed if service.record_event_ids else None,
                     retry=service.retry,
                 )
                 self.runners[service.name] = runner

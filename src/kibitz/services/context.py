@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from kibitz.adapters.lichess_http import LichessClient
@@ -20,3 +21,4 @@ class Context:
     publisher: Publisher
     lichess: LichessClient
     clock: Clock
+    cpu_pool: Executor | None = None  # worker processes for CPU-bound pure work

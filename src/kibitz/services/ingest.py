@@ -3,6 +3,7 @@ PGN files enter the same topic."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -110,6 +111,39 @@ def _latest_game_ms(session: Session, player_id: str) -> int | None:
     return int(value) if value is not None else None
 
 
+class _Pipeline:
+    """Hands each game on as it arrives while the previous batch is being appended: one batch
+    in flight, the next one filling, so a fast stream is published in batches and a slow one
+    game by game, with no added wait."""
+
+    def __init__(self, ctx: Context, cause: Envelope) -> None:
+        self.ctx = ctx
+        self.cause = cause
+        self.buffer: list[tuple[Payload, str]] = []
+        self.in_flight: asyncio.Task[object] | None = None
+
+    async def add(self, payload: RawGame, game: dict[str, object]) -> None:
+        self.buffer.append((payload, str(game.get("id", ""))))
+        if self.in_flight is None or self.in_flight.done():
+            await self._send()
+
+    async def _send(self) -> None:
+        if self.in_flight is not None:
+            await self.in_flight  # raises if the previous batch failed
+            self.in_flight = None
+        if self.buffer:
+            batch, self.buffer = self.buffer, []
+            self.in_flight = asyncio.create_task(
+                self.ctx.publisher.publish_many(
+                    topics.GAMES_RAW, batch, causes=[self.cause] * len(batch)
+                )
+            )
+
+    async def flush(self) -> None:
+        await self._send()
+        await self._send()
+
+
 def build(ctx: Context) -> Service:
     async def handle_sync_requested(envelope: Envelope, payload: Payload) -> None:
         assert isinstance(payload, SyncRequested)
@@ -149,22 +183,20 @@ def build(ctx: Context) -> Service:
 
             await ctx.store.run(write)
 
+        publishing = _Pipeline(ctx, envelope)
         for attempt in range(1, STREAM_ATTEMPTS + 1):
             remaining = None if payload.max_games is None else payload.max_games - received
             if remaining is not None and remaining <= 0:
                 break
             try:
-                async for obj in ctx.lichess.stream_games(
+                async for line, obj in ctx.lichess.stream_games(
                     payload.username,
                     since_ms=cursor,
                     until_ms=payload.until_ms,
                     max_games=remaining,
                 ):
-                    await ctx.publisher.publish(
-                        topics.GAMES_RAW,
-                        RawGame(source="lichess", sync_id=sync_id, lichess=obj),
-                        key=str(obj.get("id", "")),
-                        cause=envelope,
+                    await publishing.add(
+                        RawGame(source="lichess", sync_id=sync_id, lichess_json=line), obj
                     )
                     received += 1
                     if isinstance(obj.get("createdAt"), int):
@@ -174,6 +206,7 @@ def build(ctx: Context) -> Service:
                         last_report = time.monotonic()
                 break
             except LichessUserNotFound as exc:
+                await publishing.flush()
                 await report("failed", exc.detail)
                 return
             except LichessRateLimited:
@@ -181,9 +214,11 @@ def build(ctx: Context) -> Service:
             except UpstreamUnavailable as exc:
                 log.warning("sync_stream_failed sync=%s attempt=%d error=%s", sync_id, attempt, exc)
                 if attempt == STREAM_ATTEMPTS:
+                    await publishing.flush()
                     await report("failed", exc.detail)
                     return
                 await ctx.clock.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+        await publishing.flush()
         await report("streamed")
 
     return Service(

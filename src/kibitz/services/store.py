@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kibitz import topics
@@ -18,112 +20,184 @@ from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
 
-def upsert_game(session: Session, record: GameRecord) -> bool:
-    """Insert or update the game; returns True when it was new. Unchanged games are untouched."""
-    digest = record.content_hash()
-    game = session.get(Game, record.id)
-    created = game is None
-    if game is None:
-        game = Game(id=record.id)
-        session.add(game)
-    elif game.content_hash == digest:
-        return False
-    game.source = record.source
-    game.white_id, game.black_id = record.white_id, record.black_id
-    game.white_name, game.black_name = record.white_name, record.black_name
-    game.white_rating, game.black_rating = record.white_rating, record.black_rating
-    game.result, game.status, game.winner = record.result, record.status, record.winner
-    game.rated, game.variant, game.speed, game.perf = (
-        record.rated,
-        record.variant,
-        record.speed,
-        record.perf,
-    )
-    game.opening_eco, game.opening_name, game.opening_ply = (
-        record.opening_eco,
-        record.opening_name,
-        record.opening_ply,
-    )
-    game.clock_initial, game.clock_increment = record.clock_initial, record.clock_increment
-    game.initial_fen = record.initial_fen
-    game.moves_uci = " ".join(record.moves_uci)
-    game.moves_san = " ".join(record.moves_san)
-    game.ply_count = len(record.moves_uci)
-    game.clocks_cs = record.clocks_cs
-    game.server_analysis = record.server_analysis
-    game.player_analysis = record.player_analysis
-    game.pgn_evals = record.pgn_evals
-    game.headers = record.headers or None
-    game.raw = record.raw
-    game.pgn = record.pgn
-    game.played_at = record.played_at
-    game.played_at_ms = record.played_at_ms
-    game.content_hash = digest
-    game.updated_at = datetime.now(UTC)
-    return created
+def _game_row(record: GameRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "source": record.source,
+        "white_id": record.white_id,
+        "black_id": record.black_id,
+        "white_name": record.white_name,
+        "black_name": record.black_name,
+        "white_rating": record.white_rating,
+        "black_rating": record.black_rating,
+        "result": record.result,
+        "status": record.status,
+        "winner": record.winner,
+        "rated": record.rated,
+        "variant": record.variant,
+        "speed": record.speed,
+        "perf": record.perf,
+        "opening_eco": record.opening_eco,
+        "opening_name": record.opening_name,
+        "opening_ply": record.opening_ply,
+        "clock_initial": record.clock_initial,
+        "clock_increment": record.clock_increment,
+        "initial_fen": record.initial_fen,
+        "moves_uci": " ".join(record.moves_uci),
+        "moves_san": " ".join(record.moves_san),
+        "ply_count": len(record.moves_uci),
+        "clocks_cs": record.clocks_cs,
+        "server_analysis": record.server_analysis,
+        "player_analysis": record.player_analysis,
+        "pgn_evals": record.pgn_evals,
+        "headers": record.headers or None,
+        "raw_json": record.raw_json,
+        "pgn": record.pgn,
+        "played_at": record.played_at,
+        "played_at_ms": record.played_at_ms,
+        "content_hash": record.content_hash(),
+        "updated_at": datetime.now(UTC),
+    }
 
 
-def _count_into_sync(
-    session: Session, insert: Any, sync_id: str, game_id: str, created: bool
+def upsert_games(session: Session, insert: Any, records: list[GameRecord]) -> dict[str, bool]:
+    """Insert new games and update changed ones (unchanged ones are not touched).
+
+    Returns game id → True when the game was new. The last record of an id wins.
+    """
+    rows = {r.id: _game_row(r) for r in records}
+    existing = {
+        gid: digest
+        for gid, digest in session.execute(
+            select(Game.id, Game.content_hash).where(Game.id.in_(list(rows)))
+        )
+    }
+    new_rows = [row for gid, row in rows.items() if gid not in existing]
+    if new_rows:
+        session.execute(insert(Game), new_rows)
+    for gid, row in rows.items():
+        if gid in existing and existing[gid] != row["content_hash"]:
+            session.execute(update(Game).where(Game.id == gid).values(**row))
+    return {gid: gid not in existing for gid in rows}
+
+
+def _count_into_syncs(
+    session: Session, insert: Any, delivered: list[tuple[str, str, bool]]
 ) -> None:
-    """Count the game into its sync once, however often it is delivered (atomic increments:
-    concurrent handlers of other partitions update the same row)."""
-    result = session.execute(
-        insert(SyncGame)
-        .values(sync_id=sync_id, game_id=game_id, created=created)
-        .on_conflict_do_nothing()
-    )
-    added = cast(CursorResult[Any], result).rowcount
-    if added:
+    """Count each (sync, game) into its sync once, however often it is delivered. Increments are
+    atomic: handlers of other partitions update the same sync row concurrently."""
+    by_sync: dict[str, dict[str, bool]] = {}
+    for sync_id, game_id, created in delivered:
+        by_sync.setdefault(sync_id, {})[game_id] = created
+    for sync_id, games in by_sync.items():
+        known = set(
+            session.scalars(
+                select(SyncGame.game_id).where(
+                    SyncGame.sync_id == sync_id, SyncGame.game_id.in_(list(games))
+                )
+            )
+        )
+        fresh = {gid: created for gid, created in games.items() if gid not in known}
+        if not fresh:
+            continue
+        session.execute(
+            insert(SyncGame).on_conflict_do_nothing(),
+            [{"sync_id": sync_id, "game_id": g, "created": c} for g, c in fresh.items()],
+        )
         session.execute(
             update(Sync)
             .where(Sync.id == sync_id)
             .values(
-                games_stored=Sync.games_stored + 1,
-                games_created=Sync.games_created + (1 if created else 0),
+                games_stored=Sync.games_stored + len(fresh),
+                games_created=Sync.games_created + sum(fresh.values()),
             )
         )
 
 
-def build(ctx: Context) -> Service:
-    async def handle_raw_game(envelope: Envelope, payload: Payload) -> None:
-        assert isinstance(payload, RawGame)
-        batch_id = payload.sync_id or payload.import_id
+def parse_raw_game(payload: RawGame) -> GameRecord:
+    """The game of a games.raw message; raises InvalidPgn with the reason."""
+    if payload.source == "lichess" and payload.lichess_json is not None:
         try:
-            if payload.source == "lichess" and payload.lichess is not None:
-                record = game_from_lichess(payload.lichess)
-            elif payload.pgn is not None:
-                record = game_from_pgn(payload.pgn)
-            else:
-                raise InvalidPgn("raw game without Lichess JSON or PGN text")
+            game = json.loads(payload.lichess_json)
+        except ValueError as exc:
+            raise InvalidPgn(f"Lichess sent a line that is not JSON: {exc}") from None
+        if not isinstance(game, dict):
+            raise InvalidPgn("Lichess sent a line that is not a game object")
+        return game_from_lichess(game, payload.lichess_json)
+    if payload.pgn is not None:
+        return game_from_pgn(payload.pgn)
+    raise InvalidPgn("raw game without Lichess JSON or PGN text")
+
+
+def parse_raw_games(payloads: list[RawGame]) -> list[GameRecord | str]:
+    """Each payload's game, or the reason it is invalid; runs in a worker process when the
+    store service has one (python-chess replay is the CPU-heavy part of ingest)."""
+    out: list[GameRecord | str] = []
+    for payload in payloads:
+        try:
+            out.append(parse_raw_game(payload))
         except InvalidPgn as exc:
-            await _reject(ctx, envelope, payload, batch_id, exc.detail)
+            out.append(exc.detail)
+    return out
+
+
+def build(ctx: Context) -> Service:
+    async def handle_raw_games(batch: list[tuple[Envelope, Payload]]) -> None:
+        payloads = [p for _, p in batch if isinstance(p, RawGame)]
+        if len(payloads) != len(batch):
+            raise InvalidPgn("games.raw carried an event that is not a raw game")
+        if ctx.cpu_pool is not None and len(payloads) > 1:
+            loop = asyncio.get_running_loop()
+            results = await loop.run_in_executor(ctx.cpu_pool, parse_raw_games, payloads)
+        else:
+            results = parse_raw_games(payloads)
+        parsed: list[tuple[Envelope, RawGame, GameRecord]] = []
+        for (envelope, _), payload, result in zip(batch, payloads, results, strict=True):
+            if isinstance(result, str):
+                await _reject(ctx, envelope, payload, payload.sync_id or payload.import_id, result)
+            else:
+                parsed.append((envelope, payload, result))
+        if not parsed:
             return
 
-        def write(session: Session) -> bool:
-            created = upsert_game(session, record)
-            if batch_id:
-                _count_into_sync(session, ctx.store.insert, batch_id, record.id, created)
+        def write(session: Session) -> dict[str, bool]:
+            created = upsert_games(session, ctx.store.insert, [r for _, _, r in parsed])
+            _count_into_syncs(
+                session,
+                ctx.store.insert,
+                [
+                    (p.sync_id or p.import_id or "", r.id, created[r.id])
+                    for _, p, r in parsed
+                    if p.sync_id or p.import_id
+                ],
+            )
             return created
 
         created = await ctx.store.run(write)
-        await ctx.publisher.publish(
+        await ctx.publisher.publish_many(
             topics.GAMES_STORED,
-            GameStored(
-                game_id=record.id,
-                created=created,
-                sync_id=payload.sync_id,
-                import_id=payload.import_id,
-            ),
-            key=record.id,
-            cause=envelope,
+            [
+                (
+                    GameStored(
+                        game_id=r.id,
+                        created=created[r.id],
+                        sync_id=p.sync_id,
+                        import_id=p.import_id,
+                    ),
+                    r.id,
+                )
+                for _, p, r in parsed
+            ],
+            causes=[e for e, _, _ in parsed],
         )
 
     return Service(
         name="store",
-        handlers={topics.GAMES_RAW: handle_raw_game},
+        batch_handlers={topics.GAMES_RAW: handle_raw_games},
         retry=RetryPolicy(max_attempts=4, base_delay=0.5),
         description="validates and upserts games from games.raw",
+        # Upsert by game id and count by (sync, game): a redelivered batch changes nothing.
+        record_event_ids=False,
     )
 
 

@@ -46,7 +46,7 @@ def upgrade() -> None:
         sa.Column("player_analysis", sa.JSON(), nullable=True),
         sa.Column("pgn_evals", sa.JSON(), nullable=True),
         sa.Column("headers", sa.JSON(), nullable=True),
-        sa.Column("raw", sa.JSON(), nullable=True),
+        sa.Column("raw_json", sa.Text(), nullable=True),
         sa.Column("pgn", sa.Text(), nullable=True),
         sa.Column("played_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("played_at_ms", sa.BigInteger(), nullable=True),

@@ -1,0 +1,133 @@
+"""Ingest throughput: Lichess NDJSON → stored games/s, on SQLite and on PostgreSQL.
+
+Baseline, in the same run: python-chess replaying the same games' moves from the same NDJSON
+lines with no storage at all. Target (issue 3): pipeline >= 0.5x the baseline.
+The pipeline is the real one: fake Lichess (HTTP, NDJSON) → ingest → games.raw (embedded log)
+→ store service → games table, timed from the sync request to the last game stored.
+
+    .venv/bin/python bench/ingest.py [--games 2000] [--pg postgresql://postgres@127.0.0.1/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import chess
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kibitz.api.views import get_sync  # noqa: E402
+from kibitz.runtime.bootstrap import bootstrap  # noqa: E402
+from kibitz.services.ingest import request_sync  # noqa: E402
+from kibitz.settings import load_settings  # noqa: E402
+from tests.fakes.lichess import FakeLichess  # noqa: E402
+
+
+def replay_baseline(lines: list[str]) -> float:
+    started = time.perf_counter()
+    for line in lines:
+        game = json.loads(line)
+        board = chess.Board()
+        for san in game["moves"].split():
+            board.push_san(san)
+    return len(lines) / (time.perf_counter() - started)
+
+
+class RemoteFake:
+    """The fake Lichess in its own process, as the real one is on another machine."""
+
+    def __init__(self, user: str, games: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.lichess", user, str(games)],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+async def pipeline(fake: RemoteFake, user: str, database_url: str, home: Path) -> float:
+    settings = load_settings(
+        home=home,
+        database_url=database_url,
+        bus_url=f"sqlite:///{home / 'log.db'}",
+        lichess_url=fake.url,
+        demo=False,
+    )
+    container = bootstrap(settings)
+    await container.start(["ingest", "store"])
+    try:
+        started = time.perf_counter()
+        sync_id = await request_sync(container.ctx, user)
+        while True:
+            view = await container.ctx.store.read(lambda s: get_sync(s, sync_id))
+            if view["status"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        assert view["status"] == "done", view
+        return int(view["games_stored"]) / elapsed
+    finally:
+        await container.close()
+
+
+async def main(games: int, pg_admin: str) -> None:
+    same_games = FakeLichess()  # deterministic: the same games the served fake streams
+    same_games.add_user("bench", games)
+    lines = [json.dumps(g) for g in same_games.users["bench"]]
+    plies = statistics.mean(len(g["moves"].split()) for g in same_games.users["bench"])
+    fake = RemoteFake("bench", games)
+    results: dict[str, float] = {}
+    baselines = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            baselines.append(replay_baseline(lines))
+            results["sqlite"] = await pipeline(
+                fake, "bench", f"sqlite:///{Path(tmp) / 'k.db'}", Path(tmp) / "a"
+            )
+            baselines.append(replay_baseline(lines))
+            name = f"kibitz_bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(pg_admin, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            try:
+                url = pg_admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+                results["postgresql"] = await pipeline(
+                    fake, "bench", f"{url}/{name}", Path(tmp) / "b"
+                )
+            finally:
+                with psycopg.connect(pg_admin, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            baselines.append(replay_baseline(lines))
+    finally:
+        fake.stop()
+    baseline = statistics.median(baselines)
+    print(f"games: {games}, mean plies per game: {plies:.0f}")
+    print(f"python-chess replay, no storage : {baseline:8.0f} games/s (median of 3)")
+    for store, rate in results.items():
+        print(
+            f"pipeline on {store:<10}          : {rate:8.0f} games/s = {rate / baseline:.2f}x (target >= 0.5x)"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--games", type=int, default=2000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    asyncio.run(main(args.games, args.pg))
