@@ -27,11 +27,12 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.fakes.lichess import FakeLichess  # noqa: E402
+
 from kibitz.api.views import get_sync  # noqa: E402
 from kibitz.runtime.bootstrap import bootstrap  # noqa: E402
 from kibitz.services.ingest import request_sync  # noqa: E402
 from kibitz.settings import load_settings  # noqa: E402
-from tests.fakes.lichess import FakeLichess  # noqa: E402
 
 
 def replay_baseline(lines: list[str]) -> float:
@@ -121,7 +122,8 @@ async def main(games: int, pg_admin: str) -> None:
     print(f"python-chess replay, no storage : {baseline:8.0f} games/s (median of 3)")
     for store, rate in results.items():
         print(
-            f"pipeline on {store:<10}          : {rate:8.0f} games/s = {rate / baseline:.2f}x (target >= 0.5x)"
+            f"pipeline on {store:<10}          : {rate:8.0f} games/s = "
+            f"{rate / baseline:.2f}x (target >= 0.5x)"
         )
 
 
