@@ -97,3 +97,30 @@ def test_db_upgrade_services_and_bus_tail(tmp_path: Path) -> None:
     tail = kibitz(tmp_path, "bus", "tail", "games.stored", "--from-beginning", "--count", "3")
     assert tail.returncode == 0
     assert tail.stdout.count('"type": "games.stored"') == 3
+
+
+def test_a_malformed_message_is_parked_listed_and_replayed(tmp_path: Path) -> None:
+    import asyncio
+
+    from kibitz.adapters.eventlog_sqlite import SqliteEventLog
+
+    kibitz(tmp_path, "db", "upgrade")
+
+    async def poison() -> None:
+        log = SqliteEventLog(tmp_path / "home" / "eventlog.db")
+        await log.start()
+        await log.append("games.raw", "bad-key", b"{this is not an event")
+        await log.close()
+
+    asyncio.run(poison())
+    # Running the store service once consumes it: the malformed message goes to the DLQ.
+    kibitz(tmp_path, "import", "pgn", str(FIXTURES / "three_good_one_broken.pgn"))
+    listed = kibitz(tmp_path, "dlq", "list", "games.raw")
+    assert listed.returncode == 0
+    assert "bad-key" in listed.stdout and "not an event envelope" in listed.stdout
+    assert "1 parked on games.raw.dlq" in listed.stdout
+    replayed = kibitz(tmp_path, "dlq", "replay", "games.raw")
+    assert "replayed 1 message(s)" in replayed.stdout
+    assert "0 parked" in kibitz(tmp_path, "dlq", "list", "games.raw").stdout
+    tail = kibitz(tmp_path, "bus", "tail", "games.raw", "--from-beginning", "--count", "5")
+    assert tail.stdout.count("this is not an event") == 2  # the original and its replay

@@ -111,6 +111,7 @@ class ConsumerRunner:
             self._stopped.set()
             raise
         active = metrics.ACTIVE_TASKS.labels(self.group)
+        lag_task = asyncio.create_task(self._report_lag())
         try:
             while not self._stopping.is_set():
                 records = await consumer.poll(max_records=500, timeout=0.2)
@@ -135,11 +136,25 @@ class ConsumerRunner:
                 active.set(sum(1 for w in self._work.values() if w.task and not w.task.done()))
                 await self._commit_completed()
         finally:
+            lag_task.cancel()
             try:
                 await self._finish(set(self._work))
                 await consumer.close()
             finally:
                 self._stopped.set()
+
+    async def _report_lag(self, every: float = 10.0) -> None:
+        """Publish the group's lag per partition as a gauge (appended minus committed)."""
+        while True:
+            for topic in self.topics:
+                try:
+                    lag = await self.log.lag(self.group, topic)
+                except Exception as exc:  # the log may be briefly unreachable; try again later
+                    log.debug("lag_unavailable group=%s topic=%s error=%s", self.group, topic, exc)
+                    continue
+                for partition, behind in lag.items():
+                    metrics.CONSUMER_LAG.labels(self.group, topic, str(partition)).set(behind)
+            await asyncio.sleep(every)
 
     async def stop(self) -> None:
         """Finish the records being handled, hand back the rest, commit, leave the group."""

@@ -168,6 +168,8 @@ def build(ctx: Context) -> Service:
         last_report = time.monotonic()
 
         async def report(status: str, error: str | None = None) -> None:
+            now = datetime.fromtimestamp(ctx.clock.now(), UTC)
+
             def write(session: Session) -> None:
                 sync = session.get(Sync, sync_id)
                 if sync is None:
@@ -176,10 +178,10 @@ def build(ctx: Context) -> Service:
                 sync.status = status
                 sync.error = error
                 if status in ("streamed", "failed"):
-                    sync.finished_at = datetime.now(UTC)
+                    sync.finished_at = now
                     player = session.get(Player, player_id)
                     if player is not None and status == "streamed":
-                        player.last_synced_at = datetime.now(UTC)
+                        player.last_synced_at = now
 
             await ctx.store.run(write)
 
