@@ -40,7 +40,10 @@ def test_openapi_and_metrics_are_served(server: Server) -> None:
     assert "/api/players/{username}/sync" in spec["paths"]
     metrics = httpx.get(f"{server.url}/metrics").text
     assert "kibitz_messages_processed_total" in metrics
-    assert re.search(r"kibitz_consumer_lag\{group=\"kibitz.store\",partition=\"0\",topic=\"games.raw\"\} \d", metrics)
+    assert re.search(
+        r"kibitz_consumer_lag\{group=\"kibitz.store\",partition=\"0\",topic=\"games.raw\"\} \d",
+        metrics,
+    )
 
 
 def test_the_offline_demo_is_imported_on_first_start(server: Server) -> None:

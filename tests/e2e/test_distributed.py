@@ -1,0 +1,120 @@
+"""Distributed mode: each service its own process on the Kafka-protocol broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.e2e.conftest import KIBITZ, start_server, stop_server
+from tests.fakes.lichess import FakeLichess
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def cluster_env(tmp_path: Path, broker: str, fresh_pg_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KIBITZ_HOME": str(tmp_path / "home"),
+        "KIBITZ_BUS_URL": f"kafka://{broker}",
+        "KIBITZ_DATABASE_URL": fresh_pg_url,
+        "COLUMNS": "200",
+    }
+
+
+@pytest.fixture
+def services(
+    tmp_path: Path, cluster_env: dict[str, str], fake_lichess: FakeLichess
+) -> Iterator[None]:
+    env = {**cluster_env, "KIBITZ_LICHESS_URL": fake_lichess.url}
+    subprocess.run([KIBITZ, "db", "upgrade"], env=env, check=True, capture_output=True)
+    processes = [
+        subprocess.Popen(
+            [KIBITZ, "run", name],
+            env=env,
+            stdout=(tmp_path / f"{name}-{i}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for i, name in enumerate(["ingest", "ingest", "store"])
+    ]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_two_ingest_processes_and_a_store_process_import_without_overlapping_lichess_calls(
+    cluster_env: dict[str, str], fake_lichess: FakeLichess, services: None
+) -> None:
+    fake_lichess.add_user("Alice", 60, seed=1)
+    fake_lichess.add_user("Bob", 40, seed=2)
+    fake_lichess.line_delay = 0.005
+    env = {**cluster_env, "KIBITZ_LICHESS_URL": fake_lichess.url}
+    imports = [
+        subprocess.Popen(
+            [KIBITZ, "import", "lichess", name],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("Alice", "Bob")
+    ]
+    outputs = [p.communicate(timeout=180) for p in imports]
+    for process, (_out, err) in zip(imports, outputs, strict=True):
+        assert process.returncode == 0, err
+    assert "60 games stored (60 new, 0 rejected) for Alice" in outputs[0][0]
+    assert "40 games stored (40 new, 0 rejected) for Bob" in outputs[1][0]
+    assert fake_lichess.max_active == 1
+    assert len(fake_lichess.requests) == 2
+    url = env["KIBITZ_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT id) FROM games").fetchone() == (
+            100,
+            100,
+        )
+
+
+def test_health_names_the_failing_component_with_503(tmp_path: Path) -> None:
+    running = start_server(tmp_path, {"KIBITZ_DEMO": "false"})
+    stop_server(running)
+    env = {
+        **os.environ,
+        "KIBITZ_HOME": str(running.home),
+        "KIBITZ_PORT": running.url.rsplit(":", 1)[1],
+        "KIBITZ_STOCKFISH": "/nonexistent/stockfish",
+        "KIBITZ_DEMO": "false",
+    }
+    process = subprocess.Popen(
+        [KIBITZ, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        answer = None
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"{running.url}/api/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None and answer.status_code == 503
+        body = answer.json()
+        assert body["status"] == "degraded"
+        assert body["components"]["engine"].startswith("down:")
+        assert body["components"]["store"] == "ok"
+    finally:
+        process.terminate()
+        process.wait(15)
