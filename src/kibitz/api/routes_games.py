@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from kibitz.adapters.store_models import Player
 from kibitz.api.deps import context, require_write_token
 from kibitz.api.views import game_detail, game_summary, get_game, get_sync, player_games
 from kibitz.errors import InvalidInput, PayloadTooLarge
@@ -46,30 +45,13 @@ async def sync_player(
 @router.post("/players/{username}/follow", dependencies=[Depends(require_write_token)])
 async def follow_player(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
     """Keep the player in sync: the scheduler syncs followed players every minute."""
-    name = ingest.normalise_username(username)
-
-    def follow(session: Any) -> None:
-        player = session.get(Player, name.lower())
-        if player is None:
-            session.add(Player(id=name.lower(), name=name, followed=True))
-        else:
-            player.followed = True
-
-    await ctx.store.run(follow)
-    return {"username": name, "followed": True}
+    return await ingest.set_followed(ctx, username, True)
 
 
 @router.delete("/players/{username}/follow", dependencies=[Depends(require_write_token)])
 async def unfollow_player(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
-    name = ingest.normalise_username(username)
-
-    def unfollow(session: Any) -> None:
-        player = session.get(Player, name.lower())
-        if player is not None:
-            player.followed = False
-
-    await ctx.store.run(unfollow)
-    return {"username": name, "followed": False}
+    """Stop the scheduler's syncs of the player (their games stay)."""
+    return await ingest.set_followed(ctx, username, False)
 
 
 @router.get("/syncs/{sync_id}")

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,6 +34,21 @@ def normalise_username(username: str) -> str:
     if not (2 <= len(name) <= 30) or not all(c.isalnum() or c in "_-" for c in name):
         raise InvalidInput(f"{username!r} is not a valid Lichess username")
     return name
+
+
+async def set_followed(ctx: Context, username: str, followed: bool) -> dict[str, Any]:
+    """Follow or unfollow a player; followed players are synced by the scheduler."""
+    name = normalise_username(username)
+
+    def write(session: Session) -> None:
+        player = session.get(Player, name.lower())
+        if player is None:
+            session.add(Player(id=name.lower(), name=name, followed=followed))
+        else:
+            player.followed = followed
+
+    await ctx.store.run(write)
+    return {"username": name, "followed": followed}
 
 
 async def request_sync(
