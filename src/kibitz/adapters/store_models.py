@@ -44,8 +44,8 @@ class Game(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     source: Mapped[str] = mapped_column(String(16))  # lichess | pgn
-    white_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    black_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    white_id: Mapped[str | None] = mapped_column(String(64))
+    black_id: Mapped[str | None] = mapped_column(String(64))
     white_name: Mapped[str | None] = mapped_column(String(64))
     black_name: Mapped[str | None] = mapped_column(String(64))
     white_rating: Mapped[int | None] = mapped_column(Integer)
@@ -73,7 +73,7 @@ class Game(Base):
     headers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw_json: Mapped[str | None] = mapped_column(Text)  # Lichess's NDJSON line, verbatim
     pgn: Mapped[str | None] = mapped_column(Text)
-    played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     played_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -194,5 +194,6 @@ class Lock(Base):
     not_before: Mapped[float] = mapped_column(Float, default=0.0)  # e.g. 60 s after a 429
 
 
-Index("ix_games_white_played", Game.white_id, Game.played_at)
-Index("ix_games_black_played", Game.black_id, Game.played_at)
+# A player's games newest first (the games list, a sync's resume point): one index per colour.
+Index("ix_games_white_played", Game.white_id, Game.played_at_ms)
+Index("ix_games_black_played", Game.black_id, Game.played_at_ms)

@@ -56,11 +56,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("games", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_games_black_id"), ["black_id"], unique=False)
-        batch_op.create_index("ix_games_black_played", ["black_id", "played_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_games_played_at"), ["played_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_games_white_id"), ["white_id"], unique=False)
-        batch_op.create_index("ix_games_white_played", ["white_id", "played_at"], unique=False)
+        batch_op.create_index("ix_games_black_played", ["black_id", "played_at_ms"], unique=False)
+        batch_op.create_index("ix_games_white_played", ["white_id", "played_at_ms"], unique=False)
 
     op.create_table(
         "locks",
@@ -202,10 +199,7 @@ def downgrade() -> None:
     op.drop_table("locks")
     with op.batch_alter_table("games", schema=None) as batch_op:
         batch_op.drop_index("ix_games_white_played")
-        batch_op.drop_index(batch_op.f("ix_games_white_id"))
-        batch_op.drop_index(batch_op.f("ix_games_played_at"))
         batch_op.drop_index("ix_games_black_played")
-        batch_op.drop_index(batch_op.f("ix_games_black_id"))
 
     op.drop_table("games")
     # ### end Alembic commands ###
