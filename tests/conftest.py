@@ -109,3 +109,14 @@ def fake_lichess() -> Iterator[FakeLichess]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[str]:
+    """A local broker for one test: whole-app tests use fixed topic names, so they must not
+    share one (KIBITZ_TEST_KAFKA, when set, serves the contract suite)."""
+    local = start_broker(tmp_path / "own-broker")
+    try:
+        yield local.bootstrap
+    finally:
+        local.stop()

@@ -127,10 +127,10 @@ def test_an_unknown_lichess_user_fails_its_sync(server: Server) -> None:
 
 @pytest.mark.kafka
 def test_serve_on_kafka_and_postgresql_is_healthy(
-    tmp_path: Path, broker: str, fresh_pg_url: str
+    tmp_path: Path, own_broker: str, fresh_pg_url: str
 ) -> None:
     running = start_server(
-        tmp_path, {"KIBITZ_BUS_URL": f"kafka://{broker}", "KIBITZ_DATABASE_URL": fresh_pg_url}
+        tmp_path, {"KIBITZ_BUS_URL": f"kafka://{own_broker}", "KIBITZ_DATABASE_URL": fresh_pg_url}
     )
     try:
         health = httpx.get(f"{running.url}/api/health").json()

@@ -19,11 +19,11 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
-def cluster_env(tmp_path: Path, broker: str, fresh_pg_url: str) -> dict[str, str]:
+def cluster_env(tmp_path: Path, own_broker: str, fresh_pg_url: str) -> dict[str, str]:
     return {
         **os.environ,
         "KIBITZ_HOME": str(tmp_path / "home"),
-        "KIBITZ_BUS_URL": f"kafka://{broker}",
+        "KIBITZ_BUS_URL": f"kafka://{own_broker}",
         "KIBITZ_DATABASE_URL": fresh_pg_url,
         "COLUMNS": "200",
     }
