@@ -47,7 +47,7 @@ DLQ_REPLAY_GROUP = "kibitz.dlq-replay"
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(CLI_EXIT_USAGE)
 
 
@@ -73,7 +73,8 @@ def _logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
     )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # failures are reported by kibitz
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -100,9 +101,21 @@ def serve(
             "set a token, or listen on 127.0.0.1"
         )
     _logging()
+    _run(lambda: _preflight(settings))
     application = create_app(bootstrap(settings))
     console.print(f"kibitz on http://{bind}:{port or settings.port}  (home {settings.home})")
     uvicorn.run(application, host=bind, port=port or settings.port, log_level="warning")
+
+
+async def _preflight(settings: Settings) -> None:
+    """Reach the store and the log once before serving, so a bad URL is one clear line."""
+    from kibitz.runtime.bootstrap import bootstrap
+
+    container = bootstrap(settings)
+    try:
+        await container.start([])
+    finally:
+        await container.close()
 
 
 def _is_loopback(host: str) -> bool:
@@ -414,5 +427,5 @@ def main() -> None:
     try:
         app()
     except KibitzError as exc:
-        err.print(f"[bold red]error:[/] {exc.detail}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc.detail}", highlight=False, soft_wrap=True)
         sys.exit(CLI_EXIT_USAGE)

@@ -63,6 +63,12 @@ def test_import_lichess_since_a_date_passes_it_on(
         (["run", "nosuchservice"], {}, "no service 'nosuchservice'"),
         (["services"], {"KIBITZ_BUS_URL": "amqp://x"}, "KIBITZ_BUS_URL:"),
         (["serve", "--host", "0.0.0.0"], {"KIBITZ_API_TOKEN": ""}, "without KIBITZ_API_TOKEN"),
+        (["serve"], {"KIBITZ_BUS_URL": "kafka://127.0.0.1:1"}, "cannot reach the event log"),
+        (
+            ["run", "store"],
+            {"KIBITZ_DATABASE_URL": "postgresql+psycopg://u:secret@127.0.0.1:1/x"},
+            "cannot reach the store at postgresql+psycopg://u:***@127.0.0.1:1/x",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_traceback(

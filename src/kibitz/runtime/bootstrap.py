@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
+from sqlalchemy import make_url
+
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.adapters.lichess_http import LichessClient, RequestGate
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock, SystemClock
-from kibitz.errors import ConfigurationError
+from kibitz.errors import ConfigurationError, UpstreamUnavailable
 from kibitz.ports import EventLog
 from kibitz.runtime.publisher import Publisher
 from kibitz.runtime.service import Service
@@ -51,10 +53,23 @@ class Container:
     supervisor: Supervisor | None = None
 
     async def start(self, service_names: list[str] | None = None) -> None:
-        """Migrate the store, connect the log, declare topics, start `service_names` (None: all)."""
-        self.ctx.store.upgrade()
-        await self.ctx.event_log.start()
-        await self.ctx.event_log.declare(all_topics())
+        """Migrate the store, connect the log, declare topics, start `service_names` (None: all).
+
+        Raises UpstreamUnavailable naming the store or the log when it cannot be reached.
+        """
+        try:
+            await asyncio.to_thread(self.ctx.store.upgrade)
+        except Exception as exc:
+            raise UpstreamUnavailable(
+                f"cannot reach the store at {_safe_url(self.settings.database_url)}: {_why(exc)}"
+            ) from None
+        try:
+            await self.ctx.event_log.start()
+            await self.ctx.event_log.declare(all_topics())
+        except Exception as exc:
+            raise UpstreamUnavailable(
+                f"cannot reach the event log at {self.settings.bus_url}: {_why(exc)}"
+            ) from None
         if self.ctx.cpu_pool is not None:
             # Start the worker processes now, not on the first game.
             loop = asyncio.get_running_loop()
@@ -79,6 +94,16 @@ class Container:
             self.ctx.cpu_pool.shutdown(wait=True, cancel_futures=True)
         await self.ctx.event_log.close()
         self.ctx.store.dispose()
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return (text if text.startswith(name) else f"{name}: {text}")[:300]
 
 
 def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
