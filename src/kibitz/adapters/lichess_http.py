@@ -67,12 +67,23 @@ class RequestGate:
                 return
             await self.clock.sleep(wait)
 
+    def _lock_row(self, session: Session) -> Lock:
+        """The lease row, created by whoever needs it first (concurrent creators are fine),
+        then locked for this transaction."""
+        session.execute(
+            self.store.insert(Lock)
+            .values(name=LOCK_NAME, holder=None, expires_at=0.0, not_before=0.0)
+            .on_conflict_do_nothing()
+        )
+        lock = session.get(
+            Lock, LOCK_NAME, with_for_update=not self.store.is_sqlite, populate_existing=True
+        )
+        assert lock is not None
+        return lock
+
     def _try_acquire(self, session: Session) -> float:
         now = self.clock.now()
-        lock = session.get(Lock, LOCK_NAME, with_for_update=not self.store.is_sqlite)
-        if lock is None:
-            session.add(Lock(name=LOCK_NAME, holder=self.holder, expires_at=now + LEASE_SECONDS))
-            return 0.0
+        lock = self._lock_row(session)
         if lock.not_before > now:
             return lock.not_before - now
         if lock.holder not in (None, self.holder) and lock.expires_at > now:
@@ -110,11 +121,8 @@ class RequestGate:
         until = self.clock.now() + RATE_LIMIT_PAUSE
 
         def pause(session: Session) -> None:
-            lock = session.get(Lock, LOCK_NAME)
-            if lock is None:
-                session.add(Lock(name=LOCK_NAME, not_before=until))
-            else:
-                lock.not_before = max(lock.not_before, until)
+            lock = self._lock_row(session)
+            lock.not_before = max(lock.not_before, until)
 
         await self.store.run(pause)
         log.warning("lichess_rate_limited pause_seconds=%.0f", RATE_LIMIT_PAUSE)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from kibitz import topics
 from kibitz.adapters.store_models import Game, Sync, SyncGame
+from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain.games import GameRecord, game_from_lichess, game_from_pgn
 from kibitz.errors import InvalidPgn
 from kibitz.events import Envelope, GameRejected, GameStored, Payload, RawGame
@@ -60,7 +61,7 @@ def _game_row(record: GameRecord) -> dict[str, Any]:
     }
 
 
-def upsert_games(session: Session, insert: Any, records: list[GameRecord]) -> dict[str, bool]:
+def upsert_games(session: Session, store: SqlStore, records: list[GameRecord]) -> dict[str, bool]:
     """Insert new games and update changed ones (unchanged ones are not touched).
 
     Returns game id → True when the game was new. The last record of an id wins.
@@ -73,8 +74,8 @@ def upsert_games(session: Session, insert: Any, records: list[GameRecord]) -> di
         )
     }
     new_rows = [row for gid, row in rows.items() if gid not in existing]
-    if new_rows:
-        session.execute(insert(Game), new_rows)
+    now = datetime.now(UTC)
+    store.bulk_insert(session, Game, [{**row, "created_at": now} for row in new_rows])
     for gid, row in rows.items():
         if gid in existing and existing[gid] != row["content_hash"]:
             session.execute(update(Game).where(Game.id == gid).values(**row))
@@ -161,7 +162,7 @@ def build(ctx: Context) -> Service:
             return
 
         def write(session: Session) -> dict[str, bool]:
-            created = upsert_games(session, ctx.store.insert, [r for _, _, r in parsed])
+            created = upsert_games(session, ctx.store, [r for _, _, r in parsed])
             _count_into_syncs(
                 session,
                 ctx.store.insert,
