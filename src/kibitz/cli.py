@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -138,12 +139,17 @@ def run(service: Annotated[str, typer.Argument(help="A name from `kibitz service
     _logging()
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         container = bootstrap(settings)
-        await container.start([service])
-        console.print(f"service {service} running (Ctrl-C stops it)")
         try:
-            await asyncio.Event().wait()
+            await container.start([service])
+            console.print(f"service {service} running (Ctrl-C or SIGTERM stops it)")
+            await stop.wait()
         finally:
+            # Finish in-flight work, commit, leave the group, stop the worker processes.
             await container.close()
 
     _run(main)

@@ -76,11 +76,29 @@ class SqlStore:
         column it sets, defaults included (COPY applies no Python-side defaults)."""
         if not rows:
             return
-        if self.is_sqlite:
-            session.execute(sqlite_insert(model), rows)
-            return
         table = model.__table__
         columns = list(rows[0])
+        if self.is_sqlite:
+            # The driver's executemany with SQLAlchemy's own bind processors: the stored
+            # formats (JSON text, datetime strings) are exactly the ORM's, without its per-row
+            # statement machinery.
+            dialect = session.get_bind().dialect
+            processors = [table.columns[c].type.bind_processor(dialect) for c in columns]
+            raw = session.connection().connection.driver_connection
+            if raw is None:
+                raise RuntimeError("no database connection for the bulk insert")
+            raw.executemany(
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                [
+                    tuple(
+                        p(row[c]) if p is not None else row[c]
+                        for p, c in zip(processors, columns, strict=True)
+                    )
+                    for row in rows
+                ],
+            )
+            return
         json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
         driver = session.connection().connection.driver_connection
         if driver is None:

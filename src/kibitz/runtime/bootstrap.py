@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -96,6 +99,18 @@ class Container:
         self.ctx.store.dispose()
 
 
+def exit_with_parent(parent_pid: int) -> None:
+    """In a worker process: exit as soon as the process that started it is gone (a SIGKILLed
+    parent cannot shut its pool down)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -123,7 +138,12 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
         lichess=lichess,
         clock=clock,
         cpu_pool=(
-            ProcessPoolExecutor(settings.cpu_workers, mp_context=get_context("spawn"))
+            ProcessPoolExecutor(
+                settings.cpu_workers,
+                mp_context=get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
             if settings.cpu_workers
             else None
         ),
