@@ -115,28 +115,31 @@ def _count_into_syncs(
         )
 
 
-def parse_raw_game(payload: RawGame) -> GameRecord:
+def parse_raw_game(source: str, lichess_json: str | None, pgn: str | None) -> GameRecord:
     """The game of a games.raw message; raises InvalidPgn with the reason."""
-    if payload.source == "lichess" and payload.lichess_json is not None:
+    if source == "lichess" and lichess_json is not None:
         try:
-            game = json.loads(payload.lichess_json)
+            game = json.loads(lichess_json)
         except ValueError as exc:
             raise InvalidPgn(f"Lichess sent a line that is not JSON: {exc}") from None
         if not isinstance(game, dict):
             raise InvalidPgn("Lichess sent a line that is not a game object")
-        return game_from_lichess(game, payload.lichess_json)
-    if payload.pgn is not None:
-        return game_from_pgn(payload.pgn)
+        return game_from_lichess(game, lichess_json)
+    if pgn is not None:
+        return game_from_pgn(pgn)
     raise InvalidPgn("raw game without Lichess JSON or PGN text")
 
 
-def parse_raw_games(payloads: list[RawGame]) -> list[GameRecord | str]:
-    """Each payload's game, or the reason it is invalid; runs in a worker process when the
-    store service has one (python-chess replay is the CPU-heavy part of ingest)."""
+def parse_raw_games(
+    raw: list[tuple[str, str | None, str | None]],
+) -> list[GameRecord | str]:
+    """Each (source, Lichess line, PGN text)'s game, or the reason it is invalid. Runs in a
+    worker process when the store service has one: python-chess replay is the CPU-heavy part of
+    ingest, and plain strings cross the process boundary far cheaper than models."""
     out: list[GameRecord | str] = []
-    for payload in payloads:
+    for source, lichess_json, pgn in raw:
         try:
-            out.append(parse_raw_game(payload))
+            out.append(parse_raw_game(source, lichess_json, pgn))
         except InvalidPgn as exc:
             out.append(exc.detail)
     return out
@@ -147,11 +150,12 @@ def build(ctx: Context) -> Service:
         payloads = [p for _, p in batch if isinstance(p, RawGame)]
         if len(payloads) != len(batch):
             raise InvalidPgn("games.raw carried an event that is not a raw game")
-        if ctx.cpu_pool is not None and len(payloads) > 1:
+        raw = [(p.source, p.lichess_json, p.pgn) for p in payloads]
+        if ctx.cpu_pool is not None and len(raw) > 1:
             loop = asyncio.get_running_loop()
-            results = await loop.run_in_executor(ctx.cpu_pool, parse_raw_games, payloads)
+            results = await loop.run_in_executor(ctx.cpu_pool, parse_raw_games, raw)
         else:
-            results = parse_raw_games(payloads)
+            results = parse_raw_games(raw)
         parsed: list[tuple[Envelope, RawGame, GameRecord]] = []
         for (envelope, _), payload, result in zip(batch, payloads, results, strict=True):
             if isinstance(result, str):
