@@ -83,10 +83,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     demo: Annotated[
-        bool, typer.Option(help="Import the offline demo games on first start.")
-    ] = True,
+        bool | None,
+        typer.Option(help="Import the offline demo games on first start [default: KIBITZ_DEMO]."),
+    ] = None,
+    api_only: Annotated[
+        bool, typer.Option(help="Serve the API and web UI only; services run as `kibitz run`.")
+    ] = False,
 ) -> None:
-    """Run everything in one process: the API, the web UI and every service."""
+    """Run the API, the web UI and (unless --api-only) every service in one process."""
     import uvicorn
 
     from kibitz.api.app import create_app
@@ -103,7 +107,7 @@ def serve(
         )
     _logging()
     _run(lambda: _preflight(settings))
-    application = create_app(bootstrap(settings))
+    application = create_app(bootstrap(settings), services=[] if api_only else None)
     console.print(f"kibitz on http://{bind}:{port or settings.port}  (home {settings.home})")
     uvicorn.run(application, host=bind, port=port or settings.port, log_level="warning")
 
@@ -112,7 +116,7 @@ async def _preflight(settings: Settings) -> None:
     """Reach the store and the log once before serving, so a bad URL is one clear line."""
     from kibitz.runtime.bootstrap import bootstrap
 
-    container = bootstrap(settings)
+    container = bootstrap(settings.model_copy(update={"cpu_workers": 0}))
     try:
         await container.start([])
     finally:

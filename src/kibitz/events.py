@@ -147,41 +147,6 @@ class GameRejected(Payload):
 
 
 @register
-class SyncProgress(Payload):
-    event_type = "games.sync.progress"
-    sync_id: str
-    username: str
-    status: str  # running | done | failed
-    games_received: int
-    error: str | None = None
-
-
-@register
-class AnalysisRequested(Payload):
-    event_type = "analysis.requested"
-    game_id: str
-    priority: str = "batch"  # interactive | batch
-    phases: list[str] = Field(default_factory=lambda: ["quick", "deep"])
-
-
-@register
-class AnalysisProgress(Payload):
-    event_type = "analysis.progress"
-    game_id: str
-    phase: str
-    status: str
-    positions_done: int
-    positions_total: int
-
-
-@register
-class AnalysisCompleted(Payload):
-    event_type = "analysis.completed"
-    game_id: str
-    phase: str
-
-
-@register
 class Probe(Payload):
     """A no-op event used by health checks, tests and benchmarks."""
 

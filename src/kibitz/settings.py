@@ -28,16 +28,6 @@ class Settings(BaseSettings):
     api_token: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    tracker_url: str = "http://127.0.0.1:8001"
-    llm_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
-    llm_key: str | None = None
-    engine_processes: int = Field(default=1, ge=1, le=64)
-    engine_hash_mb: int = Field(default=16, ge=1, le=65536)
-    quick_nodes: int = Field(default=20_000, ge=100)
-    deep_nodes: int = Field(default=300_000, ge=100)
-    handler_max_attempts: int = Field(default=4, ge=1, le=20)
-    retry_base_seconds: float = Field(default=0.5, gt=0)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     demo: bool = True
     cpu_workers: int = Field(
@@ -60,7 +50,7 @@ class Settings(BaseSettings):
             raise ValueError("kafka:// needs at least one HOST:PORT")
         return value
 
-    @field_validator("lichess_url", "tracker_url")
+    @field_validator("lichess_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

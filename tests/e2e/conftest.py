@@ -27,7 +27,9 @@ class Server:
     started_in: float
 
 
-def start_server(tmp: Path, env: dict[str, str], timeout: float = 10.0) -> Server:
+def start_server(
+    tmp: Path, env: dict[str, str], timeout: float = 10.0, args: tuple[str, ...] = ()
+) -> Server:
     """Start `kibitz serve`; raises if /api/health is not 200 within `timeout` seconds."""
     port = free_port()
     home = tmp / "home"
@@ -38,10 +40,11 @@ def start_server(tmp: Path, env: dict[str, str], timeout: float = 10.0) -> Serve
         "KIBITZ_API_TOKEN": "",
         **env,
     }
+    tmp.mkdir(parents=True, exist_ok=True)
     log = (tmp / "serve.log").open("wb")
     began = time.monotonic()
     process = subprocess.Popen(
-        [KIBITZ, "serve"], env=full_env, stdout=log, stderr=subprocess.STDOUT
+        [KIBITZ, "serve", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     while time.monotonic() - began < timeout:

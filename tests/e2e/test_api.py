@@ -151,3 +151,30 @@ def test_write_endpoints_need_the_token_when_one_is_set(tmp_path: Path) -> None:
         assert allowed.status_code == 200 and allowed.json()["followed"] is True
     finally:
         stop_server(running)
+
+
+def test_the_demo_follows_kibitz_demo_and_api_only_runs_no_services(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from kibitz.adapters.eventlog_sqlite import SqliteEventLog
+
+    quiet = start_server(tmp_path / "quiet", {"KIBITZ_DEMO": "false"})
+    stop_server(quiet)
+    with sqlite3.connect(quiet.home / "kibitz.db") as db:
+        assert db.execute("SELECT count(*) FROM syncs").fetchone() == (0,)
+
+    api_only = start_server(tmp_path / "api", {"KIBITZ_DEMO": "true"}, args=("--api-only",))
+    stop_server(api_only)
+    with sqlite3.connect(api_only.home / "kibitz.db") as db:
+        assert db.execute("SELECT count(*) FROM syncs").fetchone() == (1,)  # the demo import
+
+    async def store_lag() -> int:
+        log = SqliteEventLog(api_only.home / "eventlog.db")
+        await log.start()
+        try:
+            return sum((await log.lag("kibitz.store", "games.raw")).values())
+        finally:
+            await log.close()
+
+    assert asyncio.run(store_lag()) == 3  # published, and no store service consumed them

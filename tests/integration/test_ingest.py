@@ -111,3 +111,23 @@ async def test_two_ingest_processes_never_call_lichess_at_once(
     assert counts == [15, 15, 15, 15]
     assert len(fake_lichess.requests) == 4
     assert fake_lichess.max_active == 1
+
+
+async def test_an_unexpected_failure_shows_on_the_sync_and_is_retried(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    fake_lichess.add_user("Ivy", 5)
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", fake_lichess.url)
+    async with running(settings, ["ingest"]) as container:
+        attempts = 0
+
+        async def broken_publish(*args: object, **kwargs: object) -> list[object]:
+            nonlocal attempts
+            attempts += 1
+            raise RuntimeError("the log refused the batch")
+
+        container.ctx.publisher.publish_many = broken_publish  # type: ignore[method-assign]
+        view = await wait_for_sync(container, await request_sync(container.ctx, "Ivy"))
+    assert view["status"] == "failed"
+    assert "RuntimeError: the log refused the batch" in view["error"]
+    assert attempts >= 1

@@ -11,12 +11,10 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
-    ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -91,7 +89,6 @@ class Sync(Base):
     filename: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="queued")
     games_received: Mapped[int] = mapped_column(Integer, default=0)
-    games_expected: Mapped[int | None] = mapped_column(Integer)
     games_stored: Mapped[int] = mapped_column(Integer, default=0)
     games_created: Mapped[int] = mapped_column(Integer, default=0)
     games_rejected: Mapped[int] = mapped_column(Integer, default=0)
@@ -109,70 +106,6 @@ class SyncGame(Base):
     sync_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class PositionEval(Base):
-    """The evaluation cache: one row per position (EPD key) and search budget."""
-
-    __tablename__ = "position_evals"
-
-    position_key: Mapped[str] = mapped_column(String(100), primary_key=True)
-    nodes: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    cp: Mapped[int | None] = mapped_column(Integer)
-    mate: Mapped[int | None] = mapped_column(Integer)
-    best_move: Mapped[str | None] = mapped_column(String(8))
-    pv: Mapped[str | None] = mapped_column(Text)
-    depth: Mapped[int | None] = mapped_column(Integer)
-    engine: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class Analysis(Base):
-    __tablename__ = "analyses"
-    __table_args__ = (UniqueConstraint("game_id", "phase"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    game_id: Mapped[str] = mapped_column(ForeignKey("games.id", ondelete="CASCADE"), index=True)
-    phase: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    priority: Mapped[str] = mapped_column(String(16), default="batch")
-    positions_done: Mapped[int] = mapped_column(Integer, default=0)
-    positions_total: Mapped[int] = mapped_column(Integer, default=0)
-    nodes: Mapped[int | None] = mapped_column(BigInteger)
-    engine: Mapped[str | None] = mapped_column(String(64))
-    source: Mapped[str | None] = mapped_column(String(16))  # engine | lichess
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text)
-    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class MoveEval(Base):
-    __tablename__ = "move_evals"
-
-    game_id: Mapped[str] = mapped_column(
-        ForeignKey("games.id", ondelete="CASCADE"), primary_key=True
-    )
-    phase: Mapped[str] = mapped_column(String(8), primary_key=True)
-    ply: Mapped[int] = mapped_column(Integer, primary_key=True)  # position after `ply` moves
-    cp: Mapped[int | None] = mapped_column(Integer)
-    mate: Mapped[int | None] = mapped_column(Integer)
-    best_move: Mapped[str | None] = mapped_column(String(8))
-    pv: Mapped[str | None] = mapped_column(Text)
-
-
-class PluginResult(Base):
-    __tablename__ = "plugin_results"
-
-    game_id: Mapped[str] = mapped_column(
-        ForeignKey("games.id", ondelete="CASCADE"), primary_key=True
-    )
-    plugin: Mapped[str] = mapped_column(String(64), primary_key=True)
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    phase: Mapped[str] = mapped_column(String(8))
-    result: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ProcessedEvent(Base):

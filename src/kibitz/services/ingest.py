@@ -98,7 +98,6 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
                 filename=filename,
                 status="streamed",
                 games_received=len(entries),
-                games_expected=len(entries),
                 games_rejected=len(rejected),
                 rejected=rejected,
             )
@@ -118,7 +117,7 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
     return sync_id
 
 
-def _latest_game_ms(session: Session, player_id: str) -> int | None:
+def latest_game_ms(session: Session, player_id: str) -> int | None:
     value = session.scalar(
         select(func.max(Game.played_at_ms)).where(
             (Game.white_id == player_id) | (Game.black_id == player_id)
@@ -163,6 +162,22 @@ class _Pipeline:
 def build(ctx: Context) -> Service:
     async def handle_sync_requested(envelope: Envelope, payload: Payload) -> None:
         assert isinstance(payload, SyncRequested)
+        try:
+            await sync_games(envelope, payload)
+        except Exception as exc:
+            # Whoever watches the sync sees why; the runtime retries it (a retry resumes and
+            # sets it running again) and parks it on the DLQ if it keeps failing.
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+
+            def fail(session: Session) -> None:
+                sync = session.get(Sync, payload.sync_id)
+                if sync is not None and sync.status not in ("streamed", "failed"):
+                    sync.status, sync.error = "failed", reason
+
+            await ctx.store.run(fail)
+            raise
+
+    async def sync_games(envelope: Envelope, payload: SyncRequested) -> None:
         player_id = payload.username.lower()
         sync_id = payload.sync_id
 
@@ -174,7 +189,7 @@ def build(ctx: Context) -> Service:
             assert sync is not None
             sync.status = "running"
             # A redelivered request resumes after the last game this sync stored.
-            resume = _latest_game_ms(session, player_id) if sync.games_received else None
+            resume = latest_game_ms(session, player_id) if sync.games_received else None
             return sync.games_received, resume
 
         received, resume_ms = await ctx.store.run(start)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from kibitz.adapters.store_models import Player, Sync
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
-from kibitz.services.ingest import _latest_game_ms, request_sync
+from kibitz.services.ingest import latest_game_ms, request_sync
 
 log = logging.getLogger("kibitz.scheduler")
 
@@ -34,7 +34,7 @@ async def tick(ctx: Context) -> list[str]:
                 last = last.replace(tzinfo=UTC)
             if player.id in busy or (last is not None and last > due_before):
                 continue
-            out.append((player.name, _latest_game_ms(session, player.id)))
+            out.append((player.name, latest_game_ms(session, player.id)))
         return out
 
     queued = []
