@@ -147,6 +147,31 @@ class GameRejected(Payload):
 
 
 @register
+class AnalysisRequested(Payload):
+    event_type = "analysis.requested"
+    game_id: str
+    priority: str = "batch"  # interactive | batch
+    force: bool = False  # analyse again even when a result exists
+
+
+@register
+class AnalysisProgress(Payload):
+    event_type = "analysis.progress"
+    game_id: str
+    status: str
+    phase: str
+    positions_done: int
+    positions_total: int
+
+
+@register
+class AnalysisCompleted(Payload):
+    event_type = "analysis.completed"
+    game_id: str
+    source: str  # engine | lichess
+
+
+@register
 class Probe(Payload):
     """A no-op event used by health checks, tests and benchmarks."""
 

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     cpu_workers: int = Field(
         default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else 0, ge=0, le=64
     )
+    # Analysis: N Stockfish processes, each searching a fixed node budget per position.
+    engines: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=256)
+    engine_threads: int = Field(default=1, ge=1, le=512)
+    engine_hash_mb: int = Field(default=32, ge=1, le=65536)
+    quick_nodes: int = Field(default=20_000, ge=1)
+    deep_nodes: int = Field(default=300_000, ge=1)
+    analysis_timeout: float = Field(default=900.0, gt=0)  # seconds for one game, both phases
+    reuse_lichess_analysis: bool = True
 
     @field_validator("database_url")
     @classmethod

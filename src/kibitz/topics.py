@@ -9,6 +9,10 @@ GAMES_SYNC_REQUESTED = "games.sync.requested"
 GAMES_RAW = "games.raw"
 GAMES_STORED = "games.stored"
 GAMES_REJECTED = "games.rejected"
+ANALYSIS_INTERACTIVE = "analysis.requested.interactive"
+ANALYSIS_BATCH = "analysis.requested.batch"
+ANALYSIS_PROGRESS = "analysis.progress"
+ANALYSIS_COMPLETED = "analysis.completed"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -18,10 +22,16 @@ BASE_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(GAMES_RAW, partitions=8),
     TopicSpec(GAMES_STORED, partitions=8),
     TopicSpec(GAMES_REJECTED, partitions=1),
+    TopicSpec(ANALYSIS_INTERACTIVE, partitions=4),
+    TopicSpec(ANALYSIS_BATCH, partitions=4),
+    TopicSpec(ANALYSIS_PROGRESS, partitions=4, retention_ms=WEEK_MS),
+    TopicSpec(ANALYSIS_COMPLETED, partitions=4),
 )
 
 # Topics with a consumer get a retry topic (same partitioning) and a DLQ (one partition).
-CONSUMED: frozenset[str] = frozenset({GAMES_SYNC_REQUESTED, GAMES_RAW})
+CONSUMED: frozenset[str] = frozenset(
+    {GAMES_SYNC_REQUESTED, GAMES_RAW, ANALYSIS_INTERACTIVE, ANALYSIS_BATCH}
+)
 
 
 def all_topics() -> list[TopicSpec]:

@@ -127,6 +127,75 @@ class Lock(Base):
     not_before: Mapped[float] = mapped_column(Float, default=0.0)  # e.g. 60 s after a 429
 
 
+class PositionEval(Base):
+    """The evaluation cache: one engine result per position (EPD) and node budget."""
+
+    __tablename__ = "position_evals"
+
+    epd: Mapped[str] = mapped_column(String(100), primary_key=True)
+    nodes: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    cp: Mapped[int | None] = mapped_column(Integer)  # White's side
+    mate: Mapped[int | None] = mapped_column(Integer)
+    best_uci: Mapped[str | None] = mapped_column(String(8))
+    pv_uci: Mapped[str | None] = mapped_column(Text)
+    depth: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Analysis(Base):
+    """A game's analysis job: its lane, phase, progress and lease (one worker at a time)."""
+
+    __tablename__ = "analyses"
+
+    game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    phase: Mapped[str] = mapped_column(String(8), default="quick")  # quick | deep
+    priority: Mapped[str] = mapped_column(String(16), default="batch")
+    source: Mapped[str | None] = mapped_column(String(16))  # engine | lichess
+    positions_done: Mapped[int] = mapped_column(Integer, default=0)
+    positions_total: Mapped[int] = mapped_column(Integer, default=0)
+    quick_nodes: Mapped[int | None] = mapped_column(BigInteger)
+    deep_nodes: Mapped[int | None] = mapped_column(BigInteger)
+    engine: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    quick_done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MoveEval(Base):
+    """The evaluation after each ply of a game, per phase."""
+
+    __tablename__ = "move_evals"
+
+    game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ply: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 = after the first move
+    cp: Mapped[int | None] = mapped_column(Integer)
+    mate: Mapped[int | None] = mapped_column(Integer)
+    best_uci: Mapped[str | None] = mapped_column(String(8))  # best in the position before
+    line_san: Mapped[str | None] = mapped_column(Text)
+    nodes: Mapped[int | None] = mapped_column(BigInteger)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PluginResult(Base):
+    """One result per game, plugin and plugin version (the deep phase replaces the quick)."""
+
+    __tablename__ = "plugin_results"
+
+    game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    plugin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phase: Mapped[str] = mapped_column(String(8))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # A player's games newest first (the games list, a sync's resume point): one index per colour.
 Index("ix_games_white_played", Game.white_id, Game.played_at_ms)
 Index("ix_games_black_played", Game.black_id, Game.played_at_ms)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
+from kibitz.adapters.engine_uci import EnginePool
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.adapters.lichess_http import LichessClient, RequestGate
@@ -25,7 +26,7 @@ from kibitz.ports import EventLog
 from kibitz.runtime.publisher import Publisher
 from kibitz.runtime.service import Service
 from kibitz.runtime.supervisor import Supervisor
-from kibitz.services import ingest, scheduler, store
+from kibitz.services import analysis, ingest, scheduler, store
 from kibitz.services.context import Context
 from kibitz.settings import Settings
 from kibitz.topics import all_topics
@@ -36,7 +37,9 @@ SERVICES: dict[str, Callable[[Context], Service]] = {
     "ingest": ingest.build,
     "store": store.build,
     "scheduler": scheduler.build,
+    "analysis": analysis.build,
 }
+NEEDS_ENGINES = frozenset({"analysis"})
 
 
 def make_event_log(settings: Settings) -> EventLog:
@@ -83,15 +86,43 @@ class Container:
                 )
             )
         names = list(SERVICES) if service_names is None else service_names
+        if NEEDS_ENGINES & set(names):
+            await self.start_engines()
         self.services = {name: SERVICES[name](self.ctx) for name in names}
         self.supervisor = Supervisor(
             self.ctx.event_log, self.ctx.store, list(self.services.values())
         )
         await self.supervisor.start()
 
+    async def start_engines(self) -> EnginePool:
+        """Start the Stockfish pool (once); UpstreamUnavailable when there is no Stockfish."""
+        if self.ctx.engines is not None:
+            return self.ctx.engines
+        path = self.settings.stockfish_path()
+        if path is None:
+            raise UpstreamUnavailable(
+                "no Stockfish found: install Debian's `stockfish` package or set KIBITZ_STOCKFISH"
+            )
+        pool = EnginePool(
+            path,
+            self.settings.engines,
+            threads=self.settings.engine_threads,
+            hash_mb=self.settings.engine_hash_mb,
+        )
+        try:
+            await pool.start()
+        except Exception as exc:
+            await pool.close()
+            raise UpstreamUnavailable(f"cannot start Stockfish at {path}: {_why(exc)}") from None
+        self.ctx.engines = pool
+        return pool
+
     async def close(self) -> None:
         if self.supervisor is not None:
             await self.supervisor.stop()
+        if self.ctx.engines is not None:
+            await self.ctx.engines.close()
+            self.ctx.engines = None
         await self.ctx.lichess.close()
         if self.ctx.cpu_pool is not None:
             self.ctx.cpu_pool.shutdown(wait=True, cancel_futures=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+from kibitz.adapters.engine_uci import EnginePool
 from kibitz.adapters.lichess_http import LichessClient
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock
@@ -22,3 +23,4 @@ class Context:
     lichess: LichessClient
     clock: Clock
     cpu_pool: Executor | None = None  # worker processes for CPU-bound pure work
+    engines: EnginePool | None = None  # started only in processes that run the analysis

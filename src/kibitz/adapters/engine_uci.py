@@ -1,0 +1,159 @@
+"""The engine port's adapter: a pool of Stockfish processes driven over UCI by python-chess.
+
+Each search runs at a fixed node budget (reproducible, like Lichess's fishnet). Engines are
+handed out by priority: a waiting search of a lower priority number always gets the next free
+engine first (FIFO within a priority), so interactive work overtakes queued batch work at the
+next position. An engine that dies is restarted and the search is run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from dataclasses import dataclass
+
+import chess
+import chess.engine
+
+from kibitz.domain.judgment import Score
+from kibitz.errors import KibitzError
+
+log = logging.getLogger("kibitz.engine")
+
+
+class EngineUnavailable(KibitzError):
+    code = "engine_unavailable"
+    http_status = 503
+
+
+@dataclass(frozen=True)
+class EngineEval:
+    score: Score | None  # White's side; None for a finished position
+    best_uci: str | None
+    pv_uci: tuple[str, ...]
+    depth: int | None
+    nodes: int
+
+
+class _Slot:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.protocol: chess.engine.UciProtocol | None = None
+
+
+class EnginePool:
+    """N Stockfish processes; `analyse` waits for one by priority (0 first)."""
+
+    def __init__(self, path: str, size: int, *, threads: int = 1, hash_mb: int = 32) -> None:
+        self.path = path
+        self.size = size
+        self.threads = threads
+        self.hash_mb = hash_mb
+        self.name = "stockfish"
+        self._slots = [_Slot(i) for i in range(size)]
+        self._free: list[_Slot] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[_Slot]]] = []
+        self._seq = itertools.count()
+        self.restarts = 0
+        self.searches = 0
+
+    async def start(self) -> None:
+        await asyncio.gather(*(self._spawn(slot) for slot in self._slots))
+        self._free = list(self._slots)
+
+    async def _spawn(self, slot: _Slot) -> None:
+        try:
+            transport, protocol = await chess.engine.popen_uci(self.path)
+        except (OSError, chess.engine.EngineError) as exc:
+            raise EngineUnavailable(f"cannot start the engine {self.path!r}: {exc}") from None
+        await protocol.configure({"Threads": self.threads, "Hash": self.hash_mb})
+        self.name = str(protocol.id.get("name", "stockfish"))[:64]
+        slot.transport, slot.protocol = transport, protocol
+
+    async def close(self) -> None:
+        for slot in self._slots:
+            if slot.protocol is not None:
+                try:
+                    await asyncio.wait_for(slot.protocol.quit(), 2.0)
+                except (TimeoutError, chess.engine.EngineError, OSError):
+                    pass
+            if slot.transport is not None:
+                slot.transport.close()
+            slot.protocol = slot.transport = None
+        for _, _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.cancel()
+        self._waiters.clear()
+
+    def pids(self) -> list[int]:
+        return [s.transport.get_pid() for s in self._slots if s.transport is not None]
+
+    async def _acquire(self, priority: int) -> _Slot:
+        if self._free and not self._waiters:
+            return self._free.pop()
+        waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._seq), waiter))
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed over as we were cancelled
+            raise
+
+    def _release(self, slot: _Slot) -> None:
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(slot)
+                return
+        self._free.append(slot)
+
+    async def analyse(self, board: chess.Board, nodes: int, priority: int = 0) -> EngineEval:
+        """Search `board` (its move history is sent too) for `nodes` nodes."""
+        if board.is_game_over(claim_draw=False):
+            return EngineEval(score=None, best_uci=None, pv_uci=(), depth=0, nodes=0)
+        slot = await self._acquire(priority)
+        try:
+            for attempt in (1, 2):
+                if slot.protocol is None or slot.transport is None:
+                    await self._spawn(slot)
+                assert slot.protocol is not None
+                try:
+                    info = await slot.protocol.analyse(board, chess.engine.Limit(nodes=nodes))
+                except (chess.engine.EngineTerminatedError, chess.engine.EngineError) as exc:
+                    log.warning("engine %d failed (%s); restarting it", slot.index, exc)
+                    self.restarts += 1
+                    if slot.transport is not None:
+                        slot.transport.close()
+                    slot.protocol = slot.transport = None
+                    if attempt == 2:
+                        raise EngineUnavailable(f"the engine failed twice: {exc}") from None
+                    continue
+                self.searches += 1
+                return _to_eval(info, nodes)
+            raise AssertionError("unreachable")
+        finally:
+            self._release(slot)
+
+
+def _to_eval(info: chess.engine.InfoDict, nodes: int) -> EngineEval:
+    pov = info.get("score")
+    score: Score | None = None
+    if pov is not None:
+        white = pov.white()
+        mate = white.mate()
+        if mate is not None and mate != 0:
+            score = Score(mate=mate)
+        elif mate is None:
+            score = Score(cp=white.score())
+    pv = tuple(m.uci() for m in info.get("pv", []))
+    return EngineEval(
+        score=score,
+        best_uci=pv[0] if pv else None,
+        pv_uci=pv,
+        depth=info.get("depth"),
+        nodes=nodes,
+    )

@@ -1,0 +1,234 @@
+"""Analysis end to end on the real stores, the embedded log and Debian's Stockfish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from kibitz import topics
+from kibitz.adapters.store_models import Analysis, MoveEval, PluginResult
+from kibitz.domain.analysis import BUILTIN_PLUGINS, GameInput
+from kibitz.runtime.bootstrap import Container
+from kibitz.runtime.consumer import DLQ_SUFFIX, RetryPolicy
+from kibitz.services import analysis
+from kibitz.services.analysis import analysis_view, request_analysis, request_player_analysis
+from kibitz.services.ingest import request_sync
+from tests.fakes.lichess import FakeLichess
+from tests.support import running, settings_for, wait_for_sync
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+SMALL = {"quick_nodes": 1500, "deep_nodes": 6000}
+
+
+async def _load_games(container: Container, fake: FakeLichess, user: str) -> list[str]:
+    view = await wait_for_sync(container, await request_sync(container.ctx, user))
+    assert view["status"] == "done"
+    return [g["id"] for g in fake.users[user.lower()]]
+
+
+async def wait_analysed(container: Container, game_id: str, timeout: float = 120) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            view = await container.ctx.store.read(lambda s: analysis_view(s, game_id))
+            if view["status"] in ("done", "failed"):
+                return view
+            await asyncio.sleep(0.05)
+
+
+async def test_quick_results_then_deep_results_then_the_cache_spares_the_engine(
+    tmp_path: Path, database_url: str, fake_lichess: FakeLichess
+) -> None:
+    games = fake_lichess.add_user("Ana", 2, seed=3)
+    settings = settings_for(tmp_path, database_url, fake_lichess.url, engines=2, **SMALL)
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        first, second = await _load_games(container, fake_lichess, "Ana")
+        queued = await request_analysis(container.ctx, first, "interactive")
+        assert queued["status"] == "queued"
+        seen_phases = set()
+        async with asyncio.timeout(120):
+            while True:
+                view = await container.ctx.store.read(lambda s: analysis_view(s, first))
+                if view.get("results_phase"):
+                    seen_phases.add(view["results_phase"])
+                if view["status"] == "done":
+                    break
+                await asyncio.sleep(0.01)
+        assert seen_phases >= {"deep"}
+        plies = len(games[0]["moves"].split())
+        assert view["phase"] == "deep" and view["source"] == "engine"
+        assert view["quick_done_at"] <= view["finished_at"]
+        assert set(view["results"]) == {p.name for p in BUILTIN_PLUGINS}
+        assert len(view["evals"]) == plies
+        assert view["nodes"] == {"quick": 1500, "deep": 6000}
+
+        def counts(session: Any) -> tuple[int, int]:
+            evals = session.scalar(
+                select(func.count()).select_from(MoveEval).where(MoveEval.game_id == first)
+            )
+            results = session.scalar(
+                select(func.count()).select_from(PluginResult).where(PluginResult.game_id == first)
+            )
+            return int(evals), int(results)
+
+        # Both phases' evaluations are kept; one result per plugin version.
+        assert await container.ctx.store.read(counts) == (2 * plies, len(BUILTIN_PLUGINS))
+
+        # Analysing again with force: every position is in the cache, no search runs.
+        engines = container.ctx.engines
+        assert engines is not None
+        searches = engines.searches
+        await request_analysis(container.ctx, first, "interactive", force=True)
+        await asyncio.sleep(0.2)
+        again = await wait_analysed(container, first)
+        assert again["status"] == "done"
+        assert engines.searches == searches
+        assert again["results"]["judgments"] == view["results"]["judgments"]
+        assert await container.ctx.store.read(counts) == (2 * plies, len(BUILTIN_PLUGINS))
+
+        # A whole player's games in the batch lane.
+        assert await request_player_analysis(container.ctx, "Ana") == 1
+        assert (await wait_analysed(container, second))["status"] == "done"
+
+
+async def test_lichess_server_analysis_is_used_and_costs_no_engine_time(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    export = json.loads((FIXTURES / "lichess_real_analysis.ndjson").read_text().splitlines()[0])
+    fake_lichess.users["penguingim1"] = [export]
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", fake_lichess.url, engines=1)
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        await wait_for_sync(container, await request_sync(container.ctx, "penguingim1"))
+        await request_analysis(container.ctx, export["id"], "interactive")
+        view = await wait_analysed(container, export["id"])
+        assert container.ctx.engines is not None and container.ctx.engines.searches == 0
+    assert view["source"] == "lichess"
+    judged = {m["ply"]: m["judgment"] for m in view["results"]["judgments"]["moves"]}
+    expected = {
+        i + 1: e["judgment"]["name"] for i, e in enumerate(export["analysis"]) if "judgment" in e
+    }
+    assert judged == expected
+    assert view["results"]["judgments"]["white"]["acpl"] == 30
+
+
+async def test_the_interactive_lane_overtakes_queued_batch_work(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    fake_lichess.add_user("Bo", 7, seed=11)
+    settings = settings_for(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'k.db'}",
+        fake_lichess.url,
+        engines=1,
+        quick_nodes=3000,
+        deep_nodes=30000,
+    )
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        ids = await _load_games(container, fake_lichess, "Bo")
+        urgent, batch = ids[0], ids[1:]
+        for game_id in batch:
+            await request_analysis(container.ctx, game_id, "batch")
+        await asyncio.sleep(1.0)  # batch work is under way
+
+        def finished(session: Any) -> set[str]:
+            return set(session.scalars(select(Analysis.game_id).where(Analysis.status == "done")))
+
+        done_before = await container.ctx.store.read(finished)
+        await request_analysis(container.ctx, urgent, "interactive")
+        urgent_view = await wait_analysed(container, urgent)
+        done_by_then = await container.ctx.store.read(finished)
+        views = [await wait_analysed(container, g, timeout=300) for g in batch]
+    assert urgent_view["status"] == "done"
+    assert all(v["status"] == "done" for v in views)
+    overtaken = [g for g in batch if g not in done_by_then]
+    # At most the one search in flight on the single engine may finish a batch game first.
+    assert len(done_by_then - done_before - {urgent}) <= 1
+    assert overtaken, "the interactive game finished ahead of queued batch games"
+
+
+class _Broken:
+    name = "broken"
+    version = 1
+    needs = frozenset({"evals"})
+
+    def run(self, game: GameInput) -> dict[str, Any]:
+        raise ValueError("this plugin always fails")
+
+
+async def test_a_failing_job_retries_with_backoff_then_lands_on_the_dlq_with_its_reason(
+    tmp_path: Path, fake_lichess: FakeLichess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_lichess.add_user("Cy", 1, seed=5)
+    monkeypatch.setattr(analysis, "PLUGINS", (*BUILTIN_PLUGINS, _Broken()))
+    monkeypatch.setattr(analysis, "RETRY", RetryPolicy(max_attempts=3, base_delay=0.05))
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", fake_lichess.url, **SMALL)
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        (game_id,) = await _load_games(container, fake_lichess, "Cy")
+        await request_analysis(container.ctx, game_id, "interactive")
+        view = await wait_analysed(container, game_id)
+        dlq = await _dlq(container, topics.ANALYSIS_INTERACTIVE)
+    assert view["status"] == "failed" and view["attempts"] == 3
+    assert "this plugin always fails" in view["error"]
+    assert len(dlq) == 1 and b"this plugin always fails" in (dlq[0].header("error") or b"")
+
+
+async def test_a_job_over_its_time_limit_is_cancelled_and_retried(
+    tmp_path: Path, fake_lichess: FakeLichess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_lichess.add_user("Di", 1, seed=9)
+    monkeypatch.setattr(analysis, "RETRY", RetryPolicy(max_attempts=2, base_delay=0.05))
+    settings = settings_for(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'k.db'}",
+        fake_lichess.url,
+        engines=1,
+        quick_nodes=50_000_000,
+        deep_nodes=50_000_000,
+        analysis_timeout=0.5,
+    )
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        (game_id,) = await _load_games(container, fake_lichess, "Di")
+        await request_analysis(container.ctx, game_id, "interactive")
+        view = await wait_analysed(container, game_id)
+        dlq = await _dlq(container, topics.ANALYSIS_INTERACTIVE)
+    assert view["status"] == "failed" and view["attempts"] == 2
+    assert "timed out" in view["error"]
+    assert len(dlq) == 1 and b"TimeoutError" in (dlq[0].header("error") or b"")
+
+
+async def test_an_engine_killed_mid_game_is_restarted_and_the_game_completes(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    fake_lichess.add_user("Ed", 1, seed=13)
+    settings = settings_for(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'k.db'}",
+        fake_lichess.url,
+        engines=1,
+        quick_nodes=200_000,
+        deep_nodes=200_000,
+    )
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        (game_id,) = await _load_games(container, fake_lichess, "Ed")
+        engines = container.ctx.engines
+        assert engines is not None
+        await request_analysis(container.ctx, game_id, "interactive")
+        async with asyncio.timeout(60):
+            while engines.searches < 3:
+                await asyncio.sleep(0.01)
+        os.kill(engines.pids()[0], signal.SIGKILL)
+        view = await wait_analysed(container, game_id)
+    assert view["status"] == "done"
+    assert engines.restarts >= 1
+
+
+async def _dlq(container: Container, topic: str) -> list[Any]:
+    log = container.ctx.event_log
+    ends = await log.end_offsets(topic + DLQ_SUFFIX)
+    return [r for p, end in ends.items() for r in await log.read(topic + DLQ_SUFFIX, p, 0, end)]
