@@ -24,7 +24,7 @@ BASE_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(GAMES_REJECTED, partitions=1),
     TopicSpec(ANALYSIS_INTERACTIVE, partitions=4),
     TopicSpec(ANALYSIS_BATCH, partitions=4),
-    TopicSpec(ANALYSIS_PROGRESS, partitions=4, retention_ms=WEEK_MS),
+    TopicSpec(ANALYSIS_PROGRESS, partitions=4, retention_ms=3600 * 1000),  # updates only
     TopicSpec(ANALYSIS_COMPLETED, partitions=4),
 )
 

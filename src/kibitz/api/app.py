@@ -18,7 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from kibitz import __version__
-from kibitz.api import errors, routes_games, web
+from kibitz.api import errors, routes_analysis, routes_games, web
+from kibitz.api.progress import ProgressHub
 from kibitz.runtime.bootstrap import Container
 
 log = logging.getLogger("kibitz.api")
@@ -56,9 +57,11 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
             from kibitz.demo import load_demo
 
             await load_demo(container.ctx)
+        hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await container.close()
 
     app = FastAPI(
@@ -68,6 +71,8 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         lifespan=lifespan,
     )
     app.state.container = container
+    hub = ProgressHub(container.ctx.event_log)
+    app.state.progress = hub
     app.add_middleware(BodyLimit, limit=container.settings.max_upload_bytes + 64 * 1024)
     errors.install(app)
 
@@ -101,6 +106,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(routes_games.router)
+    app.include_router(routes_analysis.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

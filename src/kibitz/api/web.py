@@ -13,7 +13,9 @@ from fastapi.templating import Jinja2Templates
 
 from kibitz.api.deps import context
 from kibitz.api.views import game_detail, get_game, get_sync, player_games, recent_games
-from kibitz.errors import InvalidInput
+from kibitz.domain.judgment import CP_CEILING, Score, win_percent
+from kibitz.errors import InvalidInput, NotFound
+from kibitz.services.analysis import analysis_view, player_report
 from kibitz.services.context import Context
 
 router = APIRouter(include_in_schema=False)
@@ -37,15 +39,76 @@ async def player_page(username: str, request: Request, ctx: Context = Depends(co
     games = await ctx.store.read(
         lambda s: [game_detail(g) for g in player_games(s, username, 200, 0)]
     )
+    try:
+        report: dict[str, Any] | None = await ctx.store.read(lambda s: player_report(s, username))
+    except NotFound:
+        report = None
     return templates.TemplateResponse(
-        request, "player.html", {"username": username, "games": games}
+        request, "player.html", {"username": username, "games": games, "report": report}
     )
 
 
 @router.get("/games/{game_id}", response_class=HTMLResponse)
 async def game_page(game_id: str, request: Request, ctx: Context = Depends(context)) -> Response:
     game = await ctx.store.read(lambda s: game_detail(get_game(s, game_id)))
-    return templates.TemplateResponse(request, "game.html", {"game": game})
+    view = await ctx.store.read(lambda s: analysis_view(s, game_id))
+    plies = len(game["moves_uci"])
+    marks = {m["ply"]: m for m in view.get("results", {}).get("judgments", {}).get("moves", [])}
+    return templates.TemplateResponse(
+        request,
+        "game.html",
+        {
+            "game": game,
+            "analysis": view,
+            "marks": marks,
+            "graph": eval_graph(view.get("evals") or [], plies, marks, game["result"]),
+            "glyphs": GLYPHS,
+        },
+    )
+
+
+GLYPHS = {"Inaccuracy": "?!", "Mistake": "?", "Blunder": "??"}
+GRAPH_W, GRAPH_H = 640, 160
+
+
+def eval_graph(
+    evals: list[dict[str, Any]], plies: int, marks: dict[int, Any], result: str
+) -> dict[str, Any] | None:
+    """White's win percentage after each ply as SVG coordinates, with the judged moves."""
+    if not evals or not plies:
+        return None
+    step = GRAPH_W / plies
+    points = [(0.0, GRAPH_H / 2)]
+    percents = []
+    last = 50.0
+    for e in evals:
+        if e["cp"] is not None or e["mate"]:
+            score = Score(cp=e["cp"]) if e["cp"] is not None else Score(mate=e["mate"])
+            last = win_percent(score.forced_cp())
+        elif result in ("1-0", "0-1"):  # the finished position: mate
+            last = win_percent(CP_CEILING if result == "1-0" else -CP_CEILING)
+        percents.append(last)
+        points.append((e["ply"] * step, GRAPH_H * (1 - last / 100)))
+    return {
+        "width": GRAPH_W,
+        "height": GRAPH_H,
+        "step": step,
+        "polyline": " ".join(f"{x:.1f},{y:.1f}" for x, y in points),
+        "area": f"0,{GRAPH_H} "
+        + " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        + f" {points[-1][0]:.1f},{GRAPH_H}",
+        "marks": [
+            {
+                "x": ply * step,
+                "y": GRAPH_H * (1 - percents[ply - 1] / 100),
+                "kind": m["judgment"].lower(),
+                "title": f"{(ply + 1) // 2}{'.' if ply % 2 else '…'} {m['san']}: {m['comment']}",
+                "ply": ply,
+            }
+            for ply, m in sorted(marks.items())
+            if 0 < ply <= len(percents)
+        ],
+    }
 
 
 @router.get("/games/{game_id}/board.svg")

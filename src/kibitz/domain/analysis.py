@@ -203,6 +203,7 @@ class LargestSwingPlugin:
             loss = (previous - chances) if white else (chances - previous)
             if best is None or loss > best["loss"]:
                 ev = game.evals[i]
+                alternative = _has_variation(game, i)
                 best = {
                     "ply": i + 1,
                     "san": game.moves_san[i],
@@ -210,8 +211,8 @@ class LargestSwingPlugin:
                     "loss": round(loss, 4),
                     "win_percent_before": round(50 + 50 * (previous if white else -previous), 1),
                     "win_percent_after": round(50 + 50 * (chances if white else -chances), 1),
-                    "best": (ev.line_san or "").split(" ")[0] or None,
-                    "line": ev.line_san,
+                    "best": (ev.line_san or "").split(" ")[0] or None if alternative else None,
+                    "line": ev.line_san if alternative else None,
                 }
             previous = chances
         return {"swing": best}

@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -677,3 +678,54 @@ def build(ctx: Context) -> Service:
         record_event_ids=False,  # idempotent by the job's state and natural keys
         description="Stockfish analysis in two lanes and two phases; plugins on the evaluations",
     )
+
+
+def player_report(session: Session, username: str) -> dict[str, Any]:
+    """A player's averages over their analysed games: accuracy, ACPL, errors per game, and the
+    openings they play worst (lowest mean accuracy). NotFound when no game of theirs is here."""
+    name = username.strip().lower()
+    games = session.execute(
+        select(Game.id, Game.white_id, Game.black_id, Game.opening_name, Game.opening_eco).where(
+            (Game.white_id == name) | (Game.black_id == name)
+        )
+    ).all()
+    if not games:
+        raise NotFound(f"no games of {username!r} here; sync or import them first")
+    by_id = {g.id: g for g in games}
+    results = session.execute(
+        select(PluginResult.game_id, PluginResult.result).where(
+            PluginResult.plugin == "judgments", PluginResult.game_id.in_(list(by_id))
+        )
+    ).all()
+    rows = []
+    for game_id, result in results:
+        game = by_id[game_id]
+        side = "white" if game.white_id == name else "black"
+        mine = result.get(side) or {}
+        rows.append((game, mine))
+    analysed = len(rows)
+
+    def mean(values: list[float]) -> float | None:
+        return round(sum(values) / len(values), 1) if values else None
+
+    accuracies = [m["accuracy"] for _, m in rows if m.get("accuracy") is not None]
+    acpls = [m["acpl"] for _, m in rows if m.get("acpl") is not None]
+    openings: dict[str, list[float]] = defaultdict(list)
+    for game, mine in rows:
+        if mine.get("accuracy") is not None:
+            label = f"{game.opening_eco or '?'} {game.opening_name or 'unknown opening'}"
+            openings[label].append(mine["accuracy"])
+    ranked = sorted(openings.items(), key=lambda kv: (sum(kv[1]) / len(kv[1]), -len(kv[1])))
+    worst = [{"opening": k, "games": len(v), "accuracy": mean(v)} for k, v in ranked[:5]]
+    return {
+        "username": username,
+        "games": len(games),
+        "analysed": analysed,
+        "accuracy": mean(accuracies),
+        "acpl": mean([float(a) for a in acpls]),
+        "per_game": {
+            kind: (round(sum(m.get(kind, 0) for _, m in rows) / analysed, 2) if analysed else None)
+            for kind in ("inaccuracy", "mistake", "blunder")
+        },
+        "worst_openings": worst,
+    }

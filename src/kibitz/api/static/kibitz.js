@@ -76,14 +76,36 @@ function initGame() {
   const plies = parseInt(root.dataset.plies, 10);
   let ply = 0;
   const board = document.getElementById("board");
+  const graph = document.getElementById("eval-graph");
+  const cursor = document.getElementById("graph-cursor");
+  const comment = document.getElementById("comment");
   function show(n) {
     ply = Math.max(0, Math.min(plies, n));
     board.src = `/games/${id}/board.svg?ply=${ply}`;
     document.getElementById("ply-label").textContent = `ply ${ply} / ${plies}`;
+    let text = "";
     for (const a of document.querySelectorAll(".move")) {
-      a.classList.toggle("current", parseInt(a.dataset.ply, 10) === ply);
+      const current = parseInt(a.dataset.ply, 10) === ply;
+      a.classList.toggle("current", current);
+      if (current && a.dataset.comment) text = a.dataset.comment;
+    }
+    comment.textContent = text;
+    if (cursor && graph) {
+      const x = ply * parseFloat(graph.dataset.step);
+      cursor.setAttribute("x1", x); cursor.setAttribute("x2", x);
     }
   }
+  if (graph) {
+    graph.addEventListener("click", (e) => {
+      const box = graph.getBoundingClientRect();
+      const scale = graph.viewBox.baseVal.width / box.width;
+      show(Math.round(((e.clientX - box.left) * scale) / parseFloat(graph.dataset.step)));
+    });
+  }
+  for (const a of document.querySelectorAll(".goto")) {
+    a.addEventListener("click", (e) => { e.preventDefault(); show(parseInt(a.dataset.ply, 10)); });
+  }
+  initAnalysis(root, () => ply);
   document.getElementById("first").onclick = () => show(0);
   document.getElementById("prev").onclick = () => show(ply - 1);
   document.getElementById("next").onclick = () => show(ply + 1);
@@ -97,8 +119,73 @@ function initGame() {
     else if (e.key === "Home") show(0);
     else if (e.key === "End") show(plies);
   });
+  const fromHash = /ply=(\d+)/.exec(window.location.hash);
+  if (fromHash) show(parseInt(fromHash[1], 10));
+}
+
+function initAnalysis(root, currentPly) {
+  const id = root.dataset.gameId;
+  const button = document.getElementById("analyse");
+  const bar = document.getElementById("a-progress");
+  const status = document.getElementById("a-status");
+  const error = document.getElementById("a-error");
+  let shownPhase = root.dataset.resultsPhase;
+  function reload() {
+    window.location.hash = `ply=${currentPly()}`;
+    window.location.reload();
+  }
+  function follow() {
+    bar.hidden = false;
+    const source = new EventSource(`/api/games/${id}/analysis/events`);
+    source.addEventListener("progress", (e) => {
+      const p = JSON.parse(e.data);
+      status.textContent = `${p.status} · ${p.phase} pass · ${p.positions_done}/${p.positions_total}`;
+      bar.value = p.progress || 0;
+      // The quick pass is stored as soon as the deep pass starts: show it at once.
+      if (p.status === "running" && p.phase === "deep" && shownPhase !== "quick" && shownPhase !== "deep") {
+        source.close(); reload();
+      }
+    });
+    source.addEventListener("done", () => { source.close(); reload(); });
+    source.addEventListener("failed", (e) => {
+      source.close();
+      const p = JSON.parse(e.data);
+      status.textContent = "failed"; error.textContent = p.error || "the analysis failed";
+    });
+  }
+  button.addEventListener("click", async () => {
+    error.textContent = "";
+    try {
+      await postJson(`/api/games/${id}/analysis`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ priority: "interactive", force: root.dataset.status === "done" }),
+      });
+      shownPhase = "";
+      root.dataset.status = "queued";
+      follow();
+    } catch (e) { error.textContent = e.message; }
+  });
+  if (root.dataset.status === "queued" || root.dataset.status === "running") follow();
+}
+
+function initPlayer() {
+  const button = document.getElementById("analyse-all");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    const note = document.getElementById("analyse-all-note");
+    try {
+      const body = await postJson(`/api/players/${encodeURIComponent(button.dataset.username)}/analysis`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ priority: "batch" }),
+      });
+      note.textContent = `${body.queued} games queued for analysis.`;
+    } catch (e) { note.textContent = e.message; }
+  });
 }
 
 initHome();
 initImport();
 initGame();
+initPlayer();

@@ -1,0 +1,117 @@
+"""JSON API for analysis: request it in a lane, follow its progress (SSE), read its results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from kibitz.api.deps import container, context, require_write_token
+from kibitz.runtime.bootstrap import Container
+from kibitz.services import analysis
+from kibitz.services.context import Context
+
+router = APIRouter(prefix="/api", tags=["analysis"])
+
+
+class AnalysisRequest(BaseModel):
+    priority: Literal["interactive", "batch"] = "interactive"
+    force: bool = False
+
+
+class PlayerAnalysisRequest(BaseModel):
+    priority: Literal["interactive", "batch"] = "batch"
+
+
+@router.post(
+    "/games/{game_id}/analysis", status_code=202, dependencies=[Depends(require_write_token)]
+)
+async def request_game_analysis(
+    game_id: str, body: AnalysisRequest | None = None, ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    """Queue the game's analysis (interactive by default); `force` analyses it again."""
+    body = body or AnalysisRequest()
+    view = await analysis.request_analysis(ctx, game_id, body.priority, force=body.force)
+    return {**view, "url": f"/api/games/{game_id}/analysis"}
+
+
+@router.get("/games/{game_id}/analysis")
+async def get_game_analysis(game_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    """Status, phase, progress (of the current phase) and every plugin's result."""
+    return await ctx.store.read(lambda s: analysis.analysis_view(s, game_id))
+
+
+@router.get("/games/{game_id}/analysis/events")
+async def game_analysis_events(
+    game_id: str, request: Request, app: Container = Depends(container)
+) -> StreamingResponse:
+    """Server-Sent Events: `progress` for every update, then `done` (or `failed`)."""
+    ctx = app.ctx
+    first = await ctx.store.read(lambda s: analysis.analysis_view(s, game_id, with_evals=False))
+    hub = request.app.state.progress
+
+    async def stream() -> AsyncIterator[str]:
+        queue = hub.subscribe(game_id)
+        try:
+            yield _sse("progress", _brief(first))
+            if first["status"] in ("done", "failed"):
+                yield _sse(first["status"], _brief(first))
+                return
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), 10)
+                except TimeoutError:
+                    # No news: check the store (a worker elsewhere may have failed the job).
+                    view = await ctx.store.read(
+                        lambda s: analysis.analysis_view(s, game_id, with_evals=False)
+                    )
+                    if view["status"] in ("done", "failed"):
+                        yield _sse(view["status"], _brief(view))
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                data = event.model_dump()
+                total = data["positions_total"] or 1
+                data["progress"] = round(data["positions_done"] / total, 4)
+                yield _sse("progress", data)
+                if event.status == "done":
+                    yield _sse("done", data)
+                    return
+        finally:
+            hub.unsubscribe(game_id, queue)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.post(
+    "/players/{username}/analysis", status_code=202, dependencies=[Depends(require_write_token)]
+)
+async def request_player_analysis(
+    username: str, body: PlayerAnalysisRequest | None = None, ctx: Context = Depends(context)
+) -> dict[str, Any]:
+    """Queue every not yet analysed game of the player (batch lane by default)."""
+    body = body or PlayerAnalysisRequest()
+    queued = await analysis.request_player_analysis(ctx, username, body.priority)
+    return {"username": username, "queued": queued, "priority": body.priority}
+
+
+@router.get("/players/{username}/report")
+async def player_report(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    """Averages over the player's analysed games and their worst openings."""
+    return await ctx.store.read(lambda s: analysis.player_report(s, username))
+
+
+def _brief(view: dict[str, Any]) -> dict[str, Any]:
+    keys = ("game_id", "status", "phase", "progress", "positions_done", "positions_total", "error")
+    return {k: view.get(k) for k in keys}
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
