@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     deep_nodes: int = Field(default=300_000, ge=1)
     analysis_timeout: float = Field(default=900.0, gt=0)  # seconds for one game, both phases
     reuse_lichess_analysis: bool = True
+    eval_cache: bool = True  # reuse evaluations of positions already searched at >= the budget
 
     @field_validator("database_url")
     @classmethod

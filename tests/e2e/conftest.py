@@ -88,7 +88,12 @@ def server(
     """An embedded kibitz (SQLite store and log) on a fresh home, with the demo."""
     running = start_server(
         tmp_path_factory.mktemp("serve"),
-        {"KIBITZ_LICHESS_URL": lichess_for_server.url, "KIBITZ_MAX_UPLOAD_BYTES": str(1024 * 1024)},
+        {
+            "KIBITZ_LICHESS_URL": lichess_for_server.url,
+            "KIBITZ_MAX_UPLOAD_BYTES": str(1024 * 1024),
+            "KIBITZ_QUICK_NODES": "5000",
+            "KIBITZ_DEEP_NODES": "40000",
+        },
     )
     try:
         yield running

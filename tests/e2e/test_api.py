@@ -178,3 +178,38 @@ def test_the_demo_follows_kibitz_demo_and_api_only_runs_no_services(tmp_path: Pa
             await log.close()
 
     assert asyncio.run(store_lag()) == 3  # published, and no store service consumed them
+
+
+def _demo_game(server: Server, player: str = "Paul Morphy") -> str:
+    games = httpx.get(f"{server.url}/api/players/{player}/games").json()["games"]
+    return str(games[0]["id"])
+
+
+def test_analysis_is_requested_followed_over_sse_and_read(server: Server) -> None:
+    game_id = _demo_game(server)
+    assert httpx.post(f"{server.url}/api/games/nosuch/analysis").status_code == 404
+    bad = httpx.post(f"{server.url}/api/games/{game_id}/analysis", json={"priority": "urgent"})
+    assert bad.status_code == 422
+    accepted = httpx.post(
+        f"{server.url}/api/games/{game_id}/analysis", json={"priority": "interactive"}
+    )
+    assert accepted.status_code == 202 and accepted.json()["status"] in ("queued", "done")
+    events = []
+    with httpx.stream(
+        "GET", f"{server.url}/api/games/{game_id}/analysis/events", timeout=120
+    ) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+                if events[-1] in ("done", "failed"):
+                    break
+    assert events[0] == "progress" and events[-1] == "done"
+    view = httpx.get(f"{server.url}/api/games/{game_id}/analysis").json()
+    assert view["status"] == "done" and view["phase"] == "deep" and view["progress"] == 1
+    assert {"judgments", "largest_swing", "phases", "time_use"} <= set(view["results"])
+    assert len(view["evals"]) == view["positions_total"] - 1
+    report = httpx.get(f"{server.url}/api/players/Paul Morphy/report").json()
+    assert report["analysed"] == 1 and report["accuracy"] is not None
+    assert httpx.get(f"{server.url}/api/players/nobody/report").status_code == 404
+    queued = httpx.post(f"{server.url}/api/players/nobody/analysis")
+    assert queued.status_code == 404 and "sync or import" in queued.json()["detail"]

@@ -130,3 +130,22 @@ def test_a_malformed_message_is_parked_listed_and_replayed(tmp_path: Path) -> No
     assert "0 parked" in kibitz(tmp_path, "dlq", "list", "games.raw").stdout
     tail = kibitz(tmp_path, "bus", "tail", "games.raw", "--from-beginning", "--count", "5")
     assert tail.stdout.count("this is not an event") == 2  # the original and its replay
+
+
+def test_analyze_waits_with_progress_then_report_summarises(tmp_path: Path) -> None:
+    assert (
+        kibitz(tmp_path, "import", "pgn", str(FIXTURES / "three_good_one_broken.pgn")).returncode
+        == 0
+    )
+    small = {"KIBITZ_QUICK_NODES": "3000", "KIBITZ_DEEP_NODES": "10000"}
+    usage = kibitz(tmp_path, "analyze", **small)
+    assert usage.returncode == 2 and "give game ids or --player" in usage.stderr
+    unknown = kibitz(tmp_path, "analyze", "nosuchgame", "--wait", **small)
+    assert unknown.returncode == 2 and "no game 'nosuchgame'" in unknown.stderr
+    done = kibitz(tmp_path, "analyze", "--player", "Alice", "--wait", **small)
+    assert done.returncode == 0, done.stderr
+    assert "analysed, 0 failed" in done.stdout
+    report = kibitz(tmp_path, "report", "Alice")
+    assert report.returncode == 0, report.stderr
+    assert "games analysed" in report.stdout and "accuracy" in report.stdout
+    assert kibitz(tmp_path, "report", "nobody").returncode == 2

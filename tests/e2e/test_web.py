@@ -115,3 +115,32 @@ def test_a_bad_username_is_refused_on_the_home_page(server: Server, page: Page) 
     page.fill("#username", "a b")
     page.click("#sync-button")
     expect(page.locator("#sync-error")).to_contain_text("not a valid Lichess username")
+
+
+def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_averages(
+    server: Server, page: Page, tmp_path: Path
+) -> None:
+    page.goto(server.url + "/players/Adolf%20Anderssen")
+    expect(page.locator("#report")).to_contain_text("No game of Adolf Anderssen is analysed yet")
+    page.locator("a.game-link").first.click()
+    expect(page.locator("#a-status")).to_have_text("none")
+    page.click("#analyse")
+    # Progress arrives over SSE; the page shows the quick pass, then the deep pass when done.
+    expect(page.locator("#eval-graph")).to_be_visible(timeout=60_000)
+    expect(page.locator("#a-status")).to_have_text("done", timeout=120_000)
+    expect(page.locator("#summary")).to_contain_text("Accuracy")
+    expect(page.locator(".acc-white")).to_have_text(re.compile(r"^\d+%$"))
+    expect(page.locator("#swing")).to_contain_text("Largest swing")
+    judged = page.locator("a.move .glyph")
+    assert judged.count() == page.locator("#eval-graph circle.mark").count() > 0
+    first_mark = page.locator("a.move:has(.glyph)").first
+    first_mark.click()
+    expect(page.locator("#comment")).to_contain_text("was best")
+    snap(page, "game-analysis", tmp_path)
+
+    page.goto(server.url + "/players/Adolf%20Anderssen")
+    expect(page.locator("#r-analysed")).to_have_text("1 of 2")
+    expect(page.locator("#r-accuracy")).to_have_text(re.compile(r"^\d+(\.\d)?%$"))
+    page.click("#analyse-all")
+    expect(page.locator("#analyse-all-note")).to_have_text("1 games queued for analysis.")
+    snap(page, "player-report", tmp_path)

@@ -232,3 +232,38 @@ async def _dlq(container: Container, topic: str) -> list[Any]:
     log = container.ctx.event_log
     ends = await log.end_offsets(topic + DLQ_SUFFIX)
     return [r for p, end in ends.items() for r in await log.read(topic + DLQ_SUFFIX, p, 0, end)]
+
+
+class _Extra:
+    name = "extra"
+    version = 2
+    needs = frozenset({"evals"})
+
+    def run(self, game: GameInput) -> dict[str, Any]:
+        return {"plies": len(game.evals)}
+
+
+async def test_the_scheduler_fills_a_new_plugin_version_without_searching_again(
+    tmp_path: Path, fake_lichess: FakeLichess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kibitz.services.scheduler import missing_plugin_results
+
+    games = fake_lichess.add_user("Flo", 1, seed=17)
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", fake_lichess.url, **SMALL)
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        (game_id,) = await _load_games(container, fake_lichess, "Flo")
+        await request_analysis(container.ctx, game_id, "batch")
+        assert (await wait_analysed(container, game_id))["status"] == "done"
+        assert await missing_plugin_results(container.ctx) == []
+        engines = container.ctx.engines
+        assert engines is not None
+        searches = engines.searches
+        # A new plugin version is deployed: only it runs, on the stored evaluations.
+        monkeypatch.setattr(analysis, "PLUGINS", (*BUILTIN_PLUGINS, _Extra()))
+        assert await missing_plugin_results(container.ctx) == [game_id]
+        async with asyncio.timeout(60):
+            while "extra" not in (view := await wait_analysed(container, game_id))["results"]:
+                await asyncio.sleep(0.05)
+    assert view["results"]["extra"]["plies"] == len(games[0]["moves"].split())
+    assert view["results"]["extra"]["_version"] == 2
+    assert engines.searches == searches

@@ -87,7 +87,14 @@ class Container:
             )
         names = list(SERVICES) if service_names is None else service_names
         if NEEDS_ENGINES & set(names):
-            await self.start_engines()
+            try:
+                await self.start_engines()
+            except UpstreamUnavailable as exc:
+                if service_names is not None:
+                    raise  # `kibitz run analysis` without an engine: say so and stop
+                # `kibitz serve` runs on without analysis; /api/health reports the engine down.
+                log.error("analysis disabled: %s", exc.detail)
+                names = [n for n in names if n not in NEEDS_ENGINES]
         self.services = {name: SERVICES[name](self.ctx) for name in names}
         self.supervisor = Supervisor(
             self.ctx.event_log, self.ctx.store, list(self.services.values())

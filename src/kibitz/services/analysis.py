@@ -215,15 +215,25 @@ class _GameData:
 
 
 class AnalysisWorker:
-    def __init__(self, ctx: Context, engines: EnginePool, plugins: Sequence[Plugin]) -> None:
+    def __init__(self, ctx: Context, plugins: Sequence[Plugin] | None = None) -> None:
         self.ctx = ctx
-        self.engines = engines
-        self.plugins = list(plugins)
+        self._plugins = list(plugins) if plugins is not None else None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.running: dict[str, _Job] = {}
         s = ctx.settings
         self.nodes = {"quick": s.quick_nodes, "deep": s.deep_nodes}
         self.max_attempts = RETRY.max_attempts
+
+    @property
+    def engines(self) -> EnginePool:
+        if self.ctx.engines is None:
+            raise KibitzError("the analysis service runs without its engine pool")
+        return self.ctx.engines
+
+    @property
+    def plugins(self) -> list[Plugin]:
+        """The given plugins, else the module's active ones (read at each use)."""
+        return self._plugins if self._plugins is not None else list(PLUGINS)
 
     # The consumer runtime calls this for both lanes.
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
@@ -383,7 +393,11 @@ class AnalysisWorker:
         at least that budget exists, else from the engines."""
         nodes = self.nodes[phase]
         epds = [b.epd() for b in boards]
-        cache = await self.ctx.store.read(lambda s: _cached(s, epds, nodes))
+        cache = (
+            await self.ctx.store.read(lambda s: _cached(s, epds, nodes))
+            if self.ctx.settings.eval_cache
+            else {}
+        )
         out: list[tuple[EngineEval, bool] | None] = [None] * len(boards)
         for i, epd in enumerate(epds):
             if epd in cache:
@@ -450,7 +464,7 @@ class AnalysisWorker:
         store = self.ctx.store
 
         def write(session: Session) -> None:
-            if new:
+            if new and self.ctx.settings.eval_cache:
                 rows = {
                     b.epd(): {
                         "epd": b.epd(),
@@ -581,7 +595,16 @@ class AnalysisWorker:
         if loaded is None:
             return
         game, phase = loaded
-        results = [(p, p.run(game)) for p in self.plugins]
+        have = await self.ctx.store.read(
+            lambda s: set(
+                s.execute(
+                    select(PluginResult.plugin, PluginResult.version).where(
+                        PluginResult.game_id == game_id
+                    )
+                ).tuples()
+            )
+        )
+        results = [(p, p.run(game)) for p in self.plugins if (p.name, p.version) not in have]
 
         def write(session: Session) -> None:
             for plugin, result in results:
@@ -663,9 +686,7 @@ PLUGINS: Sequence[Plugin] = BUILTIN_PLUGINS  # the active plugins
 
 
 def build(ctx: Context) -> Service:
-    if ctx.engines is None:
-        raise KibitzError("the analysis service needs the engine pool")
-    worker = AnalysisWorker(ctx, ctx.engines, PLUGINS)
+    worker = AnalysisWorker(ctx)  # the engine pool is started by `Container.start`
     return Service(
         name="analysis",
         handlers={topics.ANALYSIS_INTERACTIVE: worker.handle, topics.ANALYSIS_BATCH: worker.handle},

@@ -1,4 +1,5 @@
-"""scheduler: every minute, queue a sync of each followed player from their last stored game."""
+"""scheduler: every minute, queue a sync of each followed player from their last stored game,
+and queue (batch lane) the analysed games that miss a result of an active plugin version."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kibitz.adapters.store_models import Player, Sync
+from kibitz import topics
+from kibitz.adapters.store_models import Analysis, Player, PluginResult, Sync
+from kibitz.events import AnalysisRequested
 from kibitz.runtime.service import Service
+from kibitz.services import analysis
 from kibitz.services.context import Context
 from kibitz.services.ingest import latest_game_ms, request_sync
 
@@ -46,14 +50,43 @@ async def tick(ctx: Context) -> list[str]:
     return queued
 
 
+async def missing_plugin_results(ctx: Context, limit: int = 500) -> list[str]:
+    """Queue analysed games missing a result of an active plugin version (the analysis service
+    then runs only those plugins, on the stored evaluations); returns the game ids."""
+    plugins = list(analysis.PLUGINS)
+
+    def find(session: Session) -> list[str]:
+        found: list[str] = []
+        for plugin in plugins:
+            have = select(PluginResult.game_id).where(
+                PluginResult.plugin == plugin.name, PluginResult.version == plugin.version
+            )
+            found += session.scalars(
+                select(Analysis.game_id)
+                .where(Analysis.status == "done", Analysis.game_id.not_in(have))
+                .limit(limit)
+            ).all()
+        return list(dict.fromkeys(found))[:limit]
+
+    ids = await ctx.store.read(find)
+    if ids:
+        await ctx.publisher.publish_many(
+            topics.ANALYSIS_BATCH,
+            [(AnalysisRequested(game_id=g, priority="batch"), g) for g in ids],
+        )
+        log.info("plugin_results_scheduled games=%d", len(ids))
+    return ids
+
+
 def build(ctx: Context) -> Service:
     async def every_minute() -> None:
         while True:
             await tick(ctx)
+            await missing_plugin_results(ctx)
             await ctx.clock.sleep(TICK_SECONDS)
 
     return Service(
         name="scheduler",
         loops=[every_minute],
-        description="queues syncs of followed players every minute",
+        description="queues syncs of followed players and missing plugin results every minute",
     )

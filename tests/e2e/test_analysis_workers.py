@@ -1,0 +1,127 @@
+"""Two analysis worker processes on Kafka + PostgreSQL; one is SIGKILLed mid-batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kibitz.domain.analysis import BUILTIN_PLUGINS
+from tests.e2e.conftest import KIBITZ
+from tests.fakes.lichess import FakeLichess
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, own_broker: str, fresh_pg_url: str, fake_lichess: FakeLichess
+) -> Iterator[tuple[dict[str, str], dict[str, subprocess.Popen[bytes]]]]:
+    env = {
+        **os.environ,
+        "KIBITZ_HOME": str(tmp_path / "home"),
+        "KIBITZ_BUS_URL": f"kafka://{own_broker}",
+        "KIBITZ_DATABASE_URL": fresh_pg_url,
+        "KIBITZ_LICHESS_URL": fake_lichess.url,
+        "KIBITZ_ENGINES": "1",
+        "KIBITZ_QUICK_NODES": "2000",
+        "KIBITZ_DEEP_NODES": "25000",
+        "COLUMNS": "200",
+    }
+    subprocess.run([KIBITZ, "db", "upgrade"], env=env, check=True, capture_output=True)
+    names = ["ingest", "store", "analysis-a", "analysis-b"]
+    processes = {
+        name: subprocess.Popen(
+            [KIBITZ, "run", name.split("-")[0]],
+            env=env,
+            stdout=(tmp_path / f"{name}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for name in names
+    }
+    try:
+        yield env, processes
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_a_worker_killed_mid_batch_leaves_every_game_done_with_one_result_per_plugin(
+    cluster: tuple[dict[str, str], dict[str, subprocess.Popen[bytes]]],
+    fake_lichess: FakeLichess,
+) -> None:
+    env, processes = cluster
+    fake_lichess.add_user("Alice", 20, seed=21)
+    imported = subprocess.run(
+        [KIBITZ, "import", "lichess", "Alice"], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert imported.returncode == 0, imported.stderr
+    queued = subprocess.run(
+        [KIBITZ, "analyze", "--player", "Alice"], env=env, capture_output=True, text=True
+    )
+    assert queued.returncode == 0, queued.stderr
+    assert "20 games queued in the batch lane" in queued.stdout
+    url = env["KIBITZ_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    victim = processes["analysis-a"]
+
+    def status_counts(conn: psycopg.Connection) -> dict[str, int]:
+        rows = conn.execute("SELECT status, count(*) FROM analyses GROUP BY status").fetchall()
+        return {str(s): int(n) for s, n in rows}
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        # Kill the worker while it holds a game's lease, after some games are done.
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            held = conn.execute(
+                "SELECT count(*) FROM analyses WHERE status = 'running' AND lease_owner LIKE %s",
+                (f"%:{victim.pid}:%",),
+            ).fetchone()
+            if status_counts(conn).get("done", 0) >= 2 and held and held[0] > 0:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"worker a never held a lease: {status_counts(conn)}")
+        taken = conn.execute(
+            "SELECT game_id FROM analyses WHERE status = 'running' AND lease_owner LIKE %s",
+            (f"%:{victim.pid}:%",),
+        ).fetchall()
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(10)
+
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and status_counts(conn).get("done", 0) < 20:
+            time.sleep(0.5)
+        assert status_counts(conn) == {"done": 20}
+        per_game = conn.execute(
+            "SELECT g.id, g.ply_count, "
+            "(SELECT count(*) FROM plugin_results r WHERE r.game_id = g.id), "
+            "(SELECT count(DISTINCT (r.plugin, r.version)) FROM plugin_results r "
+            " WHERE r.game_id = g.id), "
+            "(SELECT count(*) FROM move_evals e WHERE e.game_id = g.id AND e.phase = 'deep') "
+            "FROM games g"
+        ).fetchall()
+        attempts = dict(
+            conn.execute(
+                "SELECT game_id, attempts FROM analyses WHERE game_id = ANY(%s)",
+                ([t[0] for t in taken],),
+            ).fetchall()
+        )
+    assert len(per_game) == 20
+    for game_id, plies, results, distinct, deep_evals in per_game:
+        assert results == distinct == len(BUILTIN_PLUGINS), game_id
+        assert deep_evals == plies, game_id
+    # The games the killed worker held were taken over by the other one.
+    assert attempts and all(n >= 2 for n in attempts.values())
+    assert processes["analysis-b"].poll() is None
