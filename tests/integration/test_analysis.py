@@ -228,10 +228,20 @@ async def test_an_engine_killed_mid_game_is_restarted_and_the_game_completes(
     assert engines.restarts >= 1
 
 
-async def _dlq(container: Container, topic: str) -> list[Any]:
+async def _dlq(container: Container, topic: str, timeout: float = 30) -> list[Any]:
+    """The DLQ's records once it has any (the job's row is marked failed just before the runtime
+    parks the message)."""
     log = container.ctx.event_log
-    ends = await log.end_offsets(topic + DLQ_SUFFIX)
-    return [r for p, end in ends.items() for r in await log.read(topic + DLQ_SUFFIX, p, 0, end)]
+    async with asyncio.timeout(timeout):
+        while True:
+            ends = await log.end_offsets(topic + DLQ_SUFFIX)
+            if any(ends.values()):
+                return [
+                    r
+                    for p, end in ends.items()
+                    for r in await log.read(topic + DLQ_SUFFIX, p, 0, end)
+                ]
+            await asyncio.sleep(0.05)
 
 
 class _Extra:
