@@ -196,7 +196,9 @@ def analysis_view(session: Session, game_id: str, *, with_evals: bool = True) ->
 class _Job:
     game_id: str
     priority: str
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    phase: str = "quick"  # the pass whose progress is reported
+    done: dict[str, int] = field(default_factory=lambda: {"quick": 0, "deep": 0})
 
 
 @dataclass
@@ -245,7 +247,7 @@ class AnalysisWorker:
         if job is not None:  # already being analysed here: move it up if asked, wait for it
             if payload.priority == "interactive":
                 job.priority = "interactive"
-            await job.done.wait()
+            await job.finished.wait()
             return
         data = await self.ctx.store.read(lambda s: self._load(s, game_id))
         if data is None:
@@ -277,7 +279,7 @@ class AnalysisWorker:
             raise
         finally:
             renew.cancel()
-            job.done.set()
+            job.finished.set()
             self.running.pop(game_id, None)
 
     def _load(self, session: Session, game_id: str) -> _GameData | None:
@@ -368,8 +370,29 @@ class AnalysisWorker:
             await self._completed(job.game_id, "lichess")
             return
         boards = _boards(data)
+        # Both passes are queued at once: the deep searches wait behind the quick ones in the
+        # engine pool, so the engines never idle while the quick pass is being stored.
+        searches: dict[str, asyncio.Future[list[tuple[EngineEval, bool]]]] = {
+            p: asyncio.ensure_future(self._search(job, p, boards)) for p in PHASES
+        }
+        try:
+            await self._store_searches(job, base, boards, searches)
+        except BaseException:
+            for task in searches.values():
+                task.cancel()
+            await asyncio.gather(*searches.values(), return_exceptions=True)
+            raise
+        await self._completed(job.game_id, "engine")
+
+    async def _store_searches(
+        self,
+        job: _Job,
+        base: GameInput,
+        boards: list[chess.Board],
+        searches: dict[str, asyncio.Future[list[tuple[EngineEval, bool]]]],
+    ) -> None:
         for phase in PHASES:
-            results = await self._search(job, phase, boards)
+            results = await searches[phase]
             evals = _ply_evals(boards, results)
             new = [
                 (boards[i], r) for i, (r, cached) in enumerate(results) if not cached and r.nodes
@@ -384,7 +407,9 @@ class AnalysisWorker:
                 final=phase == "deep",
                 cached=[c for _, c in results],
             )
-        await self._completed(job.game_id, "engine")
+            if phase == "quick":
+                job.phase = "deep"
+                await self._progress(job.game_id, "deep", job.done["deep"], len(boards))
 
     async def _search(
         self, job: _Job, phase: str, boards: list[chess.Board]
@@ -402,18 +427,19 @@ class AnalysisWorker:
         for i, epd in enumerate(epds):
             if epd in cache:
                 out[i] = (cache[epd], True)
-        done = sum(1 for r in out if r is not None)
-        state = {"done": done, "last": 0.0}
-        await self._progress(job.game_id, phase, done, len(boards))
+        job.done[phase] = sum(1 for r in out if r is not None)
+        last = [0.0]
+        if job.phase == phase:
+            await self._progress(job.game_id, phase, job.done[phase], len(boards))
 
         async def one(i: int) -> None:
             priority = ENGINE_PRIORITY[(job.priority, phase)]
             out[i] = (await self.engines.analyse(boards[i], nodes, priority), False)
-            state["done"] += 1
+            job.done[phase] += 1
             now = time.monotonic()
-            if now - state["last"] >= PROGRESS_EVERY_SECONDS:
-                state["last"] = now
-                await self._progress(job.game_id, phase, int(state["done"]), len(boards))
+            if job.phase == phase and now - last[0] >= PROGRESS_EVERY_SECONDS:
+                last[0] = now
+                await self._progress(job.game_id, phase, job.done[phase], len(boards))
 
         tasks = [asyncio.ensure_future(one(i)) for i, r in enumerate(out) if r is None]
         try:
@@ -531,7 +557,7 @@ class AnalysisWorker:
                 row.error = None
             else:
                 row.phase = "deep"
-                row.positions_done = 0
+                row.positions_done = 0  # the deep pass's own count follows at once
 
         await store.run(write)
         await self.ctx.publisher.publish(
