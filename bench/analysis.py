@@ -17,7 +17,7 @@ games are reused), and once more (warm: a re-analysis, e.g. after `--force`).
 Last, the latency from an interactive request to the stored quick pass of an 80-ply game on an
 otherwise idle kibitz, with the default budgets.
 
-    .venv/bin/python bench/analysis.py [--rounds 3] [--quick 20000] [--deep 300000]
+    .venv/bin/python bench/analysis.py [--rounds 5] [--quick 20000] [--deep 300000]
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ async def quick_latency(plies: int = 80) -> tuple[float, float]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", type=int, default=20_000)
     parser.add_argument("--deep", type=int, default=300_000)
     args = parser.parse_args()

@@ -277,3 +277,38 @@ async def test_the_scheduler_fills_a_new_plugin_version_without_searching_again(
     assert view["results"]["extra"]["plies"] == len(games[0]["moves"].split())
     assert view["results"]["extra"]["_version"] == 2
     assert engines.searches == searches
+
+
+async def test_asking_for_a_game_queued_in_batch_moves_it_ahead_of_the_batch(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    fake_lichess.add_user("Gil", 6, seed=23)
+    settings = settings_for(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'k.db'}",
+        fake_lichess.url,
+        engines=1,
+        quick_nodes=3000,
+        deep_nodes=30000,
+    )
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        ids = await _load_games(container, fake_lichess, "Gil")
+        assert await request_player_analysis(container.ctx, "Gil") == 6
+        await asyncio.sleep(1.0)
+
+        def finished(session: Any) -> set[str]:
+            return set(session.scalars(select(Analysis.game_id).where(Analysis.status == "done")))
+
+        done_before = await container.ctx.store.read(finished)
+        pending = [g for g in ids if g not in done_before]
+        assert len(pending) >= 3
+        moved = pending[-1]
+        view = await request_analysis(container.ctx, moved, "interactive")
+        assert view["priority"] == "interactive"
+        assert (await wait_analysed(container, moved))["status"] == "done"
+        done_by_then = await container.ctx.store.read(finished)
+        for g in ids:
+            assert (await wait_analysed(container, g, timeout=300))["status"] == "done"
+    overtaken = [g for g in pending if g != moved and g not in done_by_then]
+    assert len(done_by_then - done_before - {moved}) <= 1
+    assert overtaken

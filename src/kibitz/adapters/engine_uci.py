@@ -3,15 +3,17 @@
 Each search runs at a fixed node budget (reproducible, like Lichess's fishnet). Engines are
 handed out by priority: a waiting search of a lower priority number always gets the next free
 engine first (FIFO within a priority), so interactive work overtakes queued batch work at the
-next position. An engine that dies is restarted and the search is run again.
+next position. A priority may be a function, read when an engine is handed out, so a job moved
+to another lane moves its waiting searches too. An engine that dies is restarted and the
+search is run again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import chess
@@ -55,7 +57,7 @@ class EnginePool:
         self.name = "stockfish"
         self._slots = [_Slot(i) for i in range(size)]
         self._free: list[_Slot] = []
-        self._waiters: list[tuple[int, int, asyncio.Future[_Slot]]] = []
+        self._waiters: list[tuple[int, Callable[[], int], asyncio.Future[_Slot]]] = []
         self._seq = itertools.count()
         self.restarts = 0
         self.searches = 0
@@ -88,14 +90,18 @@ class EnginePool:
                 waiter.cancel()
         self._waiters.clear()
 
+    @property
+    def waiting(self) -> int:
+        return sum(1 for _, _, w in self._waiters if not w.done())
+
     def pids(self) -> list[int]:
         return [s.transport.get_pid() for s in self._slots if s.transport is not None]
 
-    async def _acquire(self, priority: int) -> _Slot:
+    async def _acquire(self, priority: Callable[[], int]) -> _Slot:
         if self._free and not self._waiters:
             return self._free.pop()
         waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (priority, next(self._seq), waiter))
+        self._waiters.append((next(self._seq), priority, waiter))
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -104,18 +110,21 @@ class EnginePool:
             raise
 
     def _release(self, slot: _Slot) -> None:
-        while self._waiters:
-            _, _, waiter = heapq.heappop(self._waiters)
-            if not waiter.done():
-                waiter.set_result(slot)
-                return
-        self._free.append(slot)
+        self._waiters = [w for w in self._waiters if not w[2].done()]  # drop cancelled ones
+        if not self._waiters:
+            self._free.append(slot)
+            return
+        best = min(range(len(self._waiters)), key=lambda i: (self._waiters[i][1](), i))
+        _, _, waiter = self._waiters.pop(best)
+        waiter.set_result(slot)
 
-    async def analyse(self, board: chess.Board, nodes: int, priority: int = 0) -> EngineEval:
+    async def analyse(
+        self, board: chess.Board, nodes: int, priority: int | Callable[[], int] = 0
+    ) -> EngineEval:
         """Search `board` (its move history is sent too) for `nodes` nodes."""
         if board.is_game_over(claim_draw=False):
             return EngineEval(score=None, best_uci=None, pv_uci=(), depth=0, nodes=0)
-        slot = await self._acquire(priority)
+        slot = await self._acquire(priority if callable(priority) else (lambda: priority))
         try:
             for attempt in (1, 2):
                 if slot.protocol is None or slot.transport is None:

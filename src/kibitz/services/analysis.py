@@ -62,7 +62,8 @@ ENGINE_PRIORITY = {
     ("batch", "deep"): 3,
 }
 LEASE_SECONDS = 20.0
-PROGRESS_EVERY_SECONDS = 0.25
+# Progress updates: often for a user watching, rarely for batch work nobody watches.
+PROGRESS_EVERY_SECONDS = {"interactive": 0.25, "batch": 2.0}
 RETRY = RetryPolicy(max_attempts=6, base_delay=2.0, max_delay=60.0)
 
 
@@ -196,7 +197,6 @@ def analysis_view(session: Session, game_id: str, *, with_evals: bool = True) ->
 class _Job:
     game_id: str
     priority: str
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
     phase: str = "quick"  # the pass whose progress is reported
     done: dict[str, int] = field(default_factory=lambda: {"quick": 0, "deep": 0})
 
@@ -244,10 +244,9 @@ class AnalysisWorker:
         if payload.priority not in LANES:
             raise MalformedEvent(f"unknown lane {payload.priority!r}")
         job = self.running.get(game_id)
-        if job is not None:  # already being analysed here: move it up if asked, wait for it
-            if payload.priority == "interactive":
+        if job is not None:  # already being analysed here: move it up if asked; its own
+            if payload.priority == "interactive":  # request carries its retries
                 job.priority = "interactive"
-            await job.finished.wait()
             return
         data = await self.ctx.store.read(lambda s: self._load(s, game_id))
         if data is None:
@@ -279,7 +278,6 @@ class AnalysisWorker:
             raise
         finally:
             renew.cancel()
-            job.finished.set()
             self.running.pop(game_id, None)
 
     def _load(self, session: Session, game_id: str) -> _GameData | None:
@@ -432,12 +430,14 @@ class AnalysisWorker:
         if job.phase == phase:
             await self._progress(job.game_id, phase, job.done[phase], len(boards))
 
+        def priority() -> int:  # read when an engine frees up: a lane change applies at once
+            return ENGINE_PRIORITY[(job.priority, phase)]
+
         async def one(i: int) -> None:
-            priority = ENGINE_PRIORITY[(job.priority, phase)]
             out[i] = (await self.engines.analyse(boards[i], nodes, priority), False)
             job.done[phase] += 1
             now = time.monotonic()
-            if job.phase == phase and now - last[0] >= PROGRESS_EVERY_SECONDS:
+            if job.phase == phase and now - last[0] >= PROGRESS_EVERY_SECONDS[job.priority]:
                 last[0] = now
                 await self._progress(job.game_id, phase, job.done[phase], len(boards))
 
