@@ -87,16 +87,20 @@ def positions(pgn_text: str) -> list[chess.Board]:
 
 async def bare(
     boards: list[chess.Board], settings: Settings, budgets: tuple[int, int]
-) -> tuple[float, int]:
-    """Seconds for every position at each budget on N engines, and the searches made."""
+) -> tuple[float, int, float]:
+    """Seconds for every position at each budget on N engines, the searches made, and the
+    seconds the engines spent searching (summed)."""
     path = settings.stockfish_path()
     assert path
     engines = []
     for _ in range(settings.engines):
         _, engine = await chess.engine.popen_uci(path)
-        await engine.configure({"Threads": settings.engine_threads, "Hash": settings.engine_hash_mb})
+        await engine.configure(
+            {"Threads": settings.engine_threads, "Hash": settings.engine_hash_mb}
+        )
         engines.append(engine)
     searches = 0
+    busy = [0.0]
     try:
         began = time.perf_counter()
         for nodes in budgets:
@@ -105,16 +109,22 @@ async def bare(
                 if not b.is_game_over(claim_draw=False):
                     queue.put_nowait(b)
 
-            async def work(engine: chess.engine.UciProtocol, nodes: int = nodes) -> int:
+            async def work(
+                engine: chess.engine.UciProtocol,
+                nodes: int = nodes,
+                queue: asyncio.Queue[chess.Board] = queue,
+            ) -> int:
                 done = 0
                 while not queue.empty():
                     board = queue.get_nowait()
+                    started = time.perf_counter()
                     await engine.analyse(board, chess.engine.Limit(nodes=nodes))
+                    busy[0] += time.perf_counter() - started
                     done += 1
                 return done
 
             searches += sum(await asyncio.gather(*(work(e) for e in engines)))
-        return time.perf_counter() - began, searches
+        return time.perf_counter() - began, searches, busy[0]
     finally:
         for engine in engines:
             await engine.quit()
@@ -147,9 +157,7 @@ async def analyse_all(container: Container, ids: list[str], force: bool = False)
     while True:
         done = await container.ctx.store.read(
             lambda s: s.scalars(
-                select(Analysis.game_id).where(
-                    Analysis.game_id.in_(ids), Analysis.status == "done"
-                )
+                select(Analysis.game_id).where(Analysis.game_id.in_(ids), Analysis.status == "done")
             ).all()
         )
         if len(done) == len(ids):
@@ -157,16 +165,20 @@ async def analyse_all(container: Container, ids: list[str], force: bool = False)
         await asyncio.sleep(0.02)
 
 
-async def pipeline(pgn_text: str, budgets: tuple[int, int], cache: bool) -> tuple[float, int]:
+async def pipeline(
+    pgn_text: str, budgets: tuple[int, int], cache: bool
+) -> tuple[float, int, float]:
     with tempfile.TemporaryDirectory() as tmp:
         container = await start(
             Path(tmp), quick_nodes=budgets[0], deep_nodes=budgets[1], eval_cache=cache
         )
         try:
             ids = await import_games(container, pgn_text)
-            seconds = await analyse_all(container, ids)
             assert container.ctx.engines is not None
-            return seconds, container.ctx.engines.searches
+            busy = container.ctx.engines.busy_seconds
+            seconds = await analyse_all(container, ids)
+            engines = container.ctx.engines
+            return seconds, engines.searches, engines.busy_seconds - busy
         finally:
             await container.close()
 
@@ -232,21 +244,24 @@ async def main() -> None:
     pgn_text = real_games_pgn()
     boards = positions(pgn_text)
     print(
-        f"{len(boards)} positions of 5 real games; {settings.engines} engines × "
+        f"{len(boards)} positions of 5 real games; {settings.engines} engines x "
         f"{settings.engine_threads} thread, hash {settings.engine_hash_mb} MB; "
         f"budgets {budgets[0]} + {budgets[1]} nodes"
     )
     bare_rates, pipe_rates = [], []
+    n = settings.engines
     for r in range(args.rounds):
-        b_seconds, b_searches = await bare(boards, settings, budgets)
-        p_seconds, p_searches = await pipeline(pgn_text, budgets, cache=False)
+        b_seconds, b_searches, b_busy = await bare(boards, settings, budgets)
+        p_seconds, p_searches, p_busy = await pipeline(pgn_text, budgets, cache=False)
         assert p_searches == b_searches, (p_searches, b_searches)
         bare_rates.append(b_searches / b_seconds)
         pipe_rates.append(p_searches / p_seconds)
         print(
-            f"round {r + 1}: bare {b_searches / b_seconds:.1f} searches/s ({b_seconds:.1f} s), "
-            f"pipeline {p_searches / p_seconds:.1f} searches/s ({p_seconds:.1f} s), "
-            f"ratio {b_seconds / p_seconds:.3f}"
+            f"round {r + 1}: bare {b_searches / b_seconds:.1f} searches/s ({b_seconds:.1f} s, "
+            f"engines busy {b_busy / (n * b_seconds):.3f}), pipeline "
+            f"{p_searches / p_seconds:.1f} searches/s ({p_seconds:.1f} s, engines busy "
+            f"{p_busy / (n * p_seconds):.3f}, {p_busy / p_searches * 1000:.0f} ms a search "
+            f"against {b_busy / b_searches * 1000:.0f}), ratio {b_seconds / p_seconds:.3f}"
         )
     ratios = [p / b for p, b in zip(pipe_rates, bare_rates, strict=True)]
     print(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import chess.engine
 
 from kibitz.domain.judgment import Score
 from kibitz.errors import KibitzError
+from kibitz.runtime import metrics
 
 log = logging.getLogger("kibitz.engine")
 
@@ -61,6 +63,7 @@ class EnginePool:
         self._seq = itertools.count()
         self.restarts = 0
         self.searches = 0
+        self.busy_seconds = 0.0  # summed over engines: utilisation = busy / (wall * size)
 
     async def start(self) -> None:
         await asyncio.gather(*(self._spawn(slot) for slot in self._slots))
@@ -102,12 +105,15 @@ class EnginePool:
             return self._free.pop()
         waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
         self._waiters.append((next(self._seq), priority, waiter))
+        metrics.ENGINE_WAITING.inc()
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._release(waiter.result())  # handed over as we were cancelled
             raise
+        finally:
+            metrics.ENGINE_WAITING.dec()
 
     def _release(self, slot: _Slot) -> None:
         self._waiters = [w for w in self._waiters if not w[2].done()]  # drop cancelled ones
@@ -130,6 +136,7 @@ class EnginePool:
                 if slot.protocol is None or slot.transport is None:
                     await self._spawn(slot)
                 assert slot.protocol is not None
+                began = time.perf_counter()
                 try:
                     info = await slot.protocol.analyse(board, chess.engine.Limit(nodes=nodes))
                 except (chess.engine.EngineTerminatedError, chess.engine.EngineError) as exc:
@@ -141,7 +148,11 @@ class EnginePool:
                     if attempt == 2:
                         raise EngineUnavailable(f"the engine failed twice: {exc}") from None
                     continue
+                spent = time.perf_counter() - began
                 self.searches += 1
+                self.busy_seconds += spent
+                metrics.ENGINE_SEARCHES.labels(str(nodes)).inc()
+                metrics.ENGINE_BUSY_SECONDS.inc(spent)
                 return _to_eval(info, nodes)
             raise AssertionError("unreachable")
         finally:

@@ -28,3 +28,11 @@ CONSUMER_LAG = Gauge(
     ["group", "topic", "partition"],
 )
 ACTIVE_TASKS = Gauge("kibitz_active_tasks", "Handlers running now", ["group"])
+ENGINE_SEARCHES = Counter("kibitz_engine_searches_total", "Engine searches made", ["budget"])
+ENGINE_BUSY_SECONDS = Counter(
+    "kibitz_engine_busy_seconds_total", "Seconds engines spent searching (sum over engines)"
+)
+ENGINE_WAITING = Gauge("kibitz_engine_waiting_searches", "Searches waiting for a free engine")
+ANALYSES_FINISHED = Counter(
+    "kibitz_analyses_finished_total", "Game analyses finished", ["status", "source"]
+)

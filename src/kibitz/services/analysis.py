@@ -46,6 +46,7 @@ from kibitz.events import (
     Envelope,
     Payload,
 )
+from kibitz.runtime import metrics
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
@@ -331,6 +332,8 @@ class AnalysisWorker:
         if row is None or row.lease_owner != self.owner:
             return
         final = row.attempts >= self.max_attempts
+        if final:
+            metrics.ANALYSES_FINISHED.labels("failed", row.source or "engine").inc()
         row.status = "failed" if final else "queued"
         row.error = reason if final else f"retrying after attempt {row.attempts}: {reason}"
         row.lease_owner, row.lease_until = None, 0.0
@@ -573,6 +576,7 @@ class AnalysisWorker:
         )
 
     async def _completed(self, game_id: str, source: str) -> None:
+        metrics.ANALYSES_FINISHED.labels("done", source).inc()
         await self.ctx.publisher.publish(
             topics.ANALYSIS_COMPLETED, AnalysisCompleted(game_id=game_id, source=source), game_id
         )
