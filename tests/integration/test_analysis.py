@@ -312,3 +312,29 @@ async def test_asking_for_a_game_queued_in_batch_moves_it_ahead_of_the_batch(
     overtaken = [g for g in pending if g != moved and g not in done_by_then]
     assert len(done_by_then - done_before - {moved}) <= 1
     assert overtaken
+
+
+async def test_a_pgn_with_lichess_evals_is_analysed_from_them_without_searching(
+    tmp_path: Path,
+) -> None:
+    from kibitz.api.views import get_sync
+    from kibitz.services.ingest import import_pgn
+
+    text = (FIXTURES / "lichess_annotated_fishnet.pgn").read_text()
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", engines=1)
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        import_id = await import_pgn(container.ctx, text, filename="annotated.pgn")
+        async with asyncio.timeout(60):
+            while (await container.ctx.store.read(lambda s: get_sync(s, import_id)))[
+                "status"
+            ] != "done":
+                await asyncio.sleep(0.05)
+        await request_analysis(container.ctx, "TaHSAsYD", "interactive")
+        view = await wait_analysed(container, "TaHSAsYD")
+        assert container.ctx.engines is not None and container.ctx.engines.searches == 0
+    assert view["source"] == "pgn"
+    judged = view["results"]["judgments"]
+    counts = {
+        k: judged["white"][k] + judged["black"][k] for k in ("inaccuracy", "mistake", "blunder")
+    }
+    assert counts == {"inaccuracy": 12, "mistake": 4, "blunder": 5}  # as the PGN says

@@ -58,3 +58,33 @@ def test_comments_counts_and_acpl_match_lichess(export: dict[str, Any]) -> None:
         assert {k: ours[k] for k in ("inaccuracy", "mistake", "blunder", "acpl")} == {
             k: lichess[k] for k in ("inaccuracy", "mistake", "blunder", "acpl")
         }
+
+
+def test_a_pgn_lichess_annotated_gets_the_same_judgments_from_its_evals() -> None:
+    """A game as Lichess's annotator writes it (its PGN export of an analysed game): the
+    `[%eval]` of every ply fed to the judgment plugin give back Lichess's judgments."""
+    import io
+
+    import chess.pgn
+
+    from kibitz.domain.analysis import evals_from_pgn
+    from kibitz.domain.games import game_from_pgn
+
+    text = (FIXTURE.parent / "lichess_annotated_fishnet.pgn").read_text()
+    record = game_from_pgn(text)
+    assert record.pgn_evals is not None
+    game = GameInput(
+        moves_uci=record.moves_uci,
+        moves_san=record.moves_san,
+        evals=evals_from_pgn(record.pgn_evals, len(record.moves_uci)),
+    )
+    ours = {i + 1: j.judgment.value for i, j in enumerate(judge_game(game)) if j}
+    theirs = {}
+    parsed = chess.pgn.read_game(io.StringIO(text))
+    assert parsed is not None
+    for ply, node in enumerate(parsed.mainline(), start=1):
+        for name in ("Inaccuracy", "Mistake", "Blunder"):
+            if f"{name}." in node.comment:
+                theirs[ply] = name
+    assert len(theirs) == 21
+    assert ours == theirs

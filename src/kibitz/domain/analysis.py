@@ -31,6 +31,9 @@ class PlyEval:
     score: Score | None  # White's side; None for a finished position (mate, stalemate)
     best_uci: str | None = None  # the best move in the position before this ply
     line_san: str | None = None  # the best line from the position before this ply, in SAN
+    # Whether a better line than the move played exists; None: it does when best_uci is known
+    # and differs from the move played. Evals from a PGN's [%eval] comments do not say.
+    better_line: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ def _has_variation(game: GameInput, i: int) -> bool:
     """Lichess judges a move only when its analysis has a better line, i.e. the move played
     was not the engine's best (lila `Analysis.infoAdvices`: `info.hasVariation`)."""
     ev = game.evals[i]
+    if ev.better_line is not None:
+        return ev.better_line
     return ev.best_uci is not None and ev.best_uci != game.moves_uci[i]
 
 
@@ -393,3 +398,33 @@ def evals_from_lichess(analysis: Sequence[dict[str, Any]], plies: int) -> list[P
             PlyEval(score=score, best_uci=entry.get("best"), line_san=entry.get("variation"))
         )
     return out
+
+
+def evals_from_pgn(pgn_evals: Sequence[dict[str, Any] | None], plies: int) -> list[PlyEval]:
+    """A PGN's per-ply `[%eval]` comments (as Lichess exports its analysis) as evaluations.
+    They carry no best move, so every move is judged on its evals alone."""
+    out: list[PlyEval] = []
+    for i in range(plies):
+        entry = pgn_evals[i] if i < len(pgn_evals) else None
+        score = None
+        if entry and entry.get("cp") is not None:
+            score = Score(cp=int(entry["cp"]))
+        elif entry and entry.get("mate"):
+            score = Score(mate=int(entry["mate"]))
+        out.append(PlyEval(score=score, better_line=True))
+    return out
+
+
+def complete_evals(evals: Sequence[dict[str, Any] | None] | None, plies: int) -> bool:
+    """Whether per-ply evals cover the game: every ply but a finished last one."""
+    if not evals or plies == 0 or len(evals) < plies - 1:
+        return False
+
+    def has_score(entry: dict[str, Any] | None) -> bool:
+        if not entry:
+            return False
+        return (
+            entry.get("cp") is not None or entry.get("eval") is not None or bool(entry.get("mate"))
+        )
+
+    return all(has_score(e) for e in evals[: plies - 1])

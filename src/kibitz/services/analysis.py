@@ -35,7 +35,9 @@ from kibitz.domain.analysis import (
     GameInput,
     Plugin,
     PlyEval,
+    complete_evals,
     evals_from_lichess,
+    evals_from_pgn,
 )
 from kibitz.domain.judgment import Score
 from kibitz.errors import InvalidInput, KibitzError, MalformedEvent, NotFound
@@ -212,6 +214,7 @@ class _GameData:
     clock_increment: int | None
     result: str
     server_analysis: list[Any] | None
+    pgn_evals: list[Any] | None
     status: str
     phase: str
     missing_plugins: bool
@@ -303,6 +306,7 @@ class AnalysisWorker:
             clock_increment=game.clock_increment,
             result=game.result,
             server_analysis=list(game.server_analysis) if game.server_analysis else None,
+            pgn_evals=list(game.pgn_evals) if game.pgn_evals else None,
             status=row.status if row else "none",
             phase=row.phase if row else "quick",
             missing_plugins=any((p.name, p.version) not in have for p in self.plugins),
@@ -364,12 +368,17 @@ class AnalysisWorker:
             result=data.result,
         )
         plies = len(data.moves_uci)
-        lichess = data.server_analysis if self.ctx.settings.reuse_lichess_analysis else None
-        if lichess and any("eval" in e or "mate" in e for e in lichess):
-            evals = evals_from_lichess(lichess, plies)
-            await self._store_phase(job, base, "deep", evals, [], source="lichess", final=True)
-            await self._completed(job.game_id, "lichess")
-            return
+        if self.ctx.settings.reuse_lichess_analysis:
+            # Lichess's own analysis of the game, from its export or a PGN it annotated.
+            reused, source = None, ""
+            if data.server_analysis and complete_evals(data.server_analysis, plies):
+                reused, source = evals_from_lichess(data.server_analysis, plies), "lichess"
+            elif data.pgn_evals and complete_evals(data.pgn_evals, plies):
+                reused, source = evals_from_pgn(data.pgn_evals, plies), "pgn"
+            if reused is not None:
+                await self._store_phase(job, base, "deep", reused, [], source=source, final=True)
+                await self._completed(job.game_id, source)
+                return
         boards = _boards(data)
         # Both passes are queued at once: the deep searches wait behind the quick ones in the
         # engine pool, so the engines never idle while the quick pass is being stored.
@@ -604,6 +613,7 @@ class AnalysisWorker:
                     else None,
                     best_uci=e.best_uci,
                     line_san=e.line_san,
+                    better_line=True if row.source == "pgn" else None,  # see evals_from_pgn
                 )
                 for e in stored
             ]
