@@ -380,11 +380,15 @@ class AnalysisWorker:
                 await self._completed(job.game_id, source)
                 return
         boards = _boards(data)
-        # Both passes are queued at once: the deep searches wait behind the quick ones in the
-        # engine pool, so the engines never idle while the quick pass is being stored.
+        # Batch work queues both passes at once: the deep searches wait behind the quick ones
+        # in the engine pool, so the engines never idle while a quick pass is being stored.
+        # A user waiting for the quick pass gets it first, without deep searches competing
+        # for the CPU while it is stored.
         searches: dict[str, asyncio.Future[list[tuple[EngineEval, bool]]]] = {
-            p: asyncio.ensure_future(self._search(job, p, boards)) for p in PHASES
+            "quick": asyncio.ensure_future(self._search(job, "quick", boards))
         }
+        if job.priority != "interactive":
+            searches["deep"] = asyncio.ensure_future(self._search(job, "deep", boards))
         try:
             await self._store_searches(job, base, boards, searches)
         except BaseException:
@@ -402,6 +406,8 @@ class AnalysisWorker:
         searches: dict[str, asyncio.Future[list[tuple[EngineEval, bool]]]],
     ) -> None:
         for phase in PHASES:
+            if phase not in searches:
+                searches[phase] = asyncio.ensure_future(self._search(job, phase, boards))
             results = await searches[phase]
             evals = _ply_evals(boards, results)
             new = [
