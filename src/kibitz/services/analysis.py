@@ -642,13 +642,14 @@ class AnalysisWorker:
             return
         game, phase = loaded
         have = await self.ctx.store.read(
-            lambda s: set(
-                s.execute(
+            lambda s: {
+                (name, version)
+                for name, version in s.execute(
                     select(PluginResult.plugin, PluginResult.version).where(
                         PluginResult.game_id == game_id
                     )
-                ).tuples()
-            )
+                )
+            }
         )
         results = [(p, p.run(game)) for p in self.plugins if (p.name, p.version) not in have]
 
