@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
@@ -20,12 +21,22 @@ class Payload(BaseModel):
     event_version: ClassVar[int] = 1
 
 
+# Event ids need to be unique, not secret: a per-process generator seeded from the OS is
+# several times cheaper than uuid4's system call per id (measured on the ingest path).
+_ID_BITS = random.Random()
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID."""
+    return str(uuid.UUID(int=_ID_BITS.getrandbits(128), version=4))
+
+
 class Envelope(BaseModel):
     """One message of the event log: metadata plus a typed payload (kept as a dict here)."""
 
     model_config = ConfigDict(frozen=True)
 
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=new_event_id)
     type: str
     version: int = 1
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -80,9 +91,12 @@ def new_event(
     correlation_id: str | None = None,
 ) -> Envelope:
     """A new envelope for `payload`; a `cause` passes on its correlation id and is the causation."""
-    return Envelope(
+    # Built without validation: every field is made here, the payload by its own model.
+    return Envelope.model_construct(
+        id=new_event_id(),
         type=payload.event_type,
         version=payload.event_version,
+        occurred_at=datetime.now(UTC),
         key=key,
         payload=payload.model_dump(mode="json"),
         correlation_id=correlation_id or (cause.correlation_id or cause.id if cause else None),
