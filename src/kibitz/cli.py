@@ -451,6 +451,8 @@ def analyze(
 
     if bool(game_ids) == bool(player):
         raise _fail("give game ids or --player USERNAME (one of the two)")
+    if force and player:
+        raise _fail("--force applies to game ids; --player queues games not analysed yet")
     settings = _settings()
     settings.demo = False
     lane = "batch" if batch or player else "interactive"

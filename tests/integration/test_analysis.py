@@ -121,14 +121,7 @@ async def test_the_interactive_lane_overtakes_queued_batch_work(
     tmp_path: Path, fake_lichess: FakeLichess
 ) -> None:
     fake_lichess.add_user("Bo", 7, seed=11)
-    settings = settings_for(
-        tmp_path,
-        f"sqlite:///{tmp_path / 'k.db'}",
-        fake_lichess.url,
-        engines=1,
-        quick_nodes=3000,
-        deep_nodes=30000,
-    )
+    settings = _one_engine(tmp_path, fake_lichess)
     async with running(settings, ["ingest", "store", "analysis"]) as container:
         ids = await _load_games(container, fake_lichess, "Bo")
         urgent, batch = ids[0], ids[1:]
@@ -136,13 +129,10 @@ async def test_the_interactive_lane_overtakes_queued_batch_work(
             await request_analysis(container.ctx, game_id, "batch")
         await asyncio.sleep(1.0)  # batch work is under way
 
-        def finished(session: Any) -> set[str]:
-            return set(session.scalars(select(Analysis.game_id).where(Analysis.status == "done")))
-
-        done_before = await container.ctx.store.read(finished)
+        done_before = await container.ctx.store.read(_finished)
         await request_analysis(container.ctx, urgent, "interactive")
         urgent_view = await wait_analysed(container, urgent)
-        done_by_then = await container.ctx.store.read(finished)
+        done_by_then = await container.ctx.store.read(_finished)
         views = [await wait_analysed(container, g, timeout=300) for g in batch]
     assert urgent_view["status"] == "done"
     assert all(v["status"] == "done" for v in views)
@@ -228,6 +218,22 @@ async def test_an_engine_killed_mid_game_is_restarted_and_the_game_completes(
     assert engines.restarts >= 1
 
 
+def _finished(session: Any) -> set[str]:
+    return set(session.scalars(select(Analysis.game_id).where(Analysis.status == "done")))
+
+
+def _one_engine(tmp_path: Path, fake: FakeLichess) -> Any:
+    """One engine and budgets large enough for batch games to queue up behind each other."""
+    return settings_for(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'k.db'}",
+        fake.url,
+        engines=1,
+        quick_nodes=3000,
+        deep_nodes=30000,
+    )
+
+
 async def _dlq(container: Container, topic: str, timeout: float = 30) -> list[Any]:
     """The DLQ's records once it has any (the job's row is marked failed just before the runtime
     parks the message)."""
@@ -283,30 +289,20 @@ async def test_asking_for_a_game_queued_in_batch_moves_it_ahead_of_the_batch(
     tmp_path: Path, fake_lichess: FakeLichess
 ) -> None:
     fake_lichess.add_user("Gil", 6, seed=23)
-    settings = settings_for(
-        tmp_path,
-        f"sqlite:///{tmp_path / 'k.db'}",
-        fake_lichess.url,
-        engines=1,
-        quick_nodes=3000,
-        deep_nodes=30000,
-    )
+    settings = _one_engine(tmp_path, fake_lichess)
     async with running(settings, ["ingest", "store", "analysis"]) as container:
         ids = await _load_games(container, fake_lichess, "Gil")
         assert await request_player_analysis(container.ctx, "Gil") == 6
         await asyncio.sleep(1.0)
 
-        def finished(session: Any) -> set[str]:
-            return set(session.scalars(select(Analysis.game_id).where(Analysis.status == "done")))
-
-        done_before = await container.ctx.store.read(finished)
+        done_before = await container.ctx.store.read(_finished)
         pending = [g for g in ids if g not in done_before]
         assert len(pending) >= 3
         moved = pending[-1]
         view = await request_analysis(container.ctx, moved, "interactive")
         assert view["priority"] == "interactive"
         assert (await wait_analysed(container, moved))["status"] == "done"
-        done_by_then = await container.ctx.store.read(finished)
+        done_by_then = await container.ctx.store.read(_finished)
         for g in ids:
             assert (await wait_analysed(container, g, timeout=300))["status"] == "done"
     overtaken = [g for g in pending if g != moved and g not in done_by_then]

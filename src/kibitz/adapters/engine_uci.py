@@ -112,9 +112,6 @@ class EnginePool:
                 waiter.cancel()
         self._waiters.clear()
 
-    @property
-    def waiting(self) -> int:
-        return sum(1 for _, _, w in self._waiters if not w.done())
 
     def pids(self) -> list[int]:
         return [s.transport.get_pid() for s in self._slots if s.transport is not None]

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from kibitz.api.deps import context
 from kibitz.api.views import game_detail, get_game, get_sync, player_games, recent_games
-from kibitz.domain.judgment import CP_CEILING, Score, win_percent
+from kibitz.domain.judgment import CP_CEILING, stored_score, win_percent
 from kibitz.errors import InvalidInput, NotFound
 from kibitz.services.analysis import analysis_view, player_report
 from kibitz.services.context import Context
@@ -82,8 +82,8 @@ def eval_graph(
     percents = []
     last = 50.0
     for e in evals:
-        if e["cp"] is not None or e["mate"]:
-            score = Score(cp=e["cp"]) if e["cp"] is not None else Score(mate=e["mate"])
+        score = stored_score(e["cp"], e["mate"])
+        if score is not None:
             last = win_percent(score.forced_cp())
         elif result in ("1-0", "0-1"):  # the finished position: mate
             last = win_percent(CP_CEILING if result == "1-0" else -CP_CEILING)

@@ -52,6 +52,13 @@ class Score:
         return CP_CEILING if (self.mate or 0) > 0 else -CP_CEILING
 
 
+def stored_score(cp: int | None, mate: int | None) -> Score | None:
+    """A score kept as two columns (centipawns or mate); None when neither is set."""
+    if cp is not None:
+        return Score(cp=cp)
+    return Score(mate=mate) if mate else None
+
+
 def winning_chances(cp: float) -> float:
     """White's winning chances on [-1, +1] for a centipawn score."""
     exponent = WIN_CHANCE_MULTIPLIER * cp

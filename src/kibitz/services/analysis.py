@@ -39,7 +39,7 @@ from kibitz.domain.analysis import (
     evals_from_lichess,
     evals_from_pgn,
 )
-from kibitz.domain.judgment import Score
+from kibitz.domain.judgment import stored_score
 from kibitz.errors import InvalidInput, KibitzError, MalformedEvent, NotFound
 from kibitz.events import (
     AnalysisCompleted,
@@ -134,7 +134,16 @@ async def request_player_analysis(ctx: Context, username: str, priority: str = "
         ):
             raise NotFound(f"no games of {username!r} here; sync or import them first")
         for gid in ids:
-            session.merge(Analysis(game_id=gid, status="queued", phase="quick", priority=priority))
+            session.merge(
+                Analysis(
+                    game_id=gid,
+                    status="queued",
+                    phase="quick",
+                    priority=priority,
+                    attempts=0,
+                    error=None,
+                )
+            )
         return list(ids)
 
     ids = await ctx.store.run(pending)
@@ -612,11 +621,7 @@ class AnalysisWorker:
             ).all()
             evals = [
                 PlyEval(
-                    score=Score(cp=e.cp)
-                    if e.cp is not None
-                    else Score(mate=e.mate)
-                    if e.mate
-                    else None,
+                    score=stored_score(e.cp, e.mate),
                     best_uci=e.best_uci,
                     line_san=e.line_san,
                     better_line=True if row.source == "pgn" else None,  # see evals_from_pgn
@@ -718,7 +723,7 @@ def _cached(session: Session, epds: list[str], nodes: int) -> dict[str, EngineEv
         for r in rows:
             if r.epd in found:
                 continue  # the smallest budget at least as large as asked
-            score = Score(cp=r.cp) if r.cp is not None else Score(mate=r.mate) if r.mate else None
+            score = stored_score(r.cp, r.mate)
             found[r.epd] = EngineEval(
                 score=score,
                 best_uci=r.best_uci,
