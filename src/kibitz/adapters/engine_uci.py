@@ -112,7 +112,6 @@ class EnginePool:
                 waiter.cancel()
         self._waiters.clear()
 
-
     def pids(self) -> list[int]:
         return [s.transport.get_pid() for s in self._slots if s.transport is not None]
 
