@@ -42,6 +42,12 @@ ensure_stockfish() {
   apt_install stockfish
 }
 
+ensure_espeak() {  # speech for the live commentary (optional at run time, tested)
+  if command -v espeak-ng >/dev/null; then return; fi
+  echo "installing Debian's espeak-ng …"
+  apt_install espeak-ng
+}
+
 ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then return; fi
   echo "installing Debian's chromium …"
@@ -65,12 +71,14 @@ case "${1:-}" in
     shift
     ensure_venv ""
     ensure_stockfish
+    ensure_espeak
     exec .venv/bin/kibitz serve "$@"
     ;;
   test)
     shift
     ensure_venv "[test]"
     ensure_stockfish
+    ensure_espeak
     ensure_chromium
     ensure_postgres
     echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench

@@ -46,3 +46,30 @@ async def wait_for_sync(container: Container, sync_id: str, timeout: float = 120
             if view["status"] in ("done", "failed"):
                 return dict(view)
             await asyncio.sleep(0.05)
+
+
+async def read_topic(container: Container, topic: str) -> list[tuple[Any, Any]]:
+    """Every (envelope, payload) of `topic`, partition by partition, in offset order."""
+    from kibitz.events import decode
+
+    log = container.ctx.event_log
+    out = []
+    for partition, end in (await log.end_offsets(topic)).items():
+        offset = 0
+        while offset < end:
+            records = await log.read(topic, partition, offset, 500)
+            if not records:
+                break
+            out.extend(decode(r.value) for r in records)
+            offset = records[-1].offset + 1
+    return out
+
+
+async def until(predicate: Any, timeout: float = 60.0, every: float = 0.05) -> Any:
+    """Wait for an async predicate to return something truthy; return it."""
+    async with asyncio.timeout(timeout):
+        while True:
+            value = await predicate()
+            if value:
+                return value
+            await asyncio.sleep(every)

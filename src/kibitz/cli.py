@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kibitz import topics
 from kibitz.errors import CLI_EXIT_USAGE, InvalidInput, KibitzError
 from kibitz.runtime.consumer import DLQ_SUFFIX
 from kibitz.settings import Settings, load_settings
@@ -148,15 +149,49 @@ def run(service: Annotated[str, typer.Argument(help="A name from `kibitz service
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         container = bootstrap(settings)
+        http: asyncio.Task[None] | None = None
         try:
             await container.start([service])
+            if service == "tracker":
+                http = asyncio.create_task(_serve_tracker(container, settings, stop))
             console.print(f"service {service} running (Ctrl-C or SIGTERM stops it)")
             await stop.wait()
+            if http is not None:
+                await http
         finally:
             # Finish in-flight work, commit, leave the group, stop the worker processes.
             await container.close()
 
     _run(main)
+
+
+async def _serve_tracker(container: Any, settings: Settings, stop: asyncio.Event) -> None:
+    """The tracker's own HTTP interface (POST /start-tracking, GET /health) until `stop`."""
+    import contextlib
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    from kibitz.api.tracker_app import create_tracker_app
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # `run` handles the signals
+            yield
+
+    server = Server(
+        uvicorn.Config(
+            create_tracker_app(container.component("tracker")),
+            host=settings.host,
+            port=settings.tracker_port,
+            log_level="warning",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    console.print(f"tracker on http://{settings.host}:{settings.tracker_port}")
+    await stop.wait()
+    server.should_exit = True
+    await serving
 
 
 @app.command()
@@ -309,6 +344,60 @@ def bus_tail(
         await _with_log(settings, tail)
 
     _run(main)
+
+
+@app.command()
+def track(
+    username: Annotated[str, typer.Argument(help="A Lichess player (who is playing now).")],
+    speech: Annotated[bool, typer.Option(help="Ask for spoken commentary too.")] = False,
+) -> None:
+    """Follow a player's ongoing Lichess game and print its commentary, line by line."""
+    from kibitz.adapters.store_models import TrackedPlayer
+    from kibitz.events import CommentaryPublished, decode
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.tracker import check_username, request_tracking
+
+    settings = _settings()
+    settings.demo = False
+    try:
+        name = check_username(username)
+    except InvalidInput as exc:
+        raise _fail(exc.detail) from None
+    colours = {"Inaccuracy": "cyan", "Mistake": "yellow", "Blunder": "bold red"}
+
+    async def main() -> str:
+        container = bootstrap(settings.model_copy(update={"cpu_workers": 0}))
+        # Embedded: this process runs the tracker and the commentary itself.
+        await container.start([] if settings.bus_is_kafka else ["tracker", "commentary"])
+        try:
+            log_ = container.ctx.event_log
+            positions = await log_.end_offsets(topics.COMMENTARY)  # from now on
+            asked_at = datetime.now(UTC)
+            started = await request_tracking(
+                container.ctx, container.component("tracker"), name, {"speech": speech}
+            )
+            err.print(f"{name}: {started['status'].replace('_', ' ')} (Ctrl-C stops)")
+            key = name.lower()
+            while True:
+                for partition, offset in positions.items():
+                    for record in await log_.read(topics.COMMENTARY, partition, offset, 200):
+                        positions[partition] = record.offset + 1
+                        _, line = decode(record.value)
+                        if not isinstance(line, CommentaryPublished):
+                            continue
+                        if key in {(line.white or "").lower(), (line.black or "").lower()}:
+                            style = colours.get(line.judgment or "")
+                            console.print(line.text, style=style, highlight=False)
+                row = await container.ctx.store.read(lambda s: s.get(TrackedPlayer, key))
+                ended_at = row.ended_at if row is not None else None
+                if ended_at is not None and ended_at.replace(tzinfo=UTC) >= asked_at:
+                    return (row.end_reason if row else None) or "ended"
+                await asyncio.sleep(0.3)
+        finally:
+            await container.close()
+
+    reason = _run(main)
+    err.print(f"tracking {name} ended: {reason}")
 
 
 def _parse_since(value: str | None) -> int | None:

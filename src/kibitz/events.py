@@ -186,6 +186,83 @@ class AnalysisCompleted(Payload):
 
 
 @register
+class TrackingRequested(Payload):
+    """Start following a Lichess player's games (the topic path, when the tracker's own HTTP
+    interface cannot be reached). Requests older than 5 minutes are ignored."""
+
+    event_type = "tracking.requested"
+    username: str
+    profile: dict[str, Any] = {}
+
+
+@register
+class ProfilePublished(Payload):
+    """What the commentary should know of a tracked player (name, rating, speech, ...)."""
+
+    event_type = "profile.published"
+    username: str
+    profile: dict[str, Any] = {}
+
+
+@register
+class LiveSession(Payload):
+    """A tracked player's game started or ended (`live.sessions`, key game id)."""
+
+    event_type = "live.session"
+    game_id: str
+    username: str  # the tracked player
+    state: str  # started | ended
+    white: str | None = None
+    black: str | None = None
+    initial_fen: str | None = None
+    status: str | None = None  # Lichess's status name: started, mate, resign, outoftime, ...
+    result: str | None = None  # 1-0 | 0-1 | 1/2-1/2 once ended
+    plies: int = 0
+
+
+@register
+class LiveMove(Payload):
+    """One ply of a game being played (`live.moves`, key game id), in order, once each."""
+
+    event_type = "live.move"
+    game_id: str
+    username: str  # the tracked player
+    ply: int  # 1 = the first move
+    uci: str
+    san: str
+    fen_before: str
+    fen: str  # after the move
+    white: str | None = None
+    black: str | None = None
+    white_clock: int | None = None  # seconds left after the move, as Lichess sends them
+    black_clock: int | None = None
+    initial_clock: int | None = None  # seconds each side started with, when known
+
+
+@register
+class CommentaryPublished(Payload):
+    """One line of commentary on one ply (`commentary`, key game id)."""
+
+    event_type = "commentary.published"
+    game_id: str
+    ply: int
+    san: str
+    uci: str
+    fen: str
+    text: str
+    commentator: str  # engine | llm
+    fallback: str | None = None  # why the LLM's line was not used, when it was configured
+    judgment: str | None = None  # Inaccuracy | Mistake | Blunder
+    best_san: str | None = None  # the engine's move in the position before, when different
+    cp: int | None = None  # White's side, after the move
+    mate: int | None = None
+    white: str | None = None
+    black: str | None = None
+    audio_url: str | None = None
+    move_at: datetime | None = None  # when the move was published (latency = occurred_at - this)
+
+
+@register
 class Probe(Payload):
     """A no-op event used by health checks, tests and benchmarks."""
 

@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     analysis_timeout: float = Field(default=900.0, gt=0)  # seconds for one game, both phases
     reuse_lichess_analysis: bool = True
     eval_cache: bool = True  # reuse evaluations of positions already searched at >= the budget
+    # Live: the tracker (its own HTTP interface when run alone) and the commentary.
+    tracker_url: str = "http://127.0.0.1:8001"  # where `serve --api-only` reaches the tracker
+    tracker_port: int = Field(default=8001, ge=1, le=65535)  # `kibitz run tracker` listens here
+    track_wait: float = Field(default=300.0, ge=0)  # seconds to wait for a (next) game
+    track_poll: float = Field(default=5.0, gt=0)  # seconds between status checks while waiting
+    max_tracked: int = Field(default=20, ge=1)  # players one tracker process follows at once
+    commentary_nodes: int = Field(default=100_000, ge=1)  # node budget per live position
+    llm_url: str | None = None  # an OpenAI-compatible endpoint, e.g. http://host:8080/v1
+    llm_model: str = "gpt-4o-mini"
+    llm_key: str | None = None
+    llm_timeout: float = Field(default=3.0, gt=0)
+    speech: bool = False  # speak every line (espeak-ng); a profile can ask for it too
 
     @field_validator("database_url")
     @classmethod
@@ -59,9 +71,16 @@ class Settings(BaseSettings):
             raise ValueError("kafka:// needs at least one HOST:PORT")
         return value
 
-    @field_validator("lichess_url")
+    @field_validator("llm_url", mode="before")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("lichess_url", "tracker_url", "llm_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")

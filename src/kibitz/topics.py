@@ -13,6 +13,11 @@ ANALYSIS_INTERACTIVE = "analysis.requested.interactive"
 ANALYSIS_BATCH = "analysis.requested.batch"
 ANALYSIS_PROGRESS = "analysis.progress"
 ANALYSIS_COMPLETED = "analysis.completed"
+TRACKING_REQUESTED = "tracking.requested"
+PROFILES = "profiles"
+LIVE_SESSIONS = "live.sessions"
+LIVE_MOVES = "live.moves"
+COMMENTARY = "commentary"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -26,11 +31,25 @@ BASE_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ANALYSIS_BATCH, partitions=4),
     TopicSpec(ANALYSIS_PROGRESS, partitions=4, retention_ms=3600 * 1000),  # updates only
     TopicSpec(ANALYSIS_COMPLETED, partitions=4),
+    TopicSpec(TRACKING_REQUESTED, partitions=1, retention_ms=24 * 3600 * 1000),
+    TopicSpec(PROFILES, partitions=4),
+    TopicSpec(LIVE_SESSIONS, partitions=4),
+    TopicSpec(LIVE_MOVES, partitions=8),
+    TopicSpec(COMMENTARY, partitions=8),
 )
 
 # Topics with a consumer get a retry topic (same partitioning) and a DLQ (one partition).
 CONSUMED: frozenset[str] = frozenset(
-    {GAMES_SYNC_REQUESTED, GAMES_RAW, ANALYSIS_INTERACTIVE, ANALYSIS_BATCH}
+    {
+        GAMES_SYNC_REQUESTED,
+        GAMES_RAW,
+        ANALYSIS_INTERACTIVE,
+        ANALYSIS_BATCH,
+        TRACKING_REQUESTED,
+        PROFILES,
+        LIVE_SESSIONS,
+        LIVE_MOVES,
+    }
 )
 
 

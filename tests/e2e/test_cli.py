@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -149,3 +150,32 @@ def test_analyze_waits_with_progress_then_report_summarises(tmp_path: Path) -> N
     assert report.returncode == 0, report.stderr
     assert "games analysed" in report.stdout and "accuracy" in report.stdout
     assert kibitz(tmp_path, "report", "nobody").returncode == 2
+
+
+def test_track_prints_a_line_per_move_and_bus_tail_shows_the_raw_moves(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    sans = "e4 e5 Nf3 Nc6 Bb5 a6 Ba4 Nf6 O-O Be7".split()
+    fake_lichess.add_live_game("Carol", sans, opponent="Dan", pace=0.1)
+    env = {
+        "KIBITZ_LICHESS_URL": fake_lichess.url,
+        "KIBITZ_TRACK_WAIT": "1",
+        "KIBITZ_TRACK_POLL": "0.2",
+        "KIBITZ_COMMENTARY_NODES": "20000",
+    }
+    done = kibitz(tmp_path, "track", "Carol", **env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == len(sans), done.stdout
+    for line, san in zip(lines, sans, strict=True):
+        assert san in line
+    assert "Ruy Lopez" in done.stdout
+    assert "tracking Carol ended: no game for 1 s" in done.stderr
+
+    tail = kibitz(tmp_path, "bus", "tail", "live.moves", "--from-beginning", "--count", "10")
+    assert tail.returncode == 0, tail.stderr
+    moves = [json.loads(line)["event"]["payload"] for line in tail.stdout.splitlines()]
+    assert [m["san"] for m in moves] == sans and [m["ply"] for m in moves] == list(range(1, 11))
+
+    bad = kibitz(tmp_path, "track", "no such name", **env)
+    assert bad.returncode == 2 and "not a Lichess username" in bad.stderr

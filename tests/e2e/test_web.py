@@ -5,15 +5,18 @@ Set KIBITZ_SCREENSHOTS=docs/screenshots to refresh the committed screenshots.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.conftest import Server
+from tests.fakes.lichess import FakeLichess
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -144,3 +147,38 @@ def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_ave
     page.click("#analyse-all")
     expect(page.locator("#analyse-all-note")).to_have_text("1 games queued for analysis.")
     snap(page, "player-report", tmp_path)
+
+
+def test_the_live_page_follows_a_replayed_game_move_by_move(
+    server: Server, lichess_for_server: FakeLichess, page: Page, tmp_path: Path
+) -> None:
+    # A real game (Lichess NchH5KBj, matyizom vs veloce), its first 24 plies played live.
+    sans = json.loads((FIXTURES / "lichess_real_analysis.ndjson").read_text().splitlines()[1])[
+        "moves"
+    ].split()[:24]
+    game = lichess_for_server.add_live_game(
+        "Bobby", sans, opponent="veloce", pace=0.25, start_in=2.0, game_id="livegame1"
+    )
+    bad = httpx.post(server.url + "/api/tracking", json={"username": "x y"})
+    assert bad.status_code == 422 and "not a Lichess username" in bad.json()["detail"]
+
+    page.goto(server.url + "/")
+    page.fill("#track-username", "Bobby")
+    page.check("#track-speech")
+    page.click("#track-button")
+    expect(page).to_have_url(re.compile(r"/live$"))
+    page.locator("a[href='/live/livegame1']").click(timeout=20_000)
+    expect(page).to_have_url(re.compile(r"/live/livegame1$"))
+    expect(page.locator("#feed li")).to_have_count(len(sans), timeout=60_000)
+    expect(page.locator("#ply-count")).to_have_text(str(len(sans)))
+    expect(page.locator("#live-board")).to_have_attribute(
+        "src", re.compile(f"lastmove={game.ucis[-1]}$")
+    )
+    expect(page.locator("#feed li").first).to_contain_text(sans[-1])
+    expect(page.locator("#feed li.blunder").first).to_contain_text("blunder")
+    height = page.locator("#evalbar-white").evaluate("el => el.style.height")
+    assert height.endswith("%") and height != "50%"
+    expect(page.locator("#live-status")).to_have_text("1-0", timeout=10_000)
+    snap(page, "live", tmp_path)
+    audio = httpx.get(server.url + "/api/live/livegame1/audio/1.wav")
+    assert audio.status_code == 200 and audio.content.startswith(b"RIFF")

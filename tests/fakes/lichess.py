@@ -15,6 +15,7 @@ import asyncio
 import json
 import random
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,94 @@ def random_game(
     }
 
 
+STATUS_IDS = {"started": 20, "mate": 30, "resign": 31, "stalemate": 32, "draw": 34}
+STATUS_IDS["outoftime"] = 35
+
+
+@dataclass
+class LiveGame:
+    """A game being played on the fake server: ply k is played at `started + k * pace`."""
+
+    id: str
+    white: str
+    black: str
+    sans: list[str]
+    pace: float
+    status: str = "resign"  # how it ends
+    winner: str | None = "white"
+    initial_seconds: int = 180
+    start_in: float = 0.0  # the game starts this long after kibitz first asks about it
+    started: float | None = None
+    drop_at_ply: int | None = None  # cut the stream once, just before this ply is sent
+
+    def __post_init__(self) -> None:
+        board = chess.Board()
+        self.ucis: list[str] = []
+        self.fens = [board.fen()]
+        for san in self.sans:
+            move = board.parse_san(san)
+            self.ucis.append(move.uci())
+            board.push(move)
+            self.fens.append(board.fen())
+        # Clocks after each ply: each side spends 1-8 s a move (seeded by the game id).
+        rng = random.Random(self.id)
+        left = [self.initial_seconds, self.initial_seconds]
+        self.clocks: list[tuple[int, int]] = [(left[0], left[1])]
+        for ply in range(len(self.sans)):
+            left[ply % 2] = max(0, left[ply % 2] - rng.randint(1, 8) + 2)
+            self.clocks.append((left[0], left[1]))
+
+    def begin(self) -> float:
+        """When the game starts: fixed by the first request that concerns it."""
+        if self.started is None:
+            self.started = time.monotonic() + self.start_in
+        return self.started
+
+    def ply_now(self) -> int:
+        elapsed = time.monotonic() - self.begin()
+        return max(0, min(len(self.sans), int(elapsed / self.pace))) if elapsed >= 0 else -1
+
+    def finished(self) -> bool:
+        return time.monotonic() >= self.begin() + len(self.sans) * self.pace
+
+    def players(self) -> dict[str, Any]:
+        return {
+            color: {"user": {"name": name, "id": name.lower()}, "rating": 1800}
+            for color, name in (("white", self.white), ("black", self.black))
+        }
+
+    def game_json(self, ply: int, ended: bool) -> dict[str, Any]:
+        """The game as lila's JsonView writes it (`baseWithChessDenorm` plus players)."""
+        status = self.status if ended else "started"
+        out: dict[str, Any] = {
+            "id": self.id,
+            "variant": {"key": "standard", "name": "Standard", "short": "Std"},
+            "speed": "blitz",
+            "perf": "blitz",
+            "rated": True,
+            "fen": self.fens[ply],
+            "turns": ply,
+            "source": "pool",
+            "status": {"id": STATUS_IDS[status], "name": status},
+            "createdAt": BASE_TIME_MS,
+            "player": "white" if ply % 2 == 0 else "black",
+            "players": self.players(),
+        }
+        if ply:
+            out["lastMove"] = self.ucis[ply - 1]
+        if ended and self.winner:
+            out["winner"] = self.winner
+        return out
+
+    def position_json(self, ply: int) -> dict[str, Any]:
+        """One position line of lila's ApiMoveStream: full FEN, last move, clocks (seconds)."""
+        line: dict[str, Any] = {"fen": self.fens[ply]}
+        if ply:
+            line["lm"] = self.ucis[ply - 1]
+        line["wc"], line["bc"] = self.clocks[ply]
+        return line
+
+
 @dataclass
 class FakeLichess:
     users: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -92,6 +181,7 @@ class FakeLichess:
     drop_after: int | None = None  # cut the next stream after this many games
     line_delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    live: dict[str, list[LiveGame]] = field(default_factory=dict)  # user → games in order
     active: int = 0
     max_active: int = 0
     port: int = 0
@@ -163,9 +253,90 @@ class FakeLichess:
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
+    def add_live_game(
+        self,
+        username: str,
+        sans: list[str],
+        *,
+        opponent: str = "rival",
+        pace: float = 0.05,
+        start_in: float = 0.0,
+        drop_at_ply: int | None = None,
+        game_id: str | None = None,
+        status: str = "resign",
+        winner: str | None = "white",
+    ) -> LiveGame:
+        """A game `username` (White) plays, one ply every `pace` seconds, from `start_in`
+        seconds after the first request about it (so a test's set-up time does not count)."""
+        games = self.live.setdefault(username.lower(), [])
+        game = LiveGame(
+            id=game_id or f"live{len(games):04d}",
+            white=username,
+            black=opponent,
+            sans=sans,
+            pace=pace,
+            status=status,
+            winner=winner,
+            start_in=start_in,
+            drop_at_ply=drop_at_ply,
+        )
+        games.append(game)
+        return game
+
+    def _live_game(self, game_id: str) -> LiveGame | None:
+        return next((g for gs in self.live.values() for g in gs if g.id == game_id), None)
+
+    async def users_status(self, request: Request) -> Response:
+        ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+        self.requests.append({"path": request.url.path, "params": dict(request.query_params)})
+        if self.queued_statuses:
+            return JSONResponse({"error": "Too many requests"}, self.queued_statuses.pop(0))
+        out = []
+        for user in ids:
+            status: dict[str, Any] = {"id": user.lower(), "name": user, "online": True}
+            playing = [
+                g for g in self.live.get(user.lower(), []) if g.ply_now() >= 0 and not g.finished()
+            ]
+            if playing:
+                status["playing"] = True
+                if request.query_params.get("withGameIds") == "true":
+                    status["playingId"] = playing[0].id
+            out.append(status)
+        return JSONResponse(out)
+
+    async def stream_game(self, request: Request) -> Response:
+        game = self._live_game(request.path_params["game_id"])
+        self.requests.append({"path": request.url.path, "params": {}})
+        if game is None:
+            return JSONResponse({"error": "Not found"}, 404)
+
+        async def lines() -> AsyncIterator[bytes]:
+            ply = max(0, game.ply_now())
+            yield _line(game.game_json(ply, game.finished()))
+            for p in range(ply + 1):  # the game so far, from its first position
+                yield _line(game.position_json(p))
+            while ply < len(game.sans):
+                ply += 1
+                wait = game.begin() + ply * game.pace - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if game.drop_at_ply == ply:
+                    game.drop_at_ply = None
+                    raise ConnectionResetError("fake Lichess cut the game stream")
+                yield _line(game.position_json(ply))
+            yield _line(game.game_json(len(game.sans), True))
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
     def start(self) -> FakeLichess:
         self.port = free_port()
-        app = Starlette(routes=[Route("/api/games/user/{username}", self.export)])
+        app = Starlette(
+            routes=[
+                Route("/api/games/user/{username}", self.export),
+                Route("/api/users/status", self.users_status),
+                Route("/api/stream/game/{game_id}", self.stream_game),
+            ]
+        )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -179,6 +350,10 @@ class FakeLichess:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(5)
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj) + "\n").encode()
 
 
 def serve_forever(users: dict[str, int]) -> None:

@@ -207,12 +207,73 @@ class LichessClient:
                     f"{time.monotonic() - started:.1f}s: {type(exc).__name__}"
                 ) from None
 
+    async def playing_game(self, username: str) -> str | None:
+        """The id of the game `username` is playing now, or None (Lichess's
+        `GET /api/users/status?ids=…&withGameIds=true`: `playingId` while they play).
+
+        Raises LichessRateLimited (429, after recording the pause) or UpstreamUnavailable."""
+        async with self.gate.turn():
+            LICHESS_REQUESTS.labels("users_status").inc()
+            try:
+                response = await self.http.get(
+                    "/api/users/status", params={"ids": username, "withGameIds": "true"}
+                )
+            except httpx.TransportError as exc:
+                raise UpstreamUnavailable(f"Lichess unreachable: {type(exc).__name__}") from None
+            await self._check(response, username)
+        try:
+            statuses = response.json()
+        except ValueError:
+            raise UpstreamUnavailable("Lichess sent a user status that is not JSON") from None
+        for status in statuses if isinstance(statuses, list) else []:
+            if str(status.get("id", "")).lower() == username.lower():
+                game_id = status.get("playingId")
+                return str(game_id) if game_id else None
+        return None
+
+    async def stream_game(self, game_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Follow a game with Lichess's `GET /api/stream/game/{id}` (NDJSON): the game's JSON
+        first, then one line per position from the start (`fen`, `lm`, `wc`, `bc`) as moves
+        are played, then the game's JSON again when it ends.
+
+        Opening the stream takes the deployment-wide turn like every request; the stream is
+        then read outside it (it lasts the whole game, and holding the turn that long would
+        stop every import while a tracked game runs). Raises LichessUserNotFound (no such
+        game), LichessRateLimited (429) or UpstreamUnavailable (a dropped stream included)."""
+        started = time.monotonic()
+        async with self.gate.turn():
+            LICHESS_REQUESTS.labels("stream_game").inc()
+            request = self.http.build_request(
+                "GET", f"/api/stream/game/{game_id}", headers={"Accept": "application/x-ndjson"}
+            )
+            try:
+                response = await self.http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise UpstreamUnavailable(f"Lichess unreachable: {type(exc).__name__}") from None
+            try:
+                await self._check(response, f"game {game_id}")
+            except BaseException:
+                await response.aclose()
+                raise
+        try:
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield json.loads(line)
+        except (httpx.TransportError, json.JSONDecodeError) as exc:
+            raise UpstreamUnavailable(
+                f"Lichess stream of game {game_id} broke after "
+                f"{time.monotonic() - started:.1f}s: {type(exc).__name__}"
+            ) from None
+        finally:
+            await response.aclose()
+
     async def _check(self, response: httpx.Response, username: str) -> None:
         if response.status_code == 200:
             return
         await response.aread()
         if response.status_code == 404:
-            raise LichessUserNotFound(f"Lichess has no user {username!r}")
+            what = username if username.startswith("game ") else f"user {username!r}"
+            raise LichessUserNotFound(f"Lichess has no {what}")
         if response.status_code == 429:
             await self.gate.rate_limited()
             raise LichessRateLimited("Lichess answered 429: pausing all requests for 60 s")

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -194,6 +195,66 @@ class PluginResult(Base):
     phase: Mapped[str] = mapped_column(String(8))
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrackedPlayer(Base):
+    """A player the tracker follows: one row per player, leased by the tracker process that
+    follows them (so no player is tracked twice in the deployment)."""
+
+    __tablename__ = "tracked_players"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)  # lower case
+    name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # waiting | live | ended
+    game_id: Mapped[str | None] = mapped_column(String(32))
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class TrackingSession(Base):
+    """One game followed live: who played, how far it got, how it ended."""
+
+    __tablename__ = "tracking_sessions"
+
+    game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)  # the tracked player
+    white: Mapped[str | None] = mapped_column(String(64))
+    black: Mapped[str | None] = mapped_column(String(64))
+    initial_fen: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(32))  # Lichess's status name
+    result: Mapped[str | None] = mapped_column(String(8))
+    last_ply: Mapped[int] = mapped_column(Integer, default=0)  # plies published to live.moves
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Commentary(Base):
+    """One commentary line per ply of a live game (the natural key keeps it to one)."""
+
+    __tablename__ = "commentary"
+
+    game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ply: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uci: Mapped[str] = mapped_column(String(8))
+    san: Mapped[str] = mapped_column(String(12))
+    fen: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    commentator: Mapped[str] = mapped_column(String(16))
+    fallback: Mapped[str | None] = mapped_column(String(200))
+    judgment: Mapped[str | None] = mapped_column(String(16))
+    best_san: Mapped[str | None] = mapped_column(String(12))
+    cp: Mapped[int | None] = mapped_column(Integer)
+    mate: Mapped[int | None] = mapped_column(Integer)
+    white_clock: Mapped[int | None] = mapped_column(Integer)
+    black_clock: Mapped[int | None] = mapped_column(Integer)
+    audio: Mapped[bytes | None] = mapped_column(LargeBinary)  # WAV from espeak-ng
+    move_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # A player's games newest first (the games list, a sync's resume point): one index per colour.

@@ -17,9 +17,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from kibitz import __version__
-from kibitz.api import errors, routes_analysis, routes_games, web
-from kibitz.api.progress import ProgressHub
+from kibitz import __version__, topics
+from kibitz.api import errors, routes_analysis, routes_games, routes_live, web
+from kibitz.api.progress import TopicHub
 from kibitz.runtime.bootstrap import Container
 
 log = logging.getLogger("kibitz.api")
@@ -57,11 +57,13 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
             from kibitz.demo import load_demo
 
             await load_demo(container.ctx)
-        hub.start()
+        for hub in hubs:
+            hub.start()
         try:
             yield
         finally:
-            await hub.stop()
+            for hub in hubs:
+                await hub.stop()
             await container.close()
 
     app = FastAPI(
@@ -71,8 +73,13 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         lifespan=lifespan,
     )
     app.state.container = container
-    hub = ProgressHub(container.ctx.event_log)
-    app.state.progress = hub
+    event_log = container.ctx.event_log
+    game_of = lambda payload: getattr(payload, "game_id", None)  # noqa: E731
+    app.state.progress = TopicHub(event_log, [topics.ANALYSIS_PROGRESS], game_of, "progress")
+    app.state.live = TopicHub(
+        event_log, [topics.LIVE_MOVES, topics.COMMENTARY, topics.LIVE_SESSIONS], game_of, "live"
+    )
+    hubs = [app.state.progress, app.state.live]
     app.add_middleware(BodyLimit, limit=container.settings.max_upload_bytes + 64 * 1024)
     errors.install(app)
 
@@ -107,6 +114,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
 
     app.include_router(routes_games.router)
     app.include_router(routes_analysis.router)
+    app.include_router(routes_live.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

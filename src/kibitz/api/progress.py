@@ -1,5 +1,5 @@
-"""Analysis progress to web pages: one tail of `analysis.progress` per API process, fanned out
-to Server-Sent Events subscribers by game."""
+"""Events to web pages: one tail of some topics per API process, fanned out to Server-Sent
+Events subscribers by key (analysis progress by game; live moves and commentary by game)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,32 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 
-from kibitz import topics
 from kibitz.errors import MalformedEvent
-from kibitz.events import AnalysisProgress, decode
+from kibitz.events import Payload, decode
 from kibitz.ports import EventLog
 
 log = logging.getLogger("kibitz.api.progress")
 
 
-class ProgressHub:
-    def __init__(self, event_log: EventLog) -> None:
+class TopicHub:
+    def __init__(
+        self,
+        event_log: EventLog,
+        topics: Sequence[str],
+        key: Callable[[Payload], str | None],
+        name: str,
+    ) -> None:
         self.log = event_log
-        self.subscribers: dict[str, set[asyncio.Queue[AnalysisProgress]]] = defaultdict(set)
+        self.topics = list(topics)
+        self.key = key
+        self.name = name
+        self.subscribers: dict[str, set[asyncio.Queue[Payload]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="progress-hub")
+        self._task = asyncio.create_task(self._run(), name=f"hub-{self.name}")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -33,36 +42,33 @@ class ProgressHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
-    def subscribe(self, game_id: str) -> asyncio.Queue[AnalysisProgress]:
-        queue: asyncio.Queue[AnalysisProgress] = asyncio.Queue(maxsize=1000)
-        self.subscribers[game_id].add(queue)
+    def subscribe(self, key: str) -> asyncio.Queue[Payload]:
+        queue: asyncio.Queue[Payload] = asyncio.Queue(maxsize=1000)
+        self.subscribers[key].add(queue)
         return queue
 
-    def unsubscribe(self, game_id: str, queue: asyncio.Queue[AnalysisProgress]) -> None:
-        self.subscribers[game_id].discard(queue)
-        if not self.subscribers[game_id]:
-            del self.subscribers[game_id]
+    def unsubscribe(self, key: str, queue: asyncio.Queue[Payload]) -> None:
+        self.subscribers[key].discard(queue)
+        if not self.subscribers[key]:
+            del self.subscribers[key]
 
     async def _run(self) -> None:
-        # A group of its own: every API process sees every progress event. Events from before
-        # this process started are skipped (the store has the state; these are only updates).
+        # A group of its own: every API process sees every event. Events from before this
+        # process started are skipped (the store has the state; these are only updates).
         started_ms = int(time.time() * 1000) - 2000
-        consumer = self.log.consumer(
-            f"kibitz.api-progress.{uuid.uuid4().hex[:12]}", [topics.ANALYSIS_PROGRESS]
-        )
+        consumer = self.log.consumer(f"kibitz.api-{self.name}.{uuid.uuid4().hex[:12]}", self.topics)
         await consumer.start()
         try:
             while True:
-                for record in await consumer.poll(500, 0.5):
+                for record in await consumer.poll(500, 0.2):
                     if record.timestamp_ms < started_ms:
                         continue
                     try:
                         _, payload = decode(record.value)
                     except MalformedEvent:
                         continue
-                    if not isinstance(payload, AnalysisProgress):
-                        continue
-                    for queue in list(self.subscribers.get(payload.game_id, ())):
+                    key = self.key(payload)
+                    for queue in list(self.subscribers.get(key or "", ())):
                         with contextlib.suppress(asyncio.QueueFull):
                             queue.put_nowait(payload)
         finally:

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from kibitz.api.deps import container, context, require_write_token
+from kibitz.events import AnalysisProgress
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import analysis
 from kibitz.services.context import Context
@@ -58,9 +59,9 @@ async def game_analysis_events(
     async def stream() -> AsyncIterator[str]:
         queue = hub.subscribe(game_id)
         try:
-            yield _sse("progress", _brief(first))
+            yield sse("progress", _brief(first))
             if first["status"] in ("done", "failed"):
-                yield _sse(first["status"], _brief(first))
+                yield sse(first["status"], _brief(first))
                 return
             while not await request.is_disconnected():
                 try:
@@ -71,16 +72,18 @@ async def game_analysis_events(
                         lambda s: analysis.analysis_view(s, game_id, with_evals=False)
                     )
                     if view["status"] in ("done", "failed"):
-                        yield _sse(view["status"], _brief(view))
+                        yield sse(view["status"], _brief(view))
                         return
                     yield ": keep-alive\n\n"
+                    continue
+                if not isinstance(event, AnalysisProgress):
                     continue
                 data = event.model_dump()
                 total = data["positions_total"] or 1
                 data["progress"] = round(data["positions_done"] / total, 4)
-                yield _sse("progress", data)
+                yield sse("progress", data)
                 if event.status == "done":
-                    yield _sse("done", data)
+                    yield sse("done", data)
                     return
         finally:
             hub.unsubscribe(game_id, queue)
@@ -113,5 +116,5 @@ def _brief(view: dict[str, Any]) -> dict[str, Any]:
     return {k: view.get(k) for k in keys}
 
 
-def _sse(event: str, data: dict[str, Any]) -> str:
+def sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"

@@ -16,7 +16,9 @@ from kibitz.api.views import game_detail, get_game, get_sync, player_games, rece
 from kibitz.domain.judgment import CP_CEILING, stored_score, win_percent
 from kibitz.errors import InvalidInput, NotFound
 from kibitz.services.analysis import analysis_view, player_report
+from kibitz.services.commentary import live_view
 from kibitz.services.context import Context
+from kibitz.services.tracker import tracking_view
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -128,3 +130,34 @@ async def board_svg(
     check: Any = board.king(board.turn) if board.is_check() else None
     svg = chess.svg.board(board, lastmove=last, check=check, size=400)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/live", response_class=HTMLResponse)
+async def live_list(request: Request, ctx: Context = Depends(context)) -> Response:
+    players = await ctx.store.read(tracking_view)
+    return templates.TemplateResponse(request, "live_list.html", {"players": players})
+
+
+@router.get("/live/{game_id}", response_class=HTMLResponse)
+async def live_page(game_id: str, request: Request, ctx: Context = Depends(context)) -> Response:
+    """A live game: the board follows the moves, the bar the engine, the feed the commentary."""
+    try:
+        view = await ctx.store.read(lambda s: live_view(s, game_id))
+    except NotFound:  # not started yet: the page fills in as events arrive
+        view = {"game_id": game_id, "status": "waiting", "commentary": [], "result": None}
+    return templates.TemplateResponse(request, "live.html", {"game_id": game_id, "view": view})
+
+
+@router.get("/board.svg")
+async def position_svg(
+    fen: str = Query("", max_length=100), lastmove: str | None = Query(None, max_length=5)
+) -> Response:
+    """Any position (FEN; empty: the start), drawn by python-chess, last move highlighted."""
+    try:
+        board = chess.Board(fen) if fen else chess.Board()
+        last = chess.Move.from_uci(lastmove) if lastmove else None
+    except ValueError as exc:
+        raise InvalidInput(f"not a position or move: {exc}") from None
+    check: Any = board.king(board.turn) if board.is_check() else None
+    svg = chess.svg.board(board, lastmove=last, check=check, size=400)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})

@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import make_url
 
@@ -26,7 +27,7 @@ from kibitz.ports import EventLog
 from kibitz.runtime.publisher import Publisher
 from kibitz.runtime.service import Service
 from kibitz.runtime.supervisor import Supervisor
-from kibitz.services import analysis, ingest, scheduler, store
+from kibitz.services import analysis, commentary, ingest, scheduler, store, tracker
 from kibitz.services.context import Context
 from kibitz.settings import Settings
 from kibitz.topics import all_topics
@@ -38,8 +39,10 @@ SERVICES: dict[str, Callable[[Context], Service]] = {
     "store": store.build,
     "scheduler": scheduler.build,
     "analysis": analysis.build,
+    "tracker": tracker.build,
+    "commentary": commentary.build,
 }
-NEEDS_ENGINES = frozenset({"analysis"})
+NEEDS_ENGINES = frozenset({"analysis", "commentary"})
 
 
 def make_event_log(settings: Settings) -> EventLog:
@@ -100,6 +103,11 @@ class Container:
             self.ctx.event_log, self.ctx.store, list(self.services.values())
         )
         await self.supervisor.start()
+
+    def component(self, name: str) -> Any:
+        """The object of service `name` when it runs in this process, else None."""
+        service = self.services.get(name)
+        return service.component if service is not None else None
 
     async def start_engines(self) -> EnginePool:
         """Start the Stockfish pool (once); UpstreamUnavailable when there is no Stockfish."""

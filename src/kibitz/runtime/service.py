@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kibitz.runtime.consumer import BatchHandler, Handler, RetryPolicy
 
@@ -21,6 +22,8 @@ class Service:
     # Handlers idempotent by natural keys need no per-event bookkeeping (ARCHITECTURE:
     # "natural keys, or the event id recorded per consumer group").
     record_event_ids: bool = True
+    # The service's own object, for callers in the same process (the API calls the tracker).
+    component: Any = None
 
     @property
     def topics(self) -> list[str]:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from kibitz import topics
 from kibitz.adapters.engine_uci import EngineEval, EnginePool
 from kibitz.adapters.store_models import Analysis, Game, MoveEval, PluginResult, PositionEval
+from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain.analysis import (
     BUILTIN_PLUGINS,
     GameInput,
@@ -444,7 +445,7 @@ class AnalysisWorker:
         nodes = self.nodes[phase]
         epds = [b.epd() for b in boards]
         cache = (
-            await self.ctx.store.read(lambda s: _cached(s, epds, nodes))
+            await self.ctx.store.read(lambda s: cached_evals(s, epds, nodes))
             if self.ctx.settings.eval_cache
             else {}
         )
@@ -518,22 +519,7 @@ class AnalysisWorker:
 
         def write(session: Session) -> None:
             if new and self.ctx.settings.eval_cache:
-                rows = {
-                    b.epd(): {
-                        "epd": b.epd(),
-                        "nodes": r.nodes,
-                        "cp": r.score.cp if r.score else None,
-                        "mate": r.score.mate if r.score else None,
-                        "best_uci": r.best_uci,
-                        "pv_uci": " ".join(r.pv_uci),
-                        "depth": r.depth,
-                        "created_at": datetime.now(UTC),
-                    }
-                    for b, r in new
-                }
-                session.execute(
-                    store.insert(PositionEval).on_conflict_do_nothing(), list(rows.values())
-                )
+                cache_evals(session, store, new)
             session.execute(
                 delete(MoveEval).where(MoveEval.game_id == game_id, MoveEval.phase == phase)
             )
@@ -711,7 +697,28 @@ def _ply_evals(boards: list[chess.Board], results: list[tuple[EngineEval, bool]]
     return out
 
 
-def _cached(session: Session, epds: list[str], nodes: int) -> dict[str, EngineEval]:
+def cache_evals(
+    session: Session, store: SqlStore, new: list[tuple[chess.Board, EngineEval]]
+) -> None:
+    """Keep fresh engine results in the evaluation cache (first writer wins per budget)."""
+    rows = {
+        b.epd(): {
+            "epd": b.epd(),
+            "nodes": r.nodes,
+            "cp": r.score.cp if r.score else None,
+            "mate": r.score.mate if r.score else None,
+            "best_uci": r.best_uci,
+            "pv_uci": " ".join(r.pv_uci),
+            "depth": r.depth,
+            "created_at": datetime.now(UTC),
+        }
+        for b, r in new
+    }
+    session.execute(store.insert(PositionEval).on_conflict_do_nothing(), list(rows.values()))
+
+
+def cached_evals(session: Session, epds: list[str], nodes: int) -> dict[str, EngineEval]:
+    """Cached evaluations of `epds` searched with at least `nodes` nodes (the smallest such)."""
     found: dict[str, EngineEval] = {}
     unique = list(dict.fromkeys(epds))
     for start in range(0, len(unique), 500):

@@ -185,7 +185,104 @@ function initPlayer() {
   });
 }
 
+function initTrack() {
+  const form = document.getElementById("track-form");
+  if (!form) return;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = document.getElementById("track-error");
+    error.textContent = "";
+    const username = document.getElementById("track-username").value.trim();
+    const speech = document.getElementById("track-speech").checked;
+    try {
+      await postJson("/api/tracking", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ username, profile: { speech } }),
+      });
+      window.location.href = "/live";
+    } catch (e) { error.textContent = e.message; }
+  });
+}
+
+function initLiveList() {
+  const body = document.getElementById("trackers");
+  if (!body) return;
+  setInterval(async () => {
+    const res = await fetch("/api/tracking");
+    if (!res.ok) return;
+    const data = await res.json();
+    body.replaceChildren(...data.players.map((p) => {
+      const row = document.createElement("tr");
+      const link = p.game_id ? `<a href="/live/${encodeURIComponent(p.game_id)}">${p.game_id}</a>` : "";
+      row.innerHTML = `<td></td><td></td><td>${link}</td><td></td>`;
+      row.children[0].textContent = p.username;
+      row.children[1].textContent = p.status + (p.end_reason ? ` (${p.end_reason})` : "");
+      row.children[3].textContent = (p.started_at || "").slice(11, 19);
+      return row;
+    }));
+  }, 2000);
+}
+
+function whitePercent(cp, mate) {
+  if (mate !== null && mate !== undefined) return mate > 0 ? 100 : 0;
+  if (cp === null || cp === undefined) return null;
+  const capped = Math.max(-1000, Math.min(1000, cp));
+  return 50 + 50 * (2 / (1 + Math.exp(-0.00368208 * capped)) - 1);
+}
+
+function initLive() {
+  const root = document.getElementById("live");
+  if (!root) return;
+  const id = root.dataset.gameId;
+  const board = document.getElementById("live-board");
+  const feed = document.getElementById("feed");
+  const bar = document.getElementById("evalbar-white");
+  const plyCount = document.getElementById("ply-count");
+  const audioToggle = document.getElementById("audio-toggle");
+  let shownPly = Number(plyCount.textContent) || 0;
+  const player = new Audio();
+  const queue = [];
+  player.addEventListener("ended", () => { if (queue.length) { player.src = queue.shift(); player.play(); } });
+
+  function showPosition(fen, uci, ply) {
+    if (ply < shownPly) return;
+    shownPly = ply;
+    plyCount.textContent = ply;
+    board.src = `/board.svg?fen=${encodeURIComponent(fen)}&lastmove=${uci}`;
+  }
+  const source = new EventSource(`/api/live/${encodeURIComponent(id)}/events`);
+  source.addEventListener("move", (e) => {
+    const m = JSON.parse(e.data);
+    showPosition(m.fen, m.uci, m.ply);
+  });
+  source.addEventListener("commentary", (e) => {
+    const c = JSON.parse(e.data);
+    if (feed.querySelector(`li[data-ply="${c.ply}"]`)) return;
+    const item = document.createElement("li");
+    item.dataset.ply = c.ply;
+    item.className = (c.judgment || "").toLowerCase();
+    item.textContent = c.text;
+    const later = [...feed.children].find((li) => Number(li.dataset.ply) < c.ply);
+    feed.insertBefore(item, later || null);
+    showPosition(c.fen, c.uci, c.ply);
+    const percent = whitePercent(c.cp, c.mate);
+    if (percent !== null) bar.style.height = `${percent.toFixed(1)}%`;
+    if (audioToggle.checked && c.audio_url) {
+      if (player.paused && !queue.length) { player.src = c.audio_url; player.play().catch(() => {}); }
+      else queue.push(c.audio_url);
+    }
+  });
+  source.addEventListener("ended", (e) => {
+    const s = JSON.parse(e.data);
+    document.getElementById("live-status").textContent = s.result || s.status;
+  });
+}
+
 initHome();
+initTrack();
+initLiveList();
+initLive();
 initImport();
 initGame();
 initPlayer();

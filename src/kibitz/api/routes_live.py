@@ -1,0 +1,103 @@
+"""JSON API for live games: start tracking a player, follow a game's moves and commentary."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from kibitz.adapters.store_models import Commentary
+from kibitz.api.deps import container, require_write_token
+from kibitz.api.routes_analysis import sse
+from kibitz.errors import NotFound
+from kibitz.events import CommentaryPublished, LiveMove, LiveSession
+from kibitz.runtime.bootstrap import Container
+from kibitz.services.commentary import live_view
+from kibitz.services.tracker import request_tracking, tracking_view
+
+router = APIRouter(prefix="/api", tags=["live"])
+
+
+class TrackingRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/tracking", dependencies=[Depends(require_write_token)])
+async def start_tracking(body: TrackingRequest, app: Container = Depends(container)) -> Any:
+    """Start following a Lichess player's ongoing game (and their next ones for a while):
+    `tracking_started`, `already_tracking`, or `requested` (queued on the topic because the
+    tracker could not be reached)."""
+    return await request_tracking(app.ctx, app.component("tracker"), body.username, body.profile)
+
+
+@router.get("/tracking")
+async def list_tracking(app: Container = Depends(container)) -> dict[str, Any]:
+    """Tracked players, active first, each with their current or last game."""
+    players = await app.ctx.store.read(tracking_view)
+    tracker = app.component("tracker")
+    return {"players": players, "active_trackers": tracker.active if tracker else None}
+
+
+@router.get("/live/{game_id}")
+async def get_live_game(game_id: str, app: Container = Depends(container)) -> dict[str, Any]:
+    """A live game: players, status, result, every commentary line so far."""
+    return await app.ctx.store.read(lambda s: live_view(s, game_id))
+
+
+@router.get("/live/{game_id}/events")
+async def live_events(
+    game_id: str, request: Request, app: Container = Depends(container)
+) -> StreamingResponse:
+    """Server-Sent Events: `move` for each ply, `commentary` for each line, `ended` at the end.
+    Subscribes first, then sends what the store already has, so nothing falls in between."""
+    hub = request.app.state.live
+
+    async def stream() -> AsyncIterator[str]:
+        queue = hub.subscribe(game_id)
+        try:
+            try:
+                view = await app.ctx.store.read(lambda s: live_view(s, game_id))
+            except NotFound:
+                view = None
+            if view is not None:
+                yield sse("state", {k: v for k, v in view.items() if k != "commentary"})
+                for line in view["commentary"]:
+                    yield sse("commentary", line)
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), 10)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if isinstance(event, LiveMove):
+                    yield sse("move", event.model_dump(mode="json"))
+                elif isinstance(event, CommentaryPublished):
+                    yield sse("commentary", event.model_dump(mode="json"))
+                elif isinstance(event, LiveSession):
+                    yield sse("ended" if event.state == "ended" else "started", event.model_dump())
+        finally:
+            hub.unsubscribe(game_id, queue)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/live/{game_id}/audio/{ply}.wav", response_class=Response)
+async def live_audio(game_id: str, ply: int, app: Container = Depends(container)) -> Response:
+    """The spoken commentary of one ply (WAV), when speech was asked for."""
+    audio = await app.ctx.store.read(
+        lambda s: s.scalar(
+            Commentary.__table__.select()
+            .with_only_columns(Commentary.audio)
+            .where(Commentary.game_id == game_id, Commentary.ply == ply)
+        )
+    )
+    if not audio:
+        raise NotFound(f"no audio for ply {ply} of {game_id!r}")
+    return Response(audio, media_type="audio/wav", headers={"Cache-Control": "max-age=86400"})

@@ -1,0 +1,293 @@
+"""The commentary service: one line of commentary for every ply that reaches `live.moves`.
+
+Each move is evaluated with the engine pool at a small node budget (the evaluation cache
+first; the position before the move is usually the previous move's, kept in memory), judged
+with the same code as the analysis, described by the configured commentator (engine-grounded
+templates by default; an LLM when `KIBITZ_LLM_URL` is set, with the templates answering when
+it is slow or failing) and, when asked, spoken by espeak-ng. The store keeps one line per
+(game, ply); a redelivered move is not commented twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import chess
+from prometheus_client import Histogram
+from sqlalchemy import CursorResult, select
+from sqlalchemy.orm import Session
+
+from kibitz import topics
+from kibitz.adapters.commentator_llm import LlmCommentator
+from kibitz.adapters.engine_uci import EngineEval, EnginePool
+from kibitz.adapters.speech_espeak import EspeakSpeech
+from kibitz.adapters.store_models import Commentary, TrackedPlayer, TrackingSession
+from kibitz.domain.commentary import Comment, MoveFacts, TemplateCommentator, move_facts
+from kibitz.errors import MalformedEvent, NotFound, UpstreamUnavailable
+from kibitz.events import (
+    CommentaryPublished,
+    Envelope,
+    LiveMove,
+    LiveSession,
+    Payload,
+    ProfilePublished,
+)
+from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.service import Service
+from kibitz.services.analysis import cache_evals, cached_evals
+from kibitz.services.context import Context
+
+log = logging.getLogger("kibitz.commentary")
+
+LIVE_PRIORITY = -1  # ahead of every analysis lane: someone is watching
+KEEP_GAMES = 256  # evaluations kept in memory for this many games
+
+COMMENTARY_LATENCY = Histogram(
+    "kibitz_commentary_latency_seconds",
+    "From a move's publication to its commentary's",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+)
+
+
+class CommentaryWorker:
+    def __init__(
+        self,
+        ctx: Context,
+        commentator: Any = None,
+        speech: EspeakSpeech | None = None,
+    ) -> None:
+        self.ctx = ctx
+        settings = ctx.settings
+        if commentator is None:
+            commentator = (
+                LlmCommentator(
+                    settings.llm_url,
+                    settings.llm_model,
+                    key=settings.llm_key,
+                    timeout=settings.llm_timeout,
+                )
+                if settings.llm_url
+                else TemplateCommentator()
+            )
+        self.commentator = commentator
+        self.speech = speech or EspeakSpeech()
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.evals: OrderedDict[str, tuple[int, EngineEval]] = OrderedDict()
+
+    @property
+    def engines(self) -> EnginePool:
+        if self.ctx.engines is None:
+            raise UpstreamUnavailable("the commentary needs the engine pool (no Stockfish)")
+        return self.ctx.engines
+
+    async def handle(self, envelope: Envelope, payload: Payload) -> None:
+        if isinstance(payload, LiveMove):
+            await self.on_move(envelope, payload)
+        elif isinstance(payload, ProfilePublished):
+            self.profiles[payload.username.lower()] = dict(payload.profile)
+        elif isinstance(payload, LiveSession):
+            if payload.state == "ended":
+                self.evals.pop(payload.game_id, None)
+        else:
+            raise MalformedEvent(f"the commentary does not handle {envelope.type}")
+
+    async def on_move(self, envelope: Envelope, move_event: LiveMove) -> None:
+        game_id, ply = move_event.game_id, move_event.ply
+        done = await self.ctx.store.read(lambda s: s.get(Commentary, (game_id, ply)) is not None)
+        if done:
+            return
+        try:
+            board = chess.Board(move_event.fen_before)
+            move = chess.Move.from_uci(move_event.uci)
+        except ValueError as exc:
+            raise MalformedEvent(f"live.move {game_id}#{ply}: {exc}") from None
+        if move not in board.legal_moves:
+            raise MalformedEvent(f"live.move {game_id}#{ply}: {move_event.uci} is not legal")
+        known = self.evals.get(game_id)
+        before = known[1] if known and known[0] == ply - 1 else await self.evaluate(board)
+        after_board = board.copy(stack=False)
+        after_board.push(move)
+        after = await self.evaluate(after_board)
+        self.evals[game_id] = (ply, after)
+        self.evals.move_to_end(game_id)
+        while len(self.evals) > KEEP_GAMES:
+            self.evals.popitem(last=False)
+
+        white_moved = board.turn == chess.WHITE
+        facts = move_facts(
+            game_id,
+            ply,
+            board,
+            move,
+            before.score,
+            after.score,
+            before.best_uci,
+            white_name=move_event.white,
+            black_name=move_event.black,
+            mover_clock=move_event.white_clock if white_moved else move_event.black_clock,
+            initial_clock=move_event.initial_clock,
+        )
+        comment = await self.commentator.comment(facts)
+        await self._load_profile(move_event.username)
+        audio = await self._audio(move_event, comment) if self._wants_speech(move_event) else None
+        await self._publish(envelope, move_event, facts, comment, after, audio)
+
+    async def evaluate(self, board: chess.Board) -> EngineEval:
+        """The position's evaluation at the commentary budget: cache, else the engine."""
+        if board.is_game_over(claim_draw=False):
+            return EngineEval(score=None, best_uci=None, pv_uci=(), depth=0, nodes=0)
+        nodes = self.ctx.settings.commentary_nodes
+        epd = board.epd()
+        if self.ctx.settings.eval_cache:
+            found = await self.ctx.store.read(lambda s: cached_evals(s, [epd], nodes))
+            if epd in found:
+                return found[epd]
+        result = await self.engines.analyse(board, nodes, LIVE_PRIORITY)
+        if self.ctx.settings.eval_cache:
+            store = self.ctx.store
+            await store.run(lambda s: cache_evals(s, store, [(board, result)]))
+        return result
+
+    async def _load_profile(self, username: str) -> None:
+        """The tracked player's profile (from `profiles`; the store after a restart)."""
+        key = username.lower()
+        if key in self.profiles:
+            return
+        row = await self.ctx.store.read(lambda s: s.get(TrackedPlayer, key))
+        self.profiles[key] = dict(row.profile or {}) if row is not None else {}
+
+    def _wants_speech(self, move_event: LiveMove) -> bool:
+        profile = self.profiles.get(move_event.username.lower(), {})
+        return bool(self.ctx.settings.speech or profile.get("speech"))
+
+    async def _audio(self, move_event: LiveMove, comment: Comment) -> bytes | None:
+        try:
+            return await self.speech.speak(comment.text)
+        except UpstreamUnavailable as exc:
+            log.warning("speech_failed game=%s ply=%d: %s", move_event.game_id, move_event.ply, exc)
+            return None
+
+    async def _publish(
+        self,
+        envelope: Envelope,
+        move_event: LiveMove,
+        facts: MoveFacts,
+        comment: Comment,
+        after: EngineEval,
+        audio: bytes | None,
+    ) -> None:
+        game_id, ply = move_event.game_id, move_event.ply
+        audio_url = f"/api/live/{game_id}/audio/{ply}.wav" if audio else None
+        score = after.score
+        row = {
+            "game_id": game_id,
+            "ply": ply,
+            "uci": move_event.uci,
+            "san": move_event.san,
+            "fen": move_event.fen,
+            "text": comment.text,
+            "commentator": comment.commentator,
+            "fallback": comment.fallback,
+            "judgment": facts.judgment,
+            "best_san": facts.best_san,
+            "cp": score.cp if score else None,
+            "mate": score.mate if score else None,
+            "white_clock": move_event.white_clock,
+            "black_clock": move_event.black_clock,
+            "audio": audio,
+            "move_at": envelope.occurred_at,
+            "created_at": datetime.now(UTC),
+        }
+        store = self.ctx.store
+
+        def write(session: Session) -> bool:
+            result = session.execute(
+                store.insert(Commentary).values(**row).on_conflict_do_nothing()
+            )
+            return bool(cast(CursorResult[Any], result).rowcount)
+
+        if not await store.run(write):
+            return  # another worker commented this ply first
+        event = CommentaryPublished(
+            game_id=game_id,
+            ply=ply,
+            san=move_event.san,
+            uci=move_event.uci,
+            fen=move_event.fen,
+            text=comment.text,
+            commentator=comment.commentator,
+            fallback=comment.fallback,
+            judgment=facts.judgment,
+            best_san=facts.best_san,
+            cp=row["cp"],
+            mate=row["mate"],
+            white=move_event.white,
+            black=move_event.black,
+            audio_url=audio_url,
+            move_at=envelope.occurred_at,
+        )
+        published = await self.ctx.publisher.publish(
+            topics.COMMENTARY, event, game_id, cause=envelope
+        )
+        COMMENTARY_LATENCY.observe(
+            max(0.0, (published.occurred_at - envelope.occurred_at).total_seconds())
+        )
+
+
+def live_view(session: Session, game_id: str) -> dict[str, Any]:
+    """A live game: its session and every commentary line so far. NotFound when unknown."""
+    game = session.get(TrackingSession, game_id)
+    lines = session.scalars(
+        select(Commentary).where(Commentary.game_id == game_id).order_by(Commentary.ply)
+    ).all()
+    if game is None and not lines:
+        raise NotFound(f"no live game {game_id!r}")
+    return {
+        "game_id": game_id,
+        "username": game.username if game else None,
+        "white": game.white if game else None,
+        "black": game.black if game else None,
+        "status": game.status if game else "unknown",
+        "result": game.result if game else None,
+        "initial_fen": game.initial_fen if game else None,
+        "plies": game.last_ply if game else len(lines),
+        "commentary": [line_view(c) for c in lines],
+    }
+
+
+def line_view(c: Commentary) -> dict[str, Any]:
+    return {
+        "ply": c.ply,
+        "san": c.san,
+        "uci": c.uci,
+        "fen": c.fen,
+        "text": c.text,
+        "commentator": c.commentator,
+        "fallback": c.fallback,
+        "judgment": c.judgment,
+        "best_san": c.best_san,
+        "cp": c.cp,
+        "mate": c.mate,
+        "white_clock": c.white_clock,
+        "black_clock": c.black_clock,
+        "audio_url": f"/api/live/{c.game_id}/audio/{c.ply}.wav" if c.audio else None,
+    }
+
+
+def build(ctx: Context) -> Service:
+    worker = CommentaryWorker(ctx)
+    return Service(
+        name="commentary",
+        handlers={
+            topics.LIVE_MOVES: worker.handle,
+            topics.PROFILES: worker.handle,
+            topics.LIVE_SESSIONS: worker.handle,
+        },
+        retry=RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=2.0, handler_timeout=30.0),
+        record_event_ids=False,  # one line per (game, ply): the natural key
+        description="a line of commentary for every live move (engine text, LLM, speech)",
+        component=worker,
+    )
