@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from kibitz.devtools import free_port
 from tests.e2e.conftest import KIBITZ
 from tests.fakes.lichess import FakeLichess
 
@@ -179,3 +183,36 @@ def test_track_prints_a_line_per_move_and_bus_tail_shows_the_raw_moves(
 
     bad = kibitz(tmp_path, "track", "no such name", **env)
     assert bad.returncode == 2 and "not a Lichess username" in bad.stderr
+
+
+def test_run_tracker_serves_its_own_http_interface_and_stops_on_sigterm(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KIBITZ_HOME": str(tmp_path / "home"),
+        "KIBITZ_LICHESS_URL": fake_lichess.url,
+        "KIBITZ_TRACKER_PORT": str(port),
+        "KIBITZ_TRACK_WAIT": "30",
+    }
+    process = subprocess.Popen([KIBITZ, "run", "tracker"], env=env, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                health = httpx.get(f"{url}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.1)
+        assert health.json() == {"status": "ok", "active_trackers": 0}
+        started = httpx.post(f"{url}/start-tracking", json={"username": "Erin"})
+        assert started.json() == {"status": "tracking_started", "username": "Erin"}
+        again = httpx.post(f"{url}/start-tracking", json={"username": "erin"})
+        assert again.json()["status"] == "already_tracking"
+        assert httpx.get(f"{url}/health").json()["active_trackers"] == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0

@@ -247,3 +247,42 @@ async def test_an_llm_that_hangs_gives_way_to_the_default_commentator(
     for c in lines:
         assert c.move_at is not None
         assert (c.created_at - c.move_at).total_seconds() < settings.llm_timeout + 2.0
+
+
+async def test_the_api_reaches_the_tracker_over_http_and_falls_back_to_the_topic(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    from kibitz.services.tracker import request_tracking
+
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    port = free_port()
+    tracker_side = settings_for(tmp_path, db, fake_lichess.url, **LIVE)
+    api_side = tracker_side.model_copy(update={"tracker_url": f"http://127.0.0.1:{port}"})
+    async with (
+        running(tracker_side, ["tracker"]) as tracker_container,
+        running(api_side, []) as api,
+    ):
+        tracker = tracker_container.component("tracker")
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_tracker_app(tracker), host="127.0.0.1", port=port, log_level="critical"
+            )
+        )
+        serving = asyncio.create_task(server.serve())
+        await until(lambda: asyncio.sleep(0, server.started), timeout=10)
+        answer = await request_tracking(api.ctx, api.component("tracker"), "ViaHttp", {})
+        assert answer == {"status": "tracking_started", "username": "ViaHttp", "via": "tracker"}
+        assert "viahttp" in tracker.tasks
+        server.should_exit = True
+        await serving
+
+        # The tracker's HTTP interface is down: the request goes over the topic instead.
+        answer = await request_tracking(api.ctx, None, "ViaTopic", {"speech": True})
+        assert answer["status"] == "requested" and answer["via"] == "topic"
+
+        async def tracked() -> bool:
+            return "viatopic" in tracker.tasks
+
+        await until(tracked, timeout=20)
+        row = await api.ctx.store.read(lambda s: s.get(TrackedPlayer, "viatopic"))
+        assert row is not None and row.profile == {"speech": True}

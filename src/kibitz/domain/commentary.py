@@ -180,19 +180,20 @@ def _threats(board: chess.Board, square: chess.Square) -> tuple[str, ...]:
 
 
 def describe_score(score: Score) -> str:
-    """An evaluation in plain words, from the engine's score (White's side)."""
+    """An evaluation in plain words, from the engine's score (White's side) turned into
+    White's winning percentage with Lichess's curve."""
     if score.mate is not None:
         side = "White" if score.mate > 0 else "Black"
         n = abs(score.mate)
         return f"{side} mates in {n}" if n > 1 else f"{side} mates next move"
     percent = win_percent(score.forced_cp())
     for bound, words in (
-        (90, "White is winning"),
-        (72, "White is clearly better"),
-        (58, "White is slightly better"),
-        (42, "the position is balanced"),
-        (28, "Black is slightly better"),
-        (10, "Black is clearly better"),
+        (80, "White is winning"),  # about +3.8 pawns and more
+        (65, "White is clearly better"),  # from about +1.6
+        (55, "White is slightly better"),  # from about +0.5
+        (45, "the position is balanced"),
+        (35, "Black is slightly better"),
+        (20, "Black is clearly better"),
     ):
         if percent >= bound:
             return words
