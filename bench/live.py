@@ -32,12 +32,13 @@ import chess.pgn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.fakes.lichess import FakeLichess  # noqa: E402
+from tests.support import read_topic  # noqa: E402
+
 from kibitz import topics  # noqa: E402
 from kibitz.events import CommentaryPublished  # noqa: E402
 from kibitz.runtime.bootstrap import bootstrap  # noqa: E402
 from kibitz.settings import load_settings  # noqa: E402
-from tests.fakes.lichess import FakeLichess  # noqa: E402
-from tests.support import read_topic  # noqa: E402
 
 
 def game_sans() -> list[str]:
