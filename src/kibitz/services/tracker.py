@@ -357,7 +357,6 @@ class Tracker:
         game.initial_fen = board.fen() if initial and initial != "startpos" else None
         clock = info.get("clock") or {}
         game.initial_clock = clock.get("initial") if isinstance(clock, dict) else None
-        first = game.last_ply == 0
 
         def write(session: Session) -> bool:
             row = session.get(TrackingSession, game.game_id)
@@ -366,7 +365,7 @@ class Tracker:
             row.white, row.black, row.initial_fen = game.white, game.black, game.initial_fen
             return announce
 
-        if await self.ctx.store.run(write) or first:
+        if await self.ctx.store.run(write):
             await self.ctx.publisher.publish_envelope(
                 topics.LIVE_SESSIONS,
                 new_event(
