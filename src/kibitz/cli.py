@@ -37,10 +37,12 @@ dlq_app = typer.Typer(
 )
 bus_app = typer.Typer(help="The event log.", no_args_is_help=True)
 import_app = typer.Typer(help="Import games.", no_args_is_help=True)
+problems_app = typer.Typer(help="Puzzles from your games.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(bus_app, name="bus")
 app.add_typer(import_app, name="import")
+app.add_typer(problems_app, name="problems")
 
 console = Console()
 err = Console(stderr=True)
@@ -689,6 +691,105 @@ def report(username: Annotated[str, typer.Argument(help="A player's username.")]
         console.print(
             f"no game of {username} is analysed yet: `kibitz analyze --player {username}`"
         )
+
+
+@problems_app.command("generate")
+def problems_generate(
+    player: Annotated[
+        str | None, typer.Option("--player", help="This player's games (default: every game).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Analyse and search here and now, with a progress bar.")
+    ] = False,
+) -> None:
+    """Search games for puzzles; games not analysed yet are analysed first."""
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.problems import pool_view, request_generation
+
+    settings = _settings()
+    settings.demo = False
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any] | None]:
+        container = bootstrap(settings)
+        local = ["analysis", "problems"] if wait and not settings.bus_is_kafka else []
+        await container.start(local)
+        try:
+            accepted = await request_generation(container.ctx, player)
+            if not wait:
+                return accepted, None
+            await _follow_generation(container, player)
+            return accepted, await container.ctx.store.read(lambda s: pool_view(s, player))
+        finally:
+            await container.close()
+
+    accepted, pool = _run(main)
+    who = player or "every player"
+    if pool is None:
+        console.print(
+            f"puzzle search requested for {who}: {accepted['games_to_search']} analysed games "
+            f"to search, {accepted['games_queued_for_analysis']} queued for analysis first"
+        )
+        return
+    console.print(f"{pool['total']} puzzles for {who}, {pool['never_served']} never served")
+
+
+async def _follow_generation(container: Any, player: str | None) -> None:
+    """Until the player's games are analysed and searched: a progress bar of games searched."""
+    from kibitz.services.problems import pool_view
+
+    analysing = await _analysis_ids(container, player) if player else []
+    with Progress(
+        TextColumn("[bold]puzzle search"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} games · {task.fields[found]} puzzles"),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task("search", total=None, found=0)
+        started: int | None = None
+        while True:
+            pool = await container.ctx.store.read(lambda s: pool_view(s, player))
+            pending = await _analysis_ids(container, player) if player and analysing else []
+            left = pool["games_to_search"] + len(pending)
+            if started is None:
+                started = pool["games_searched"]
+            searched = pool["games_searched"] - started
+            progress.update(task, total=searched + left, completed=searched, found=pool["total"])
+            if left == 0:
+                return
+            await asyncio.sleep(0.5)
+
+
+@problems_app.command("pool")
+def problems_pool(
+    player: Annotated[str | None, typer.Option("--player", help="This player's games.")] = None,
+) -> None:
+    """The puzzle pool: totals, never served, by theme."""
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.problems import pool_view
+
+    settings = _settings()
+    settings.demo = False
+
+    async def main() -> dict[str, Any]:
+        container = bootstrap(settings)
+        await container.start([])
+        try:
+            return await container.ctx.store.read(lambda s: pool_view(s, player))
+        finally:
+            await container.close()
+
+    pool = _run(main)
+    table = Table(
+        title=f"{pool['total']} puzzles, {pool['never_served']} never served "
+        f"({pool['games_searched']} games searched, {pool['games_to_search']} waiting)"
+    )
+    table.add_column("theme")
+    table.add_column("puzzles", justify="right")
+    table.add_column("never served", justify="right")
+    for theme, counts in pool["by_theme"].items():
+        table.add_row(theme, str(counts["total"]), str(counts["never_served"]))
+    console.print(table)
 
 
 def main() -> None:

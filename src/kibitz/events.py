@@ -263,6 +263,28 @@ class CommentaryPublished(Payload):
 
 
 @register
+class ProblemsGenerationRequested(Payload):
+    """Search games for puzzles: one game, a player's analysed games, or every analysed game
+    (neither given). Keyed by game id, else by player, else "all"."""
+
+    event_type = "problems.generation.requested"
+    game_id: str | None = None
+    player: str | None = None
+    reason: str = "requested"  # requested | pool_low | analysis_completed
+
+
+@register
+class ProblemsGenerated(Payload):
+    """A game searched for puzzles: what was found."""
+
+    event_type = "problems.generated"
+    game_id: str
+    problem_ids: list[str] = []
+    candidates: int = 0
+    rejected: int = 0
+
+
+@register
 class Probe(Payload):
     """A no-op event used by health checks, tests and benchmarks."""
 

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_key: str | None = None
     llm_timeout: float = Field(default=3.0, gt=0)
+    problem_nodes: int = Field(default=400_000, ge=1)  # node budget per puzzle search
+    problems_min_unserved: int = Field(default=10, ge=0)  # below this, generate more
     speech: bool = False  # speak every line (espeak-ng); a profile can ask for it too
 
     @field_validator("database_url")

@@ -18,6 +18,8 @@ PROFILES = "profiles"
 LIVE_SESSIONS = "live.sessions"
 LIVE_MOVES = "live.moves"
 COMMENTARY = "commentary"
+PROBLEMS_REQUESTED = "problems.generation.requested"
+PROBLEMS_GENERATED = "problems.generated"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -36,6 +38,8 @@ BASE_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(LIVE_SESSIONS, partitions=4),
     TopicSpec(LIVE_MOVES, partitions=8),
     TopicSpec(COMMENTARY, partitions=8),
+    TopicSpec(PROBLEMS_REQUESTED, partitions=4),
+    TopicSpec(PROBLEMS_GENERATED, partitions=4),
 )
 
 # Topics with a consumer get a retry topic (same partitioning) and a DLQ (one partition).
@@ -45,10 +49,12 @@ CONSUMED: frozenset[str] = frozenset(
         GAMES_RAW,
         ANALYSIS_INTERACTIVE,
         ANALYSIS_BATCH,
+        ANALYSIS_COMPLETED,
         TRACKING_REQUESTED,
         PROFILES,
         LIVE_SESSIONS,
         LIVE_MOVES,
+        PROBLEMS_REQUESTED,
     }
 )
 

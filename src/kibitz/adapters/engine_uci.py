@@ -14,8 +14,9 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import chess
 import chess.engine
@@ -25,6 +26,7 @@ from kibitz.errors import KibitzError
 from kibitz.runtime import metrics
 
 log = logging.getLogger("kibitz.engine")
+T = TypeVar("T")
 
 
 class EngineUnavailable(KibitzError):
@@ -145,6 +147,50 @@ class EnginePool:
         """Search `board` (its move history is sent too) for `nodes` nodes."""
         if board.is_game_over(claim_draw=False):
             return EngineEval(score=None, best_uci=None, pv_uci=(), depth=0, nodes=0)
+
+        async def search(protocol: _Protocol) -> EngineEval:
+            protocol.last_pv = ""
+            info = await protocol.analyse(
+                board, chess.engine.Limit(nodes=nodes), info=chess.engine.INFO_SCORE
+            )
+            return _to_eval(info, protocol.last_pv.split(), nodes)
+
+        return await self._with_engine(search, nodes, priority)
+
+    async def analyse_lines(
+        self,
+        board: chess.Board,
+        nodes: int,
+        lines: int,
+        priority: int | Callable[[], int] = 0,
+    ) -> list[EngineEval]:
+        """The `lines` best lines of `board` (MultiPV), best first; [] when the game is over."""
+        if board.is_game_over(claim_draw=False):
+            return []
+
+        async def search(protocol: _Protocol) -> list[EngineEval]:
+            infos = await protocol.analyse(
+                board,
+                chess.engine.Limit(nodes=nodes),
+                multipv=lines,
+                info=chess.engine.INFO_SCORE | chess.engine.INFO_PV,
+            )
+            return [
+                _to_eval(info, [m.uci() for m in info.get("pv", [])], nodes)
+                for info in infos
+                if info.get("pv")
+            ]
+
+        return await self._with_engine(search, nodes, priority)
+
+    async def _with_engine(
+        self,
+        search: Callable[[_Protocol], Awaitable[T]],
+        nodes: int,
+        priority: int | Callable[[], int],
+    ) -> T:
+        """Run `search` on the next free engine (by priority); an engine that dies is
+        restarted and the search run again once."""
         slot = await self._acquire(priority if callable(priority) else (lambda: priority))
         try:
             for attempt in (1, 2):
@@ -152,11 +198,8 @@ class EnginePool:
                     await self._spawn(slot)
                 assert slot.protocol is not None
                 began = time.perf_counter()
-                slot.protocol.last_pv = ""
                 try:
-                    info = await slot.protocol.analyse(
-                        board, chess.engine.Limit(nodes=nodes), info=chess.engine.INFO_SCORE
-                    )
+                    result = await search(slot.protocol)
                 except (chess.engine.EngineTerminatedError, chess.engine.EngineError) as exc:
                     log.warning("engine %d failed (%s); restarting it", slot.index, exc)
                     self.restarts += 1
@@ -171,7 +214,7 @@ class EnginePool:
                 self.busy_seconds += spent
                 metrics.ENGINE_SEARCHES.labels(str(nodes)).inc()
                 metrics.ENGINE_BUSY_SECONDS.inc(spent)
-                return _to_eval(info, slot.protocol.last_pv.split(), nodes)
+                return result
             raise AssertionError("unreachable")
         finally:
             self._release(slot)

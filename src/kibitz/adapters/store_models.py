@@ -257,6 +257,60 @@ class Commentary(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Problem(Base):
+    """A puzzle from a game: the position before the blunder, the blunder, the solution.
+
+    Served least recently served first (`last_served_at`, never-served first); the id is the
+    game and the blunder's ply, so generating a game twice stores it once."""
+
+    __tablename__ = "problems"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)  # "{game_id}-{ply}"
+    game_id: Mapped[str] = mapped_column(String(32), index=True)
+    ply: Mapped[int] = mapped_column(Integer)  # the blunder's ply (1-based)
+    fen: Mapped[str] = mapped_column(String(100))  # the position before the blunder
+    blunder_uci: Mapped[str] = mapped_column(String(8))
+    solution: Mapped[list[Any]] = mapped_column(JSON)  # UCI moves after the blunder
+    kind: Mapped[str] = mapped_column(String(16))  # mate | advantage
+    themes: Mapped[list[Any]] = mapped_column(JSON)
+    rating: Mapped[int] = mapped_column(Integer)  # estimated difficulty
+    solver_color: Mapped[str] = mapped_column(String(8))  # white | black
+    white_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    black_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    final_cp: Mapped[int | None] = mapped_column(Integer)  # solver's side, end of the line
+    final_mate: Mapped[int | None] = mapped_column(Integer)
+    generator_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    served_count: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProblemTheme(Base):
+    """One row per (problem, theme): filtering and counting by theme on both databases."""
+
+    __tablename__ = "problem_themes"
+
+    problem_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    theme: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class ProblemScan(Base):
+    """A game searched for puzzles by one version of the generator (scanned once)."""
+
+    __tablename__ = "problem_scans"
+
+    game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    candidates: Mapped[int] = mapped_column(Integer, default=0)
+    problems: Mapped[int] = mapped_column(Integer, default=0)
+    searches: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[list[Any] | None] = mapped_column(JSON)  # [{ply, reason}]
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # A player's games newest first (the games list, a sync's resume point): one index per colour.
 Index("ix_games_white_played", Game.white_id, Game.played_at_ms)
 Index("ix_games_black_played", Game.black_id, Game.played_at_ms)

@@ -18,6 +18,7 @@ from kibitz.errors import InvalidInput, NotFound
 from kibitz.services.analysis import analysis_view, player_report
 from kibitz.services.commentary import live_view
 from kibitz.services.context import Context
+from kibitz.services.problems import check_theme, pool_view, problem_by_id
 from kibitz.services.tracker import tracking_view
 
 router = APIRouter(include_in_schema=False)
@@ -148,16 +149,58 @@ async def live_page(game_id: str, request: Request, ctx: Context = Depends(conte
     return templates.TemplateResponse(request, "live.html", {"game_id": game_id, "view": view})
 
 
+@router.get("/problems", response_class=HTMLResponse)
+async def trainer_page(
+    request: Request,
+    player: str | None = Query(None, max_length=64),
+    theme: str | None = Query(None, max_length=32),
+) -> Response:
+    """The puzzle trainer: the next least recently served puzzle, played on a clickable board."""
+    check_theme(theme)
+    return templates.TemplateResponse(
+        request, "trainer.html", {"problem_id": None, "player": player, "theme": theme}
+    )
+
+
+@router.get("/problems/pool", response_class=HTMLResponse)
+async def pool_page(
+    request: Request,
+    ctx: Context = Depends(context),
+    player: str | None = Query(None, max_length=64),
+) -> Response:
+    """The puzzle pool by theme: how many, how many never served."""
+    pool = await ctx.store.read(lambda s: pool_view(s, player))
+    return templates.TemplateResponse(request, "pool.html", {"pool": pool})
+
+
+@router.get("/problems/{problem_id}", response_class=HTMLResponse)
+async def problem_page(
+    problem_id: str, request: Request, ctx: Context = Depends(context)
+) -> Response:
+    """One puzzle in the trainer (a link to share)."""
+    await ctx.store.read(lambda s: problem_by_id(s, problem_id))  # 404 for an unknown id
+    return templates.TemplateResponse(
+        request, "trainer.html", {"problem_id": problem_id, "player": None, "theme": None}
+    )
+
+
 @router.get("/board.svg")
 async def position_svg(
-    fen: str = Query("", max_length=100), lastmove: str | None = Query(None, max_length=5)
+    fen: str = Query("", max_length=100),
+    lastmove: str | None = Query(None, max_length=5),
+    flipped: bool = False,
+    coords: bool = True,
 ) -> Response:
-    """Any position (FEN; empty: the start), drawn by python-chess, last move highlighted."""
+    """Any position (FEN; empty: the start), drawn by python-chess, last move highlighted;
+    `flipped` shows Black at the bottom; without `coords` the squares fill the image evenly
+    (the trainer lays its clickable squares over it)."""
     try:
         board = chess.Board(fen) if fen else chess.Board()
         last = chess.Move.from_uci(lastmove) if lastmove else None
     except ValueError as exc:
         raise InvalidInput(f"not a position or move: {exc}") from None
     check: Any = board.king(board.turn) if board.is_check() else None
-    svg = chess.svg.board(board, lastmove=last, check=check, size=400)
+    svg = chess.svg.board(
+        board, lastmove=last, check=check, size=400, flipped=flipped, coordinates=coords
+    )
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})

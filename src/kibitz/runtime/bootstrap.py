@@ -27,7 +27,7 @@ from kibitz.ports import EventLog
 from kibitz.runtime.publisher import Publisher
 from kibitz.runtime.service import Service
 from kibitz.runtime.supervisor import Supervisor
-from kibitz.services import analysis, commentary, ingest, scheduler, store, tracker
+from kibitz.services import analysis, commentary, ingest, problems, scheduler, store, tracker
 from kibitz.services.context import Context
 from kibitz.settings import Settings
 from kibitz.topics import all_topics
@@ -41,8 +41,9 @@ SERVICES: dict[str, Callable[[Context], Service]] = {
     "analysis": analysis.build,
     "tracker": tracker.build,
     "commentary": commentary.build,
+    "problems": problems.build,
 }
-NEEDS_ENGINES = frozenset({"analysis", "commentary"})
+NEEDS_ENGINES = frozenset({"analysis", "commentary", "problems"})
 
 
 def make_event_log(settings: Settings) -> EventLog:

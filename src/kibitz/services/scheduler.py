@@ -1,5 +1,6 @@
 """scheduler: every minute, queue a sync of each followed player from their last stored game,
-and queue (batch lane) the analysed games that miss a result of an active plugin version."""
+queue (batch lane) the analysed games that miss a result of an active plugin version, and ask
+for puzzles where the pool of never-served ones runs low."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from kibitz import topics
 from kibitz.adapters.store_models import Analysis, Player, PluginResult, Sync
-from kibitz.events import AnalysisRequested
+from kibitz.events import AnalysisRequested, ProblemsGenerationRequested
 from kibitz.runtime.service import Service
-from kibitz.services import analysis
+from kibitz.services import analysis, problems
 from kibitz.services.context import Context
 from kibitz.services.ingest import latest_game_ms, request_sync
 
@@ -78,15 +79,42 @@ async def missing_plugin_results(ctx: Context, limit: int = 500) -> list[str]:
     return ids
 
 
+async def low_problem_pools(ctx: Context) -> list[str]:
+    """Ask for puzzles (per followed player, and for all games) where fewer than
+    `problems_min_unserved` never-served puzzles remain and analysed games wait to be searched;
+    returns the keys asked for ("all" for every game)."""
+    threshold = ctx.settings.problems_min_unserved
+
+    def low(session: Session) -> list[str | None]:
+        players: list[str | None] = [None]
+        players += list(session.scalars(select(Player.id).where(Player.followed.is_(True))))
+        return [
+            p
+            for p in players
+            if problems.never_served(session, p) < threshold
+            and problems.unsearched_games(session, p)
+        ]
+
+    keys = await ctx.store.read(low)
+    if keys:
+        await ctx.publisher.publish_many(
+            topics.PROBLEMS_REQUESTED,
+            [(ProblemsGenerationRequested(player=p, reason="pool_low"), p or "all") for p in keys],
+        )
+        log.info("problems_requested pools=%s", ",".join(p or "all" for p in keys))
+    return [p or "all" for p in keys]
+
+
 def build(ctx: Context) -> Service:
     async def every_minute() -> None:
         while True:
             await tick(ctx)
             await missing_plugin_results(ctx)
+            await low_problem_pools(ctx)
             await ctx.clock.sleep(TICK_SECONDS)
 
     return Service(
         name="scheduler",
         loops=[every_minute],
-        description="queues syncs of followed players and missing plugin results every minute",
+        description="queues syncs, missing plugin results and puzzle searches every minute",
     )

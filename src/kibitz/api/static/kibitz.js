@@ -279,7 +279,136 @@ function initLive() {
   });
 }
 
+function fenPieces(fen) {
+  const pieces = {};
+  fen.split(" ")[0].split("/").forEach((row, i) => {
+    let file = 0;
+    for (const c of row) {
+      if (/\d/.test(c)) { file += Number(c); continue; }
+      pieces["abcdefgh"[file] + (8 - i)] = c;
+      file += 1;
+    }
+  });
+  return pieces;
+}
+
+function initTrainer() {
+  const root = document.getElementById("trainer");
+  if (!root) return;
+  const img = document.getElementById("trainer-board");
+  const grid = document.getElementById("trainer-grid");
+  const turn = document.getElementById("trainer-turn");
+  const feedback = document.getElementById("trainer-feedback");
+  const meta = document.getElementById("trainer-meta");
+  const source = document.getElementById("trainer-source");
+  const retry = document.getElementById("trainer-retry");
+  const solution = document.getElementById("trainer-solution");
+  let puzzle = null, fen = null, moves = [], selected = null, lastmove = null, busy = false;
+  let done = false, expected = null;
+
+  function say(text, kind) { feedback.textContent = text; feedback.className = `feedback ${kind || ""}`; }
+  function draw() {
+    const flip = puzzle && puzzle.solver === "black" ? "&flipped=1" : "";
+    const last = lastmove ? `&lastmove=${lastmove}` : "";
+    img.src = `/board.svg?coords=0&fen=${encodeURIComponent(fen)}${last}${flip}`;
+    for (const cell of grid.children) cell.classList.toggle("selected", cell.dataset.square === selected);
+  }
+  function buildGrid() {
+    grid.replaceChildren();
+    const flipped = puzzle.solver === "black";
+    for (let row = 0; row < 8; row++) {
+      for (let col = 0; col < 8; col++) {
+        const square = "abcdefgh"[flipped ? 7 - col : col] + (flipped ? row + 1 : 8 - row);
+        const cell = document.createElement("button");
+        cell.type = "button"; cell.className = "sq"; cell.dataset.square = square;
+        cell.setAttribute("aria-label", square);
+        cell.addEventListener("click", () => click(square));
+        grid.appendChild(cell);
+      }
+    }
+  }
+  function isMine(piece) {
+    return piece && (piece === piece.toUpperCase()) === (puzzle.solver === "white");
+  }
+  async function click(square) {
+    if (busy || !puzzle || done) return;
+    const pieces = fenPieces(fen);
+    if (isMine(pieces[square])) { selected = square === selected ? null : square; draw(); return; }
+    if (!selected) return;
+    let uci = selected + square;
+    const piece = pieces[selected].toLowerCase();
+    if (piece === "p" && (square[1] === "8" || square[1] === "1")) uci += "q";
+    selected = null;
+    await play(uci);
+  }
+  async function play(uci) {
+    busy = true;
+    try {
+      const body = await postJson(`/api/problems/${encodeURIComponent(puzzle.id)}/attempts`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ moves: [...moves, uci] }),
+      });
+      if (!body.correct) {
+        expected = body.expected;
+        say(`✗ ${body.played.san} is not the move.`, "bad");
+        retry.hidden = false; solution.hidden = false; done = true;
+        draw();
+        return;
+      }
+      moves.push(uci);
+      fen = body.fen;
+      lastmove = body.reply ? body.reply.uci : uci;
+      if (body.complete) {
+        say(`✓ ${body.played.san} — solved!`, "good"); done = true; solution.hidden = true;
+        turn.textContent = "Puzzle solved.";
+      } else {
+        say(`✓ ${body.played.san} is right. The reply: ${body.reply.san}. Keep going.`, "good");
+      }
+      draw();
+    } catch (err) {
+      say(err.message, "bad"); draw();
+    } finally { busy = false; }
+  }
+  function start(p) {
+    puzzle = p; moves = []; selected = null; done = false; expected = null;
+    retry.hidden = true; solution.hidden = true;
+    fen = p.fen; lastmove = null;
+    buildGrid(); draw();
+    turn.textContent = `${p.blunder.san} was just played. Find the best move for ${p.solver}.`;
+    say("");
+    meta.textContent = `${p.themes.join(", ")} · rating ≈ ${p.rating} · ${p.game.white || "?"} – ${p.game.black || "?"}`;
+    source.href = p.game.url; source.hidden = false;
+    root.dataset.loaded = p.id;
+    busy = true;
+    setTimeout(() => { fen = p.puzzle_fen; lastmove = p.blunder.uci; busy = false; draw(); }, 500);
+  }
+  async function next() {
+    const params = new URLSearchParams();
+    if (root.dataset.player) params.set("player", root.dataset.player);
+    if (root.dataset.theme) params.set("theme", root.dataset.theme);
+    const res = await fetch(`/api/problems/random?${params}`);
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) { turn.textContent = body.detail || "No puzzle yet."; return; }
+    start(body);
+  }
+  retry.addEventListener("click", () => {
+    done = false; retry.hidden = true; solution.hidden = true; say("Try again.");
+  });
+  solution.addEventListener("click", () => {
+    if (expected) say(`The move was ${expected.san}.`, "");
+    solution.hidden = true;
+  });
+  document.getElementById("trainer-next").addEventListener("click", next);
+  const id = root.dataset.problemId;
+  if (id) {
+    fetch(`/api/problems/${encodeURIComponent(id)}`).then((r) => r.json()).then(start);
+  } else {
+    next();
+  }
+}
+
 initHome();
+initTrainer();
 initTrack();
 initLiveList();
 initLive();

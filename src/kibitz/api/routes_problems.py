@@ -1,0 +1,70 @@
+"""JSON API for puzzles: serve the least recently served one, check attempts, the pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from kibitz.api.deps import container, require_write_token
+from kibitz.runtime.bootstrap import Container
+from kibitz.services import problems
+
+router = APIRouter(prefix="/api/problems", tags=["problems"])
+
+
+class AttemptRequest(BaseModel):
+    moves: list[str] = Field(min_length=1, max_length=64, description="the solver's moves, UCI")
+
+
+class BulkRequest(BaseModel):
+    player: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+@router.get("/random")
+async def random_problem(
+    app: Container = Depends(container),
+    player: str | None = Query(default=None, max_length=64),
+    theme: str | None = Query(default=None, max_length=32),
+) -> dict[str, Any]:
+    """The least recently served puzzle (never-served first) of `player`'s games and `theme`,
+    marked served: concurrent clients never get the same one while others remain."""
+    return await problems.serve(app.ctx, player, theme)
+
+
+@router.get("/pool")
+async def pool(
+    app: Container = Depends(container), player: str | None = Query(default=None, max_length=64)
+) -> dict[str, Any]:
+    """Totals, never-served count, counts by theme, games searched and left to search."""
+    view = await app.ctx.store.read(lambda s: problems.pool_view(s, player))
+    view["min_unserved"] = app.settings.problems_min_unserved
+    return view
+
+
+@router.get("/{problem_id}")
+async def get_problem(problem_id: str, app: Container = Depends(container)) -> dict[str, Any]:
+    """One puzzle, without its solution (does not count as served)."""
+    return await app.ctx.store.read(lambda s: problems.problem_by_id(s, problem_id))
+
+
+@router.post("/{problem_id}/attempts", dependencies=[Depends(require_write_token)])
+async def attempt(
+    problem_id: str, body: AttemptRequest, app: Container = Depends(container)
+) -> dict[str, Any]:
+    """Check the solver's moves: `correct`, `complete`, the `reply` to play next, or on a
+    wrong move `wrong_at` and the `expected` move. An attempt counts once it ends."""
+    return await app.ctx.store.run(lambda s: problems.record_attempt(s, problem_id, body.moves))
+
+
+@router.post("/generate-bulk", status_code=202, dependencies=[Depends(require_write_token)])
+async def generate_bulk(
+    body: BulkRequest | None = None, app: Container = Depends(container)
+) -> JSONResponse:
+    """Search a player's games (or every game) for puzzles in the background; games not yet
+    analysed are queued for analysis first."""
+    player = body.player if body else None
+    accepted = await problems.request_generation(app.ctx, player)
+    return JSONResponse(accepted, status_code=202)

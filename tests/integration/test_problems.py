@@ -1,0 +1,296 @@
+"""Puzzles end to end: real games analysed by Debian's Stockfish, searched for puzzles by the
+problems service, served and attempted; on SQLite and on PostgreSQL.
+
+The games are the public-domain scores in `kibitz/demo/classics.pgn`, each with a famous
+tactical finish: Morphy v Duke Karl and Count Isouard (Paris 1858, "the Opera game", ending
+16.Qb8+ Nxb8 17.Rd8#) and Anderssen v Dufresne (Berlin 1852, "the Evergreen game", ending
+20.Rxe7+ Nxe7 21.Qxd7+ Kxd7 22.Bf5+ Ke8 23.Bd7+ Kf8 24.Bxe7#).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import chess
+import pytest
+from sqlalchemy import select
+
+from kibitz import topics
+from kibitz.adapters.engine_uci import EnginePool
+from kibitz.adapters.store_models import Problem, ProblemScan
+from kibitz.domain import puzzles
+from kibitz.errors import InvalidInput, NotFound
+from kibitz.events import ProblemsGenerated, ProblemsGenerationRequested
+from kibitz.runtime.bootstrap import Container
+from kibitz.services import problems
+from kibitz.services.analysis import request_player_analysis
+from kibitz.services.ingest import import_pgn
+from kibitz.settings import load_settings
+from tests.support import read_topic, running, settings_for, until, wait_for_sync
+
+CLASSICS = Path(problems.__file__).parent.parent / "demo" / "classics.pgn"
+BUDGET = {"quick_nodes": 5000, "deep_nodes": 100_000, "problem_nodes": 300_000, "engines": 2}
+
+
+def _replay(problem: Problem) -> chess.Board:
+    board = chess.Board(problem.fen)
+    board.push_uci(problem.blunder_uci)
+    for uci in problem.solution:
+        move = chess.Move.from_uci(uci)
+        assert move in board.legal_moves, f"{problem.id}: {uci} is illegal"
+        board.push(move)
+    return board
+
+
+async def _searched(container: Container, count: int) -> list[Problem]:
+    async def all_searched() -> list[Problem] | None:
+        def read(session: Any) -> list[Problem] | None:
+            scans = session.scalars(select(ProblemScan)).all()
+            if len(scans) < count:
+                return None
+            return list(session.scalars(select(Problem).order_by(Problem.id)))
+
+        return await container.ctx.store.read(read)
+
+    return await until(all_searched, timeout=240)
+
+
+async def test_puzzles_are_found_in_real_games_with_their_solution_once(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'kibitz.db'}", **BUDGET)
+    async with running(settings, ["ingest", "store", "analysis", "problems"]) as container:
+        sync_id = await import_pgn(container.ctx, CLASSICS.read_text(), "classics.pgn")
+        view = await wait_for_sync(container, sync_id)
+        assert view["games_stored"] == 3
+        queued = await request_player_analysis(container.ctx, "Adolf Anderssen")
+        queued += await request_player_analysis(container.ctx, "Paul Morphy")
+        assert queued == 3
+        found = await _searched(container, 3)
+
+        by_game: dict[str, list[Problem]] = {}
+        for problem in found:
+            by_game.setdefault(problem.black_id or "", []).append(problem)
+            board = _replay(problem)
+            if problem.kind == "mate":
+                assert board.is_checkmate(), f"{problem.id} does not end in mate"
+            assert problem.generator_version == puzzles.GENERATOR_VERSION
+            assert 600 <= problem.rating <= 2800
+
+        # The Opera game: after 16...Nxb8, 17.Rd8# is the only mate (a back-rank mate).
+        opera = by_game["duke karl / count isouard"]
+        mate_in_one = [p for p in opera if p.solution == ["d1d8"]]
+        assert mate_in_one and mate_in_one[0].ply == 32
+        assert {"mate", "mateIn1", "backRankMate"} <= set(mate_in_one[0].themes)
+
+        # The Evergreen: the queen sacrifice 21.Qxd7+ starts a forced mate, found as one line.
+        evergreen = by_game["jean dufresne"]
+        queen_sac = [p for p in evergreen if "a4d7" in p.solution[0::2]]
+        assert queen_sac, [(p.ply, p.solution) for p in evergreen]
+        assert queen_sac[0].kind == "mate" and "sacrifice" in queen_sac[0].themes
+        assert queen_sac[0].solution[-1] == "a3e7"  # 24.Bxe7#
+        # One line covers its plies: the later mates of the same combination are no puzzles.
+        assert len(evergreen) == 1
+
+        events = [p for _, p in await read_topic(container, topics.PROBLEMS_GENERATED)]
+        assert sorted(e.game_id for e in events if isinstance(e, ProblemsGenerated)) == sorted(
+            {p.game_id for p in found} | {e.game_id for e in events}
+        )
+        assert sum(len(e.problem_ids) for e in events) == len(found)
+
+        # Asking again searches nothing twice and stores nothing twice.
+        accepted = await problems.request_generation(container.ctx, "Adolf Anderssen")
+        assert accepted["games_to_search"] == 0
+        ids = await problems.ProblemsWorker(container.ctx).generate_game(found[0].game_id)
+        assert ids == []
+        again = await container.ctx.store.read(
+            lambda s: s.scalars(select(Problem.id).order_by(Problem.id)).all()
+        )
+        assert list(again) == [p.id for p in found]
+
+
+async def test_a_position_with_two_equally_good_winning_moves_is_rejected(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(home=tmp_path, demo=False)
+    path = settings.stockfish_path()
+    assert path is not None
+    pool = EnginePool(path, 1)
+    await pool.start()
+
+    async def search(board: chess.Board, lines: int) -> list[puzzles.Line]:
+        found = await pool.analyse_lines(board, 300_000, lines)
+        return [puzzles.Line(e.best_uci, e.score) for e in found if e.best_uci and e.score]
+
+    try:
+        # Black's queen hangs to the pawn and to the knight alike: two winning moves.
+        two = chess.Board("k7/8/8/3q4/4P3/2N5/8/6K1 w - - 0 1")
+        lines = await search(two, 2)
+        assert {line.uci for line in lines} == {"e4d5", "c3d5"}
+        assert all(puzzles.win_chances(line.score) > 0.9 for line in lines)
+        verdict = await puzzles.solve(two, "advantage", search)
+        assert not verdict.ok and verdict.rejected == "no solver move is the only good one"
+        assert verdict.searches == 1
+
+        # The same with the knight gone: only the pawn wins the queen, the only move.
+        one = chess.Board("k7/8/8/3q4/4P3/8/8/6K1 w - - 0 1")
+        lines = await search(one, 2)
+        assert lines[0].uci == "e4d5"
+        assert puzzles.win_chances(lines[0].score) > puzzles.win_chances(lines[1].score) + 0.7
+    finally:
+        await pool.close()
+
+
+def _row(index: int, served_at: datetime | None) -> dict[str, Any]:
+    # One trivial position under many ids: serving looks only at ids, themes and times.
+    return {
+        "id": f"t{index:03d}-32",
+        "game_id": f"t{index:03d}",
+        "ply": 32,
+        "fen": chess.STARTING_FEN,
+        "blunder_uci": "e2e4",
+        "solution": ["e7e5"],
+        "kind": "advantage",
+        "themes": ["advantage", "fork" if index % 2 else "pin"],
+        "rating": 1000,
+        "solver_color": "black",
+        "white_id": "ana" if index % 3 else "bo",
+        "black_id": "cy",
+        "generator_version": puzzles.GENERATOR_VERSION,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "last_served_at": served_at,
+        "served_count": 0 if served_at is None else 1,
+        "attempts": 0,
+        "successes": 0,
+    }
+
+
+async def _seed(container: Container, rows: list[dict[str, Any]]) -> None:
+    from kibitz.adapters.store_models import ProblemTheme
+
+    def write(session: Any) -> None:
+        session.execute(container.ctx.store.insert(Problem), rows)
+        session.execute(
+            container.ctx.store.insert(ProblemTheme),
+            [{"problem_id": r["id"], "theme": t} for r in rows for t in r["themes"]],
+        )
+
+    await container.ctx.store.run(write)
+
+
+async def test_attempts_are_checked_and_counted_and_bad_ones_refused(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = settings_for(tmp_path, database_url)
+    async with running(settings, []) as container:
+        board = chess.Board("r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4")
+        row = _row(1, None) | {
+            "id": "scholar-7",
+            "fen": "r1bqkbnr/pppp1ppp/2n5/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR b KQkq - 3 3",
+            "blunder_uci": "g8f6",
+            "solution": ["h5f7"],
+            "kind": "mate",
+            "solver_color": "white",
+        }
+        assert board.fen() == _after(row["fen"], "g8f6")
+        await _seed(container, [row])
+        store = container.ctx.store
+
+        async def attempt(moves: list[str]) -> dict[str, Any]:
+            return await store.run(lambda s: problems.record_attempt(s, "scholar-7", moves))
+
+        wrong = await attempt(["h5f5"])
+        assert wrong["correct"] is False and wrong["wrong_at"] == 0
+        assert wrong["expected"] == {"uci": "h5f7", "san": "Qxf7#"}
+        assert (wrong["attempts"], wrong["successes"]) == (1, 0)
+        for bad, why in (
+            (["h5h8"], "not legal"),
+            (["zz99"], "not a UCI move"),
+            (["h5f7", "e8f7"], "solution has 1 moves"),
+            ([], "at least one move"),
+        ):
+            with pytest.raises(InvalidInput, match=why):
+                await attempt(bad)
+        with pytest.raises(NotFound):
+            await store.run(lambda s: problems.record_attempt(s, "nope-1", ["e2e4"]))
+        solved = await attempt(["h5f7"])
+        assert solved["correct"] and solved["complete"] and solved["played"]["san"] == "Qxf7#"
+        assert (solved["attempts"], solved["successes"]) == (2, 1)
+        stored = await store.read(lambda s: s.get(Problem, "scholar-7"))
+        assert (stored.attempts, stored.successes) == (2, 1)
+
+
+def _after(fen: str, uci: str) -> str:
+    board = chess.Board(fen)
+    board.push_uci(uci)
+    return board.fen()
+
+
+async def test_serving_is_least_recently_served_first_and_asks_for_more_when_low(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(
+        tmp_path, f"sqlite:///{tmp_path / 'kibitz.db'}", problems_min_unserved=3
+    )
+    async with running(settings, []) as container:
+        old = datetime(2026, 6, 1, tzinfo=UTC)
+        # Six served long ago (in a known order), four never served.
+        rows = [_row(i, old + timedelta(minutes=10 - i)) for i in range(6)]
+        rows += [_row(i, None) for i in range(6, 10)]
+        await _seed(container, rows)
+        served = [(await problems.serve(container.ctx))["id"] for _ in range(10)]
+        assert set(served[:4]) == {f"t{i:03d}-32" for i in range(6, 10)}  # never served first
+        assert served[4:] == [f"t{i:03d}-32" for i in range(5, -1, -1)]  # then oldest first
+        # The four never-served ones ran below 3: one request for more (debounced).
+        requests = [p for _, p in await read_topic(container, topics.PROBLEMS_REQUESTED)]
+        assert [(r.player, r.reason) for r in requests] == [(None, "pool_low")]
+        assert isinstance(requests[0], ProblemsGenerationRequested)
+
+        fork = await problems.serve(container.ctx, theme="fork")
+        assert "fork" in fork["themes"]
+        assert (await problems.serve(container.ctx, player="bo"))["id"].startswith("t")
+        with pytest.raises(InvalidInput, match="unknown theme"):
+            await problems.serve(container.ctx, theme="nonsense")
+        with pytest.raises(NotFound):
+            await problems.serve(container.ctx, player="nobody")
+        pool = await container.ctx.store.read(lambda s: problems.pool_view(s, None))
+        assert pool["total"] == 10 and pool["never_served"] == 0
+        assert pool["by_theme"]["advantage"]["total"] == 10
+        assert pool["by_theme"]["fork"]["total"] == 5
+
+
+async def test_concurrent_clients_on_postgresql_never_get_one_puzzle_twice(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    import httpx
+
+    from tests.e2e.conftest import start_server, stop_server
+
+    settings = settings_for(tmp_path, fresh_pg_url)
+    old = datetime(2026, 6, 1, tzinfo=UTC)
+    rows = [_row(i, None) for i in range(200)]
+    rows += [_row(i, old + timedelta(seconds=i)) for i in range(200, 300)]
+    async with running(settings, []) as container:
+        await _seed(container, rows)
+    server = start_server(
+        tmp_path / "serve",
+        {"KIBITZ_DATABASE_URL": fresh_pg_url, "KIBITZ_DEMO": "false"},
+        timeout=30,
+        args=("--api-only",),
+    )
+    try:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
+            answers = await asyncio.gather(
+                *(client.get("/api/problems/random") for _ in range(200))
+            )
+            assert [a.status_code for a in answers] == [200] * 200
+            ids = [a.json()["id"] for a in answers]
+            assert len(set(ids)) == 200, "a puzzle was served twice while others remained"
+            assert set(ids) == {f"t{i:03d}-32" for i in range(200)}  # the never-served ones
+            assert all("_solution_san" not in a.json() for a in answers)
+            later = [(await client.get("/api/problems/random")).json()["id"] for _ in range(5)]
+            assert later == [f"t{i:03d}-32" for i in range(200, 205)]  # then oldest first
+    finally:
+        stop_server(server)
