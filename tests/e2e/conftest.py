@@ -93,9 +93,24 @@ def server(
             "KIBITZ_MAX_UPLOAD_BYTES": str(1024 * 1024),
             "KIBITZ_QUICK_NODES": "5000",
             "KIBITZ_DEEP_NODES": "40000",
+            "KIBITZ_PROBLEM_NODES": "200000",
         },
     )
     try:
         yield running
     finally:
         stop_server(running)
+
+
+def opera_puzzle(server: Server, timeout: float = 180.0) -> str:
+    """The id of the demo's Opera-game puzzle (17.Rd8#), once the demo games are analysed and
+    searched in the background (the demo does that on first start)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        games = httpx.get(f"{server.url}/api/players/Paul Morphy/games").json().get("games", [])
+        if games:
+            answer = httpx.get(f"{server.url}/api/problems/{games[0]['id']}-32")
+            if answer.status_code == 200:
+                return str(answer.json()["id"])
+        time.sleep(0.5)
+    raise AssertionError(f"no puzzle from the demo games within {timeout}s")

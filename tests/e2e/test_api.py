@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import Server, opera_puzzle, start_server, stop_server
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -213,3 +214,42 @@ def test_analysis_is_requested_followed_over_sse_and_read(server: Server) -> Non
     assert httpx.get(f"{server.url}/api/players/nobody/report").status_code == 404
     queued = httpx.post(f"{server.url}/api/players/nobody/analysis")
     assert queued.status_code == 404 and "sync or import" in queued.json()["detail"]
+
+
+def test_puzzles_from_the_demo_are_served_attempted_and_counted(server: Server) -> None:
+    opera = opera_puzzle(server)
+    api = f"{server.url}/api/problems"
+    puzzle = httpx.get(f"{api}/{opera}").json()
+    assert puzzle["blunder"]["san"] == "Nxb8" and puzzle["solver"] == "white"
+    assert "solution" not in puzzle and "_solution_san" not in puzzle
+    assert {"mate", "mateIn1"} <= set(puzzle["themes"])
+
+    served = httpx.get(f"{api}/random")
+    assert served.status_code == 200 and served.json()["served_count"] >= 1
+
+    bad = [
+        ({"moves": "d1d8"}, 422, "moves"),
+        ({"moves": []}, 422, "moves"),
+        ({"moves": ["d1d9"]}, 422, "not a UCI move"),
+        ({"moves": ["d1h5"]}, 422, "not legal"),
+        ({"moves": ["d1d8", "e8e7"]}, 422, "solution has 1 moves"),
+    ]
+    for body, status, words in bad:
+        answer = httpx.post(f"{api}/{opera}/attempts", json=body)
+        assert answer.status_code == status, (body, answer.text)
+        assert words in json.dumps(answer.json()), (body, answer.text)
+    assert httpx.post(f"{api}/nope-1/attempts", json={"moves": ["e2e4"]}).status_code == 404
+    assert httpx.get(f"{api}/{opera}").json()["attempts"] == 0  # refused ones count nothing
+
+    wrong = httpx.post(f"{api}/{opera}/attempts", json={"moves": ["d1d2"]}).json()
+    assert wrong["correct"] is False and wrong["expected"]["san"] == "Rd8#"
+    right = httpx.post(f"{api}/{opera}/attempts", json={"moves": ["d1d8"]}).json()
+    assert right["complete"] is True and (right["attempts"], right["successes"]) == (2, 1)
+
+    assert httpx.get(f"{api}/random", params={"theme": "nonsense"}).status_code == 422
+    assert httpx.get(f"{api}/random", params={"player": "nobody"}).status_code == 404
+    pool = httpx.get(f"{api}/pool").json()
+    assert pool["total"] >= 1 and pool["by_theme"]["mateIn1"]["total"] >= 1
+    accepted = httpx.post(f"{api}/generate-bulk", json={"player": "Paul Morphy"})
+    assert accepted.status_code == 202 and accepted.json()["games"] == 1
+    assert httpx.post(f"{api}/generate-bulk", json={"player": "nobody"}).status_code == 404

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, opera_puzzle
 from tests.fakes.lichess import FakeLichess
 
 CHROMIUM = "/usr/bin/chromium"
@@ -182,3 +182,33 @@ def test_the_live_page_follows_a_replayed_game_move_by_move(
     snap(page, "live", tmp_path)
     audio = httpx.get(server.url + "/api/live/livegame1/audio/1.wav")
     assert audio.status_code == 200 and audio.content.startswith(b"RIFF")
+
+
+def test_the_trainer_solves_a_puzzle_by_clicking_after_a_wrong_move(
+    server: Server, page: Page, tmp_path: Path
+) -> None:
+    opera = opera_puzzle(server)
+    page.goto(f"{server.url}/problems/{opera}")
+    expect(page.locator("#trainer-turn")).to_contain_text("Nxb8 was just played")
+    expect(page.locator("#trainer-source")).to_have_attribute("href", re.compile(r"^/games/"))
+
+    def square(name: str) -> None:
+        page.get_by_role("button", name=name, exact=True).click()
+
+    expect(page.locator("#trainer-board")).to_have_attribute("src", re.compile("lastmove=d7b8"))
+    square("d1")
+    expect(page.locator(".sq.selected")).to_have_attribute("data-square", "d1")
+    square("d2")  # legal, but not the mate
+    expect(page.locator("#trainer-feedback")).to_have_text("✗ Rd2 is not the move.")
+    expect(page.locator("#trainer-feedback")).to_have_class(re.compile("bad"))
+    page.click("#trainer-retry")
+    square("d1")
+    square("d8")
+    expect(page.locator("#trainer-feedback")).to_contain_text("Rd8# — solved!")
+    expect(page.locator("#trainer-board")).to_have_attribute("src", re.compile("lastmove=d1d8"))
+    snap(page, "puzzle", tmp_path)
+    counted = httpx.get(f"{server.url}/api/problems/{opera}").json()
+    assert counted["successes"] >= 1 and counted["attempts"] >= 2
+
+    page.goto(f"{server.url}/problems/pool")
+    expect(page.locator("#pool-themes")).to_contain_text("mateIn1")

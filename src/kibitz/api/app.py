@@ -53,15 +53,20 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.start(services)
+        demo: asyncio.Task[list[str]] | None = None
         if container.settings.demo:
-            from kibitz.demo import load_demo
+            from kibitz.demo import analyse_demo, load_demo
 
-            await load_demo(container.ctx)
+            import_id = await load_demo(container.ctx)
+            if import_id is not None:
+                demo = asyncio.create_task(analyse_demo(container.ctx, import_id))
         for hub in hubs:
             hub.start()
         try:
             yield
         finally:
+            if demo is not None:
+                demo.cancel()
             for hub in hubs:
                 await hub.stop()
             await container.close()

@@ -1,18 +1,22 @@
-"""The offline demo: three classic games imported on first start so a fresh install shows
-something without network access."""
+"""The offline demo: three classic games imported on first start, then analysed in the batch
+lane (which finds their puzzles), so a fresh install shows something without network access."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from sqlalchemy import select
 
-from kibitz.adapters.store_models import Sync
+from kibitz.adapters.store_models import Sync, SyncGame
+from kibitz.services.analysis import request_analysis
 from kibitz.services.context import Context
 from kibitz.services.ingest import import_pgn
 
 DEMO_FILE = Path(__file__).parent / "classics.pgn"
 DEMO_NAME = "kibitz-demo-classics.pgn"
+log = logging.getLogger("kibitz.demo")
 
 
 async def load_demo(ctx: Context) -> str | None:
@@ -23,3 +27,27 @@ async def load_demo(ctx: Context) -> str | None:
     if done:
         return None
     return await import_pgn(ctx, DEMO_FILE.read_text(), filename=DEMO_NAME)
+
+
+async def analyse_demo(ctx: Context, import_id: str, timeout: float = 300.0) -> list[str]:
+    """Once the demo import is stored, queue its games for analysis (batch lane); returns the
+    game ids. Gives up quietly after `timeout` seconds (the games stay importable by hand)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                sync = await ctx.store.read(lambda s: s.get(Sync, import_id))
+                if sync is not None and sync.status == "failed":
+                    return []
+                if sync is not None and sync.status == "streamed":
+                    if sync.games_stored + sync.games_rejected >= sync.games_received:
+                        break
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        log.warning("demo_not_stored import=%s", import_id)
+        return []
+    ids = await ctx.store.read(
+        lambda s: list(s.scalars(select(SyncGame.game_id).where(SyncGame.sync_id == import_id)))
+    )
+    for game_id in ids:
+        await request_analysis(ctx, game_id, "batch")
+    return ids

@@ -460,7 +460,7 @@ def problem_view(session: Session, problem: Problem) -> dict[str, Any]:
             "ply": problem.ply,
             "white": game.white_name if game else None,
             "black": game.black_name if game else None,
-            "url": f"/games/{problem.game_id}#ply{problem.ply}",
+            "url": f"/games/{problem.game_id}#ply={problem.ply}",
         },
         "served_count": problem.served_count,
         "attempts": problem.attempts,
