@@ -741,11 +741,13 @@ async def _follow_generation(container: Any, player: str | None) -> None:
     with Progress(
         TextColumn("[bold]puzzle search"),
         BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} games · {task.fields[found]} puzzles"),
+        TextColumn(
+            "{task.fields[searched]}/{task.fields[games]} games · {task.fields[found]} puzzles"
+        ),
         TimeElapsedColumn(),
         console=err,
     ) as progress:
-        task = progress.add_task("search", total=None, found=0)
+        task = progress.add_task("search", total=None, searched=0, games="?", found=0)
         started: int | None = None
         while True:
             pool = await container.ctx.store.read(lambda s: pool_view(s, player))
@@ -754,7 +756,14 @@ async def _follow_generation(container: Any, player: str | None) -> None:
             if started is None:
                 started = pool["games_searched"]
             searched = pool["games_searched"] - started
-            progress.update(task, total=searched + left, completed=searched, found=pool["total"])
+            progress.update(
+                task,
+                total=searched + left,
+                completed=searched,
+                searched=searched,
+                games=searched + left,
+                found=pool["total"],
+            )
             if left == 0:
                 return
             await asyncio.sleep(0.5)
@@ -780,10 +789,11 @@ def problems_pool(
             await container.close()
 
     pool = _run(main)
-    table = Table(
-        title=f"{pool['total']} puzzles, {pool['never_served']} never served "
+    console.print(
+        f"{pool['total']} puzzles, {pool['never_served']} never served "
         f"({pool['games_searched']} games searched, {pool['games_to_search']} waiting)"
     )
+    table = Table()
     table.add_column("theme")
     table.add_column("puzzles", justify="right")
     table.add_column("never served", justify="right")

@@ -66,6 +66,7 @@ def test_import_lichess_since_a_date_passes_it_on(
         (["import", "lichess", "Alice", "--max", "0"], {}, "--max must be at least 1"),
         (["import", "pgn", "/no/such.pgn"], {}, "no such file"),
         (["run", "nosuchservice"], {}, "no service 'nosuchservice'"),
+        (["problems", "generate", "--player", "nobody"], {}, "no games of 'nobody' here"),
         (["services"], {"KIBITZ_BUS_URL": "amqp://x"}, "KIBITZ_BUS_URL:"),
         (["serve", "--host", "0.0.0.0"], {"KIBITZ_API_TOKEN": ""}, "without KIBITZ_API_TOKEN"),
         (["serve"], {"KIBITZ_BUS_URL": "kafka://127.0.0.1:1"}, "cannot reach the event log"),
@@ -154,6 +155,26 @@ def test_analyze_waits_with_progress_then_report_summarises(tmp_path: Path) -> N
     assert report.returncode == 0, report.stderr
     assert "games analysed" in report.stdout and "accuracy" in report.stdout
     assert kibitz(tmp_path, "report", "nobody").returncode == 2
+
+
+def test_problems_generate_waits_for_the_search_then_pool_lists_the_themes(
+    tmp_path: Path,
+) -> None:
+    classics = Path(__file__).parents[2] / "src" / "kibitz" / "demo" / "classics.pgn"
+    assert kibitz(tmp_path, "import", "pgn", str(classics)).returncode == 0
+    small = {
+        "KIBITZ_QUICK_NODES": "5000",
+        "KIBITZ_DEEP_NODES": "60000",
+        "KIBITZ_PROBLEM_NODES": "200000",
+    }
+    done = kibitz(tmp_path, "problems", "generate", "--player", "Paul Morphy", "--wait", **small)
+    assert done.returncode == 0, done.stderr
+    assert "1 puzzles for Paul Morphy, 1 never served" in done.stdout
+    assert "puzzle search" in done.stderr  # the progress bar
+    pool = kibitz(tmp_path, "problems", "pool")
+    assert pool.returncode == 0, pool.stderr
+    assert "1 puzzles, 1 never served (1 games searched, 0 waiting)" in pool.stdout
+    assert "mateIn1" in pool.stdout and "backRankMate" in pool.stdout
 
 
 def test_track_prints_a_line_per_move_and_bus_tail_shows_the_raw_moves(
