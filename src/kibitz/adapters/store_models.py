@@ -281,7 +281,7 @@ class Problem(Base):
     final_mate: Mapped[int | None] = mapped_column(Integer)
     generator_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    last_served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     served_count: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     successes: Mapped[int] = mapped_column(Integer, default=0)
@@ -314,3 +314,6 @@ class ProblemScan(Base):
 # A player's games newest first (the games list, a sync's resume point): one index per colour.
 Index("ix_games_white_played", Game.white_id, Game.played_at_ms)
 Index("ix_games_black_played", Game.black_id, Game.played_at_ms)
+# Puzzles in serving order (never served first, then least recently served); PostgreSQL's
+# index says NULLS FIRST (see migration 0004).
+Index("ix_problems_serving", Problem.last_served_at, Problem.id)

@@ -10,6 +10,7 @@ analysis, behind a circuit breaker. The criteria are `kibitz.domain.puzzles`'s.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -69,6 +70,9 @@ class ProblemsWorker:
     def __init__(self, ctx: Context, breaker: CircuitBreaker | None = None) -> None:
         self.ctx = ctx
         self.breaker = breaker or CircuitBreaker("engine.problems", failures_to_open=3)
+        # A game can be asked for twice at once (its analysis completed while a player's
+        # request fanned out): the second waits for the first, then finds it searched.
+        self._searching: dict[str, asyncio.Lock] = {}
 
     @property
     def engines(self) -> EnginePool:
@@ -113,6 +117,15 @@ class ProblemsWorker:
 
     async def generate_game(self, game_id: str, cause: Envelope | None = None) -> list[str]:
         """Search one analysed game for puzzles (once per generator version); the stored ids."""
+        lock = self._searching.setdefault(game_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._generate_game(game_id, cause)
+        finally:
+            if not lock.locked() and self._searching.get(game_id) is lock:
+                del self._searching[game_id]
+
+    async def _generate_game(self, game_id: str, cause: Envelope | None) -> list[str]:
         loaded = await self.ctx.store.read(lambda s: _load(s, game_id))
         if loaded is None:
             return []  # unknown, not analysed, or searched already: nothing to do
@@ -341,7 +354,8 @@ async def serve(
 
     def write(session: Session) -> tuple[dict[str, Any], int]:
         view = serve_next(session, player, theme, now)
-        return view, never_served(session, player)
+        threshold = ctx.settings.problems_min_unserved
+        return view, never_served(session, player, at_most=threshold)
 
     view, remaining = await ctx.store.run(write)
     await refill_if_low(ctx, player, remaining)
@@ -428,9 +442,13 @@ def serve_next(
     raise UpstreamUnavailable("the puzzle pool is too busy right now; try again")
 
 
-def never_served(session: Session, player: str | None) -> int:
-    query = _filtered(select(func.count(Problem.id)), player, None)
-    return session.scalar(query.where(Problem.served_count == 0)) or 0
+def never_served(session: Session, player: str | None, at_most: int | None = None) -> int:
+    """How many puzzles (of `player`'s games) were never served; counting stops at `at_most`
+    (enough to compare with a threshold without counting a large pool on every serve)."""
+    ids = _filtered(select(Problem.id), player, None).where(Problem.served_count == 0)
+    if at_most is not None:
+        ids = ids.limit(at_most)
+    return session.scalar(select(func.count()).select_from(ids.subquery())) or 0
 
 
 def problem_view(session: Session, problem: Problem) -> dict[str, Any]:

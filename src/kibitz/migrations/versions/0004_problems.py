@@ -41,7 +41,13 @@ def upgrade() -> None:
     op.create_index("ix_problems_game_id", "problems", ["game_id"])
     op.create_index("ix_problems_white_id", "problems", ["white_id"])
     op.create_index("ix_problems_black_id", "problems", ["black_id"])
-    op.create_index("ix_problems_last_served_at", "problems", ["last_served_at"])
+    # The serving order: never served (NULL) first, then oldest. SQLite sorts NULLs first in
+    # ascending order anyway; PostgreSQL needs it said to use the index for that order.
+    first: str | sa.TextClause = "last_served_at"
+    if op.get_bind().dialect.name == "postgresql":
+        first = sa.text("last_served_at ASC NULLS FIRST")
+    serving = [first, "id"]
+    op.create_index("ix_problems_serving", "problems", serving)
     op.create_table(
         "problem_themes",
         sa.Column("problem_id", sa.String(length=48), nullable=False),
@@ -67,7 +73,7 @@ def downgrade() -> None:
     op.drop_table("problem_scans")
     op.drop_index("ix_problem_themes_theme", table_name="problem_themes")
     op.drop_table("problem_themes")
-    op.drop_index("ix_problems_last_served_at", table_name="problems")
+    op.drop_index("ix_problems_serving", table_name="problems")
     op.drop_index("ix_problems_black_id", table_name="problems")
     op.drop_index("ix_problems_white_id", table_name="problems")
     op.drop_index("ix_problems_game_id", table_name="problems")
