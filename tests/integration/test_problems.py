@@ -294,3 +294,39 @@ async def test_concurrent_clients_on_postgresql_never_get_one_puzzle_twice(
             assert later == [f"t{i:03d}-32" for i in range(200, 205)]  # then oldest first
     finally:
         stop_server(server)
+
+
+async def test_the_circuit_breaker_opens_on_engine_failures_probes_and_closes(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+
+    from kibitz.errors import UpstreamUnavailable
+    from kibitz.runtime.breaker import CircuitBreaker
+
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'kibitz.db'}", engines=1)
+    now = [0.0]
+    async with running(settings, ["problems"]) as container:
+        breaker = CircuitBreaker("test", failures_to_open=2, reset_after=30, clock=lambda: now[0])
+        worker = problems.ProblemsWorker(container.ctx, breaker)
+        pool = container.ctx.engines
+        assert pool is not None
+        board = chess.Board()
+        assert len(await worker.search(board, 2)) == 2
+        path, pool.path = pool.path, "/nonexistent/stockfish"  # the engine can't come back
+        for pid in pool.pids():
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(2):
+            with pytest.raises(UpstreamUnavailable):
+                await worker.search(board, 2)
+        assert breaker.state == "open"
+        searches = pool.searches
+        with pytest.raises(UpstreamUnavailable, match="puzzle search paused"):
+            await worker.search(board, 2)
+        assert pool.searches == searches  # not even tried while open
+        pool.path = path  # the engine is back; after reset_after one probe goes through
+        now[0] += 31
+        assert breaker.state == "half-open"
+        assert len(await worker.search(board, 2)) == 2
+        assert breaker.state == "closed"

@@ -109,9 +109,9 @@ class ProblemsWorker:
             found = await self.engines.analyse_lines(
                 board, self.ctx.settings.problem_nodes, lines, PROBLEM_PRIORITY
             )
-        except EngineUnavailable:
+        except EngineUnavailable as exc:
             self.breaker.failure()
-            raise
+            raise UpstreamUnavailable(f"puzzle search: {exc.detail}") from None
         self.breaker.success()
         return [puzzles.Line(e.best_uci, e.score) for e in found if e.best_uci and e.score]
 
