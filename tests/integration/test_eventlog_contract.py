@@ -6,11 +6,13 @@ import asyncio
 import time
 import uuid
 from collections import Counter, defaultdict
+from pathlib import Path
 
 from kibitz.events import Envelope, Payload, Probe, decode, new_event
 from kibitz.ports import EventLog, Record, TopicSpec
 from kibitz.runtime.consumer import ConsumerRunner, RetryPolicy
 from kibitz.runtime.publisher import Publisher
+from tests.conftest import make_sqlite_log
 
 
 async def _consume(
@@ -29,10 +31,18 @@ async def _consume(
     return got
 
 
-async def _eventually(predicate: object, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
+async def _eventually(predicate: object, timeout: float = 30.0, state: object = None) -> None:
+    """Wait for `predicate()`; on timeout fail saying what was awaited and, when given, the
+    `state()` of the parties at that moment."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():  # type: ignore[operator]
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        where = state() if callable(state) else ""
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {predicate}: {where}"
+        ) from None
 
 
 async def test_same_key_same_partition_in_order_under_concurrent_producers(
@@ -140,7 +150,10 @@ async def test_two_group_members_split_partitions_and_hand_over_without_loss_or_
         for runner in (first, second):
             if tasks and not runner._stopped.is_set():
                 runner._stopping.set()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        _, pending = await asyncio.wait(tasks, timeout=30)
+        for task in pending:  # a runner that does not stop must not hide the first failure
+            task.cancel()
+    assert not pending, "a consumer runner did not stop within 30 s"
     assert set(recorder.seen) == set(range(300))
     assert max(recorder.seen.values()) == 1, "a committed message was processed twice"
     assert first.handled > 0 and second.handled > 0
@@ -154,23 +167,32 @@ async def _handover(
     second: ConsumerRunner,
     tasks: list[asyncio.Task[None]],
 ) -> None:
+    def state() -> str:
+        return (
+            f"first handled {first.handled} owns {sorted(first.assignment())}; "
+            f"second handled {second.handled} owns {sorted(second.assignment())}; "
+            f"seen {sum(recorder.seen.values())} ({len(recorder.seen)} distinct)"
+        )
+
     await _publish(event_log, topic, range(100))
-    await _eventually(lambda: first.handled > 0)
+    await _eventually(lambda: first.handled > 0, state=state)
     tasks.append(asyncio.create_task(second.run()))
 
     def split() -> bool:
         mine, theirs = first.assignment(), second.assignment()
         return bool(mine) and bool(theirs) and not (mine & theirs)
 
-    await _eventually(split)
+    await _eventually(split, state=state)
     assert {
         tp.partition for tp in first.assignment() | second.assignment() if tp.topic == topic
     } == {0, 1, 2, 3}
     await _publish(event_log, topic, range(100, 200))
-    await _eventually(lambda: sum(recorder.seen.values()) >= 200 and second.handled > 0)
+    await _eventually(
+        lambda: sum(recorder.seen.values()) >= 200 and second.handled > 0, state=state
+    )
     await first.stop()  # leaves the group: its partitions move to the second member
     await _publish(event_log, topic, range(200, 300))
-    await _eventually(lambda: sum(recorder.seen.values()) >= 300)
+    await _eventually(lambda: sum(recorder.seen.values()) >= 300, state=state)
     await second.stop()
 
 
@@ -262,5 +284,36 @@ async def test_retention_drops_old_records_and_consumers_skip_past_them(tmp_path
         assert (await log.end_offsets("sized")) == {0: 10}
         got = await _consume(log, "g", "sized", 5)
         assert [r.offset for r in got] == [5, 6, 7, 8, 9]
+    finally:
+        await log.close()
+
+
+async def test_a_stalled_sqlite_member_gives_up_the_partitions_taken_from_it(
+    tmp_path: Path, topic: str
+) -> None:
+    """The embedded log's fencing: a member silent past the session timeout loses its
+    partitions to a live one; when it polls again it drops them instead of reading on."""
+    log = make_sqlite_log(tmp_path / "log.db")
+    await log.start()
+    try:
+        await log.declare([TopicSpec(topic, partitions=2)])
+        await _publish(log, topic, range(20))
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        stalled, live = log.consumer(group, [topic]), log.consumer(group, [topic])
+        await stalled.start()
+        assert {tp.partition for tp in stalled.assignment()} == {0, 1}
+        await live.start()
+        # The stalled member neither polls nor heartbeats for longer than the session timeout.
+        began = time.monotonic()
+        read_by_live: list[Record] = []
+        while time.monotonic() - began < log.session_timeout_ms / 1000 + 1.0:
+            read_by_live += await live.poll(timeout=0.1)
+        assert {tp.partition for tp in live.assignment()} == {0, 1}
+        assert len(read_by_live) == 20
+        after = await stalled.poll(timeout=0.2)
+        assert after == [], "a fenced member read partitions another member owns"
+        assert not (stalled.assignment() & live.assignment())
+        await stalled.close()
+        await live.close()
     finally:
         await log.close()

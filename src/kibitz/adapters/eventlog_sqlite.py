@@ -463,6 +463,20 @@ class SqliteConsumer:
         live, owners = await self.log.db.run(read_state)
         if self.member_id not in live:
             live = sorted([*live, self.member_id])
+        # Fencing: a member that stalled past the session timeout may find that another took
+        # some of its partitions meanwhile. It drops them at once, without committing (Kafka
+        # fences such a member by its generation), so the two never read one partition.
+        taken = {tp for tp in self._owned if owners.get(tp) not in (None, self.member_id)}
+        if taken:
+            self._owned -= taken
+            for tp in taken:
+                self._positions.pop(tp, None)
+                self._paused.discard(tp)
+            if self.on_revoke is not None:
+                await self.on_revoke(set(taken))
+        unrecorded = {tp for tp in self._owned if owners.get(tp) is None}
+        if unrecorded:  # released by the member that took them while we stalled: ours again
+            await self._record_ownership(unrecorded)
         desired = {
             tp
             for i, tp in enumerate(sorted(all_partitions))
@@ -480,6 +494,18 @@ class SqliteConsumer:
         }
         if claimable:
             await self._claim(claimable)
+
+    async def _record_ownership(self, partitions: set[TopicPartition]) -> None:
+        """Write this member back as the owner of partitions it holds but no row names."""
+        group, member = self.group, self.member_id
+        await self.log.db.run(
+            self.log.db.transaction(
+                lambda c: c.executemany(
+                    "INSERT OR IGNORE INTO partition_owners VALUES (?,?,?,?)",
+                    [(group, tp.topic, tp.partition, member) for tp in partitions],
+                )
+            )
+        )
 
     async def _release(self, partitions: set[TopicPartition]) -> None:
         group, member = self.group, self.member_id
