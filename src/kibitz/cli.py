@@ -38,11 +38,13 @@ dlq_app = typer.Typer(
 bus_app = typer.Typer(help="The event log.", no_args_is_help=True)
 import_app = typer.Typer(help="Import games.", no_args_is_help=True)
 problems_app = typer.Typer(help="Puzzles from your games.", no_args_is_help=True)
+replay_app = typer.Typer(help="Rebuild state from the event log.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(bus_app, name="bus")
 app.add_typer(import_app, name="import")
 app.add_typer(problems_app, name="problems")
+app.add_typer(replay_app, name="replay")
 
 console = Console()
 err = Console(stderr=True)
@@ -800,6 +802,54 @@ def problems_pool(
     for theme, counts in pool["by_theme"].items():
         table.add_row(theme, str(counts["total"]), str(counts["never_served"]))
     console.print(table)
+
+
+@replay_app.command("match")
+def replay_match(match_id: Annotated[str, typer.Argument(help="The match's id.")]) -> None:
+    """Fold the match's events from the log alone and compare with the stored state."""
+    from kibitz import topics
+    from kibitz.events import decode
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.matches import replay, stored_state
+
+    settings = _settings()
+    settings.demo = False
+
+    async def main() -> tuple[int, Any, Any]:
+        container = bootstrap(settings)
+        await container.start([])
+        try:
+            log = container.ctx.event_log
+            events = []
+            for partition, end in sorted((await log.end_offsets(topics.MATCH_EVENTS)).items()):
+                offset = 0
+                while offset < end:
+                    records = await log.read(topics.MATCH_EVENTS, partition, offset, 500)
+                    if not records:
+                        break
+                    for record in records:
+                        if record.key == match_id:
+                            envelope, payload = decode(record.value)
+                            events.append((envelope.type, payload.model_dump()))
+                    offset = records[-1].offset + 1
+            stored = await container.ctx.store.read(lambda s: stored_state(s, match_id))
+            return len(events), replay(events), stored
+        finally:
+            await container.close()
+
+    count, rebuilt, stored = _run(main)
+    if count == 0:
+        raise _fail(f"no events of match {match_id!r} in the log")
+    if rebuilt == stored:
+        console.print(f"replayed {count} events of match {match_id}: equal to the stored state")
+        return
+    console.print(f"replayed {count} events of match {match_id}: DIFFERENT from the stored state")
+    for key in sorted(set(rebuilt or {}) | set(stored or {})):
+        if (rebuilt or {}).get(key) != (stored or {}).get(key):
+            console.print(
+                f"  {key}: log {(rebuilt or {}).get(key)!r} != store {(stored or {}).get(key)!r}"
+            )
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -284,6 +284,173 @@ class ProblemsGenerated(Payload):
     rejected: int = 0
 
 
+# --- matches (on match-events, key match id) -------------------------------------------------
+
+
+@register
+class MatchCreated(Payload):
+    event_type = "match.created"
+    match_id: str
+    person: str  # the person's participant id
+    rounds: int
+    robots_per_round: int
+    source: str  # problems | games
+    positions: list[dict[str, Any]]  # [{fen, origin}] one per round
+
+
+@register
+class RoundStarting(Payload):
+    event_type = "round.starting"
+    match_id: str
+    round: int
+
+
+@register
+class RoundRobotsNeeded(Payload):
+    event_type = "round.robots_needed"
+    match_id: str
+    round: int
+    count: int
+    exclude_robots: list[str] = []
+
+
+@register
+class RoundStarted(Payload):
+    event_type = "round.started"
+    match_id: str
+    round: int
+    robots: list[dict[str, str]]  # [{id, identity}]
+    letters: dict[str, str]  # participant id → anonymous letter
+    deadline: float  # epoch seconds: answers after it are late
+
+
+@register
+class ResponseSubmitted(Payload):
+    event_type = "response.submitted"
+    match_id: str
+    round: int
+    participant: str
+    move: str  # UCI
+    reason: str
+
+
+@register
+class RoundVotingStarted(Payload):
+    event_type = "round.voting_started"
+    match_id: str
+    round: int
+    deadline: float
+
+
+@register
+class VoteSubmitted(Payload):
+    event_type = "vote.submitted"
+    match_id: str
+    round: int
+    participant: str
+    letter: str
+
+
+@register
+class RoundCompleted(Payload):
+    event_type = "round.completed"
+    match_id: str
+    round: int
+    engine_points: dict[str, int]
+    vote_points: dict[str, int]
+    evaluations: dict[str, Any]  # move → {san, loss, best}
+
+
+@register
+class MatchCompleted(Payload):
+    event_type = "match.completed"
+    match_id: str
+    scores: dict[str, int]
+    robots: list[str] = []  # every robot that played, to release
+
+
+# --- robot orchestration (on robot-orchestration-events) --------------------------------------
+
+
+@register
+class RoundRobotsAssigned(Payload):
+    event_type = "round.robots_assigned"
+    match_id: str
+    round: int
+    robots: list[dict[str, str]]  # [{id, identity}]
+
+
+@register
+class RobotInstantiated(Payload):
+    event_type = "robot.instantiated"
+    robot_id: str
+    personality: str
+
+
+@register
+class RobotReleased(Payload):
+    event_type = "robot.released"
+    robot_id: str
+    personality: str
+    reason: str
+
+
+@register
+class RobotPoolScaled(Payload):
+    event_type = "robot.pool_scaled"
+    personality: str
+    before: int
+    after: int
+    reason: str
+
+
+@register
+class RobotHealthCheck(Payload):
+    event_type = "robot.health_check"
+    robots: dict[str, int]  # state → count
+    unanswered: int  # commands not yet answered by any robot worker
+
+
+# --- robot commands and replies (correlation id = the request's) ------------------------------
+
+
+@register
+class GenerateResponse(Payload):
+    event_type = "generate.response"
+    robot_id: str
+    personality: str
+    match_id: str
+    round: int
+    fen: str
+    deadline: float
+
+
+@register
+class GenerateVote(Payload):
+    event_type = "generate.vote"
+    robot_id: str
+    personality: str
+    match_id: str
+    round: int
+    fen: str
+    answers: dict[str, str]  # letter → move, the robot's own left out
+    deadline: float
+
+
+@register
+class RobotAnswered(Payload):
+    """A robot's reply to `generate.response` (move and reason) or `generate.vote` (letter)."""
+
+    event_type = "robot.answered"
+    robot_id: str
+    match_id: str
+    round: int
+    kind: str  # response | vote
+    move: str | None = None
+    reason: str | None = None
+    letter: str | None = None
+
+
 @register
 class Probe(Payload):
     """A no-op event used by health checks, tests and benchmarks."""

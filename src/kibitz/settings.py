@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=3.0, gt=0)
     problem_nodes: int = Field(default=400_000, ge=1)  # node budget per puzzle search
     problems_min_unserved: int = Field(default=10, ge=0)  # below this, generate more
+    match_response_seconds: float = Field(default=60.0, gt=0)  # to answer a round
+    match_vote_seconds: float = Field(default=30.0, gt=0)  # to vote
+    match_nodes: int = Field(default=100_000, ge=1)  # budget to score the answers
+    robots_min_idle: int = Field(default=2, ge=0)  # per personality
+    robots_max: int = Field(default=20, ge=1)  # instances in all
+    robots_scale_up_busy: float = Field(default=0.8, gt=0, le=1)  # busy share that adds one
+    robots_idle_release: float = Field(default=300.0, ge=0)  # idle seconds before release
+    robots_tick: float = Field(default=5.0, gt=0)  # seconds between scaling checks
     speech: bool = False  # speak every line (espeak-ng); a profile can ask for it too
 
     @field_validator("database_url")

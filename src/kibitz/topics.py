@@ -20,6 +20,10 @@ LIVE_MOVES = "live.moves"
 COMMENTARY = "commentary"
 PROBLEMS_REQUESTED = "problems.generation.requested"
 PROBLEMS_GENERATED = "problems.generated"
+MATCH_EVENTS = "match-events"
+ROBOT_EVENTS = "robot-orchestration-events"
+ROBOT_COMMANDS = "robot-commands"
+ROBOT_RESPONSES = "robot-responses"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -40,6 +44,10 @@ BASE_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(COMMENTARY, partitions=8),
     TopicSpec(PROBLEMS_REQUESTED, partitions=4),
     TopicSpec(PROBLEMS_GENERATED, partitions=4),
+    TopicSpec(MATCH_EVENTS, partitions=8, retention_ms=None),  # kept: matches replay from it
+    TopicSpec(ROBOT_EVENTS, partitions=4),
+    TopicSpec(ROBOT_COMMANDS, partitions=4, retention_ms=24 * 3600 * 1000),
+    TopicSpec(ROBOT_RESPONSES, partitions=4, retention_ms=24 * 3600 * 1000),
 )
 
 # Topics with a consumer get a retry topic (same partitioning) and a DLQ (one partition).
@@ -55,6 +63,10 @@ CONSUMED: frozenset[str] = frozenset(
         LIVE_SESSIONS,
         LIVE_MOVES,
         PROBLEMS_REQUESTED,
+        MATCH_EVENTS,
+        ROBOT_EVENTS,
+        ROBOT_COMMANDS,
+        ROBOT_RESPONSES,
     }
 )
 

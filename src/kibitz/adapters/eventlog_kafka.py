@@ -89,7 +89,8 @@ class KafkaEventLog:
                 num_partitions=spec.partitions,
                 replication_factor=1,
                 topic_configs={
-                    **({"retention.ms": str(spec.retention_ms)} if spec.retention_ms else {}),
+                    # None: kept for ever (-1), as the match history is (it is replayed).
+                    "retention.ms": str(spec.retention_ms if spec.retention_ms else -1),
                     **{k: v for k, v in spec.config.items() if "." in k and k != "max.records"},
                 },
             )

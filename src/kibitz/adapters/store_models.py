@@ -311,6 +311,44 @@ class ProblemScan(Base):
     scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class MatchRow(Base):
+    """A match's state as the fold of its events (`kibitz.domain.matches`)."""
+
+    __tablename__ = "matches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    person: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    events_applied: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Robot(Base):
+    """A robot instance of the pool: idle, busy (in a match's round) or released."""
+
+    __tablename__ = "robots"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    personality: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # idle | busy | released
+    match_id: Mapped[str | None] = mapped_column(String(36))
+    round: Mapped[int | None] = mapped_column(Integer)
+    state_since: Mapped[float] = mapped_column(Float)  # clock seconds
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class RobotAssignment(Base):
+    """Which robots play a round (the natural key makes assignment idempotent)."""
+
+    __tablename__ = "robot_assignments"
+
+    match_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    robot_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
 # A player's games newest first (the games list, a sync's resume point): one index per colour.
 Index("ix_games_white_played", Game.white_id, Game.played_at_ms)
 Index("ix_games_black_played", Game.black_id, Game.played_at_ms)

@@ -18,7 +18,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from kibitz import __version__, topics
-from kibitz.api import errors, routes_analysis, routes_games, routes_live, routes_problems, web
+from kibitz.api import (
+    errors,
+    routes_analysis,
+    routes_games,
+    routes_live,
+    routes_matches,
+    routes_problems,
+    web,
+)
 from kibitz.api.progress import TopicHub
 from kibitz.runtime.bootstrap import Container
 
@@ -121,6 +129,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     app.include_router(routes_analysis.router)
     app.include_router(routes_live.router)
     app.include_router(routes_problems.router)
+    app.include_router(routes_matches.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

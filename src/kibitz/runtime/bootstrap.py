@@ -27,7 +27,18 @@ from kibitz.ports import EventLog
 from kibitz.runtime.publisher import Publisher
 from kibitz.runtime.service import Service
 from kibitz.runtime.supervisor import Supervisor
-from kibitz.services import analysis, commentary, ingest, problems, scheduler, store, tracker
+from kibitz.services import (
+    analysis,
+    commentary,
+    ingest,
+    matches,
+    problems,
+    robot_worker,
+    robots,
+    scheduler,
+    store,
+    tracker,
+)
 from kibitz.services.context import Context
 from kibitz.settings import Settings
 from kibitz.topics import all_topics
@@ -42,8 +53,11 @@ SERVICES: dict[str, Callable[[Context], Service]] = {
     "tracker": tracker.build,
     "commentary": commentary.build,
     "problems": problems.build,
+    "matches": matches.build,
+    "robots": robots.build,
+    "robot-worker": robot_worker.build,
 }
-NEEDS_ENGINES = frozenset({"analysis", "commentary", "problems"})
+NEEDS_ENGINES = frozenset({"analysis", "commentary", "problems", "matches", "robot-worker"})
 
 
 def make_event_log(settings: Settings) -> EventLog:

@@ -1,0 +1,82 @@
+"""JSON API for guess-the-move matches and the robot pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from kibitz.api.deps import container, require_write_token
+from kibitz.runtime.bootstrap import Container
+from kibitz.services import matches, robots
+
+router = APIRouter(prefix="/api", tags=["matches"])
+
+
+class MatchRequest(BaseModel):
+    rounds: int = Field(default=5, ge=1, le=20)
+    robots_per_round: int = Field(default=3, ge=0, le=6)
+    source: str = Field(default="problems", description="problems | games")
+    player: str | None = Field(default=None, max_length=64, description="whose games or puzzles")
+    name: str = Field(default="you", min_length=1, max_length=40)
+
+
+class ResponseRequest(BaseModel):
+    move: str = Field(min_length=2, max_length=10, description="UCI (e2e4) or SAN (e4)")
+    reason: str = Field(min_length=1, max_length=280)
+
+
+class VoteRequest(BaseModel):
+    identity: str = Field(min_length=1, max_length=2, description="the answer's letter")
+
+
+@router.post("/matches", status_code=201, dependencies=[Depends(require_write_token)])
+async def create(body: MatchRequest, app: Container = Depends(container)) -> JSONResponse:
+    """Start a match: positions from the problem pool or the player's analysed games."""
+    made = await matches.create_match(
+        app.ctx,
+        rounds=body.rounds,
+        robots_per_round=body.robots_per_round,
+        source=body.source,
+        player=body.player,
+        person=body.name,
+    )
+    return JSONResponse(made, status_code=201, headers={"Location": f"/api/matches/{made['id']}"})
+
+
+@router.get("/matches/{match_id}")
+async def get_match(match_id: str, app: Container = Depends(container)) -> dict[str, Any]:
+    """The match as the person sees it: rounds, anonymous answers, scores, ranking."""
+    return await app.ctx.store.read(lambda s: matches.match_view(s, match_id))
+
+
+@router.post(
+    "/matches/{match_id}/rounds/{number}/response",
+    status_code=202,
+    dependencies=[Depends(require_write_token)],
+)
+async def respond(
+    match_id: str, number: int, body: ResponseRequest, app: Container = Depends(container)
+) -> dict[str, Any]:
+    """Your move and one line of why, for the current round while it takes answers."""
+    return await matches.submit_response(app.ctx, match_id, number, body.move, body.reason)
+
+
+@router.post(
+    "/matches/{match_id}/rounds/{number}/vote",
+    status_code=202,
+    dependencies=[Depends(require_write_token)],
+)
+async def vote(
+    match_id: str, number: int, body: VoteRequest, app: Container = Depends(container)
+) -> dict[str, Any]:
+    """Your vote for the best answer other than yours, by its letter."""
+    return await matches.submit_vote(app.ctx, match_id, number, body.identity)
+
+
+@router.get("/robots/pool")
+async def robot_pool(app: Container = Depends(container)) -> dict[str, Any]:
+    """Robot instances by personality and state."""
+    return await app.ctx.store.read(robots.pool_view)

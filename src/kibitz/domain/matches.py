@@ -1,0 +1,219 @@
+"""Guess-the-move matches: the rules, and a match's state as the fold of its events.
+
+A match is R rounds. Each round shows a position; every participant of the round (the person
+and the robots assigned to it, each under an anonymous letter that changes per round) answers
+with a move and a one-line reason, then votes for the best answer other than their own.
+Points per round: ENGINE_POINTS for the engine's best move or one that loses less than
+ALMOST_BEST win chances (less than Lichess's inaccuracy threshold), plus one per vote received.
+
+`apply(state, event_type, payload)` is pure and total: an event that does not fit the state
+(a late or duplicate answer, a vote for oneself) leaves it unchanged. The matches service
+stores what the fold gives; a replay folds the log again and must get the same state.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import chess
+
+ENGINE_POINTS = 2
+VOTE_POINTS = 1
+ALMOST_BEST = 0.1  # win chances: under Lichess's inaccuracy threshold counts as best
+
+ROUND_STATUSES = ("starting", "responding", "voting", "completed")
+
+
+@dataclass
+class Round:
+    number: int
+    fen: str
+    status: str = "starting"
+    robots: list[dict[str, str]] = field(default_factory=list)  # [{id, identity}]
+    letters: dict[str, str] = field(default_factory=dict)  # participant id → letter
+    deadline: float | None = None
+    responses: dict[str, dict[str, str]] = field(default_factory=dict)  # id → {move, reason}
+    votes: dict[str, str] = field(default_factory=dict)  # voter id → letter voted for
+    engine_points: dict[str, int] = field(default_factory=dict)
+    vote_points: dict[str, int] = field(default_factory=dict)
+    evaluations: dict[str, Any] = field(default_factory=dict)  # move → {loss, best}
+
+    def participants(self) -> list[str]:
+        return sorted(self.letters)
+
+    def by_letter(self) -> dict[str, str]:
+        return {letter: pid for pid, letter in self.letters.items()}
+
+
+@dataclass
+class Match:
+    id: str
+    person: str  # the person's participant id
+    rounds_total: int
+    robots_per_round: int
+    source: str
+    positions: list[dict[str, Any]]
+    status: str = "created"  # created | running | completed
+    rounds: list[Round] = field(default_factory=list)
+    scores: dict[str, int] = field(default_factory=dict)
+    identities: dict[str, str] = field(default_factory=dict)  # robot id → personality
+    ranking: list[str] = field(default_factory=list)
+
+    def current(self) -> Round | None:
+        return self.rounds[-1] if self.rounds else None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Match:
+        rounds = [Round(**r) for r in data.get("rounds", [])]
+        return cls(**{**data, "rounds": rounds})
+
+
+def letters_for(match_id: str, number: int, participants: list[str]) -> dict[str, str]:
+    """Anonymous letters for a round: a shuffle seeded by the match and the round, so they
+    change every round and a replay gets the same."""
+    shuffled = sorted(participants)
+    random.Random(f"{match_id}:{number}").shuffle(shuffled)
+    return {pid: string.ascii_uppercase[i] for i, pid in enumerate(shuffled)}
+
+
+def legal_move(fen: str, uci: str) -> chess.Move | None:
+    """The move if `uci` is a legal move in `fen`, else None."""
+    try:
+        move = chess.Move.from_uci(uci)
+    except ValueError:
+        return None
+    return move if move in chess.Board(fen).legal_moves else None
+
+
+def round_points(
+    fen: str,
+    responses: dict[str, dict[str, str]],
+    votes: dict[str, str],
+    letters: dict[str, str],
+    losses: dict[str, float],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(engine points, vote points) per participant. `losses[uci]` is the win chances a move
+    gives away against the engine's best (0 for the best)."""
+    engine = {
+        pid: ENGINE_POINTS if losses.get(r["move"], 1.0) < ALMOST_BEST else 0
+        for pid, r in responses.items()
+    }
+    by_letter = {letter: pid for pid, letter in letters.items()}
+    votes_won: dict[str, int] = {pid: 0 for pid in letters}
+    for voter, letter in votes.items():
+        target = by_letter.get(letter)
+        if target is not None and target != voter and target in responses:
+            votes_won[target] += VOTE_POINTS
+    return engine, votes_won
+
+
+def ranking(scores: dict[str, int]) -> list[str]:
+    return sorted(scores, key=lambda pid: (-scores[pid], pid))
+
+
+def apply(state: Match | None, event_type: str, p: dict[str, Any]) -> Match | None:
+    """The state after one event; unchanged when the event does not fit."""
+    if event_type == "match.created":
+        if state is not None:
+            return state
+        return Match(
+            id=p["match_id"],
+            person=p["person"],
+            rounds_total=p["rounds"],
+            robots_per_round=p["robots_per_round"],
+            source=p["source"],
+            positions=list(p["positions"]),
+            scores={p["person"]: 0},
+        )
+    if state is None or state.status == "completed":
+        return state
+    current = state.current()
+    number = p.get("round")
+    if event_type == "round.starting":
+        expected = len(state.rounds) + 1
+        if number != expected or number > state.rounds_total:
+            return state
+        if current is not None and current.status != "completed":
+            return state
+        fen = state.positions[number - 1]["fen"]
+        return replace(state, status="running", rounds=[*state.rounds, Round(number, fen)])
+    if event_type == "match.completed":
+        if (
+            current is None
+            or current.status != "completed"
+            or len(state.rounds) < state.rounds_total
+        ):
+            return state
+        return replace(state, status="completed", ranking=ranking(state.scores))
+    if current is None or number != current.number:
+        return state
+    if event_type == "round.started":
+        if current.status != "starting":
+            return state
+        robots = list(p["robots"])
+        started = replace(
+            current,
+            status="responding",
+            robots=robots,
+            letters=dict(p["letters"]),
+            deadline=p["deadline"],
+        )
+        identities = {**state.identities, **{r["id"]: r["identity"] for r in robots}}
+        scores = {**state.scores, **{r["id"]: state.scores.get(r["id"], 0) for r in robots}}
+        return _with_round(replace(state, identities=identities, scores=scores), started)
+    if event_type == "response.submitted":
+        pid = p["participant"]
+        if current.status != "responding" or pid not in current.letters:
+            return state
+        if pid in current.responses or legal_move(current.fen, p["move"]) is None:
+            return state
+        responses = {**current.responses, pid: {"move": p["move"], "reason": p["reason"]}}
+        return _with_round(state, replace(current, responses=responses))
+    if event_type == "round.voting_started":
+        if current.status != "responding":
+            return state
+        return _with_round(state, replace(current, status="voting", deadline=p["deadline"]))
+    if event_type == "vote.submitted":
+        pid, letter = p["participant"], p["letter"]
+        if current.status != "voting" or pid not in current.letters or pid in current.votes:
+            return state
+        if current.letters.get(pid) == letter or letter not in current.by_letter():
+            return state
+        if current.by_letter()[letter] not in current.responses:
+            return state
+        return _with_round(state, replace(current, votes={**current.votes, pid: letter}))
+    if event_type == "round.completed":
+        if current.status not in ("responding", "voting"):
+            return state
+        engine, votes = dict(p["engine_points"]), dict(p["vote_points"])
+        done = replace(
+            current,
+            status="completed",
+            engine_points=engine,
+            vote_points=votes,
+            evaluations=dict(p["evaluations"]),
+            deadline=None,
+        )
+        scores = dict(state.scores)
+        for pid in set(engine) | set(votes):
+            scores[pid] = scores.get(pid, 0) + engine.get(pid, 0) + votes.get(pid, 0)
+        return _with_round(replace(state, scores=scores), done)
+    return state
+
+
+def _with_round(state: Match, updated: Round) -> Match:
+    return replace(state, rounds=[*state.rounds[:-1], updated])
+
+
+def fold(events: list[tuple[str, dict[str, Any]]]) -> Match | None:
+    """The state of a match from its events, in log order."""
+    state: Match | None = None
+    for event_type, payload in events:
+        state = apply(state, event_type, payload)
+    return state

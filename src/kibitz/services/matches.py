@@ -1,0 +1,643 @@
+"""The matches service: a match's lifecycle, rounds, deadlines and scores.
+
+Everything that happens to a match is an event on `match-events` (key: the match id), and its
+stored state is the fold of those events (`kibitz.domain.matches.apply`), written only here.
+Decisions are events too: when a fold changes the state, the service publishes what follows
+(the next round, the call for robots, the commands to them, the vote, the scores), then
+stores the state. A redelivered event changes nothing and so decides nothing; a decision
+published twice (after a crash between publishing and storing) is ignored by the fold. The
+robots' assignments (`robot-orchestration-events`) and replies (`robot-responses`) are turned
+into match events, and a deadline loop closes the phases nobody finished in time: a robot
+that does not answer is skipped and the round goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import chess
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kibitz import topics
+from kibitz.adapters.engine_uci import EnginePool
+from kibitz.adapters.store_models import Game, MatchRow, MoveEval, Problem
+from kibitz.domain import matches as rules
+from kibitz.domain.judgment import Judgment, judge_move, stored_score
+from kibitz.domain.puzzles import pov, win_chances
+from kibitz.errors import Conflict, InvalidInput, MalformedEvent, NotFound, UpstreamUnavailable
+from kibitz.events import (
+    Envelope,
+    GenerateResponse,
+    GenerateVote,
+    MatchCompleted,
+    MatchCreated,
+    Payload,
+    ResponseSubmitted,
+    RobotAnswered,
+    RoundCompleted,
+    RoundRobotsAssigned,
+    RoundRobotsNeeded,
+    RoundStarted,
+    RoundStarting,
+    RoundVotingStarted,
+    VoteSubmitted,
+)
+from kibitz.runtime.service import Service
+from kibitz.services.context import Context
+
+log = logging.getLogger("kibitz.matches")
+
+MATCH_PRIORITY = 0  # a person is waiting for the scores
+DEADLINE_TICK = 0.25  # seconds between deadline checks
+
+
+class MatchesWorker:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @property
+    def engines(self) -> EnginePool:
+        if self.ctx.engines is None:
+            raise UpstreamUnavailable("the matches service needs the engine pool (no Stockfish)")
+        return self.ctx.engines
+
+    async def handle(self, envelope: Envelope, payload: Payload) -> None:
+        if isinstance(payload, RoundRobotsAssigned):
+            await self.on_assigned(envelope, payload)
+        elif isinstance(payload, RobotAnswered):
+            await self.on_answer(envelope, payload)
+        elif envelope.type in MATCH_EVENT_TYPES:
+            await self.on_match_event(envelope, payload)
+        elif envelope.type.startswith("robot."):
+            return  # the pool's own news (instantiated, released, scaled, health)
+        else:
+            raise MalformedEvent(f"the matches service does not handle {envelope.type}")
+
+    # --- the fold and what follows from it ---
+
+    async def on_match_event(self, envelope: Envelope, payload: Payload) -> None:
+        match_id = str(payload.model_dump()["match_id"])
+        row = await self.ctx.store.read(lambda s: _state(s, match_id))
+        before = rules.Match.from_json(row) if row is not None else None
+        after = rules.apply(before, envelope.type, payload.model_dump())
+        if after is None or after == before:
+            return  # redelivered, late, duplicate or out of turn: nothing changes
+        await self.decide(envelope, before, after)
+        await self.ctx.store.run(lambda s: _save(s, after))
+
+    async def decide(self, cause: Envelope, before: rules.Match | None, state: rules.Match) -> None:
+        """Publish what follows from the state an event just produced."""
+        current = state.current()
+        kind = cause.type
+        if kind == "match.created":
+            await self._publish(RoundStarting(match_id=state.id, round=1), state.id, cause)
+        elif kind == "round.starting" and current is not None:
+            previous = state.rounds[-2].robots if len(state.rounds) > 1 else []
+            await self.ctx.publisher.publish(
+                topics.MATCH_EVENTS,
+                RoundRobotsNeeded(
+                    match_id=state.id,
+                    round=current.number,
+                    count=state.robots_per_round,
+                    exclude_robots=[r["id"] for r in previous],
+                ),
+                state.id,
+                cause=cause,
+            )
+        elif kind == "round.started" and current is not None:
+            await self._command_responses(cause, state, current)
+        elif kind == "response.submitted" and current is not None:
+            if set(current.responses) >= set(current.letters):
+                await self.start_voting(cause, state)
+        elif kind == "round.voting_started" and current is not None:
+            await self._command_votes(cause, state, current)
+        elif kind == "vote.submitted" and current is not None:
+            voters = {pid for pid in current.letters if _can_vote(current, pid)}
+            if set(current.votes) >= voters:
+                await self.complete_round(cause, state)
+        elif kind == "round.completed" and current is not None:
+            if current.number < state.rounds_total:
+                await self._publish(
+                    RoundStarting(match_id=state.id, round=current.number + 1), state.id, cause
+                )
+            else:
+                robots = sorted({r["id"] for rnd in state.rounds for r in rnd.robots})
+                await self._publish(
+                    MatchCompleted(match_id=state.id, scores=state.scores, robots=robots),
+                    state.id,
+                    cause,
+                )
+
+    async def _publish(self, payload: Payload, key: str, cause: Envelope | None) -> None:
+        await self.ctx.publisher.publish(topics.MATCH_EVENTS, payload, key, cause=cause)
+
+    async def on_assigned(self, envelope: Envelope, assigned: RoundRobotsAssigned) -> None:
+        """The pool answered: the round starts with the person and these robots."""
+        row = await self.ctx.store.read(lambda s: _state(s, assigned.match_id))
+        if row is None:
+            return
+        state = rules.Match.from_json(row)
+        current = state.current()
+        if current is None or current.number != assigned.round or current.status != "starting":
+            return
+        participants = [state.person, *(r["id"] for r in assigned.robots)]
+        deadline = self.ctx.clock.now() + self.ctx.settings.match_response_seconds
+        await self._publish(
+            RoundStarted(
+                match_id=state.id,
+                round=assigned.round,
+                robots=list(assigned.robots),
+                letters=rules.letters_for(state.id, assigned.round, participants),
+                deadline=deadline,
+            ),
+            state.id,
+            envelope,
+        )
+
+    async def on_answer(self, envelope: Envelope, answer: RobotAnswered) -> None:
+        """A robot's reply becomes the match event it stands for (the fold judges it)."""
+        if answer.kind == "response" and answer.move:
+            event: Payload = ResponseSubmitted(
+                match_id=answer.match_id,
+                round=answer.round,
+                participant=answer.robot_id,
+                move=answer.move,
+                reason=answer.reason or "",
+            )
+        elif answer.kind == "vote" and answer.letter:
+            event = VoteSubmitted(
+                match_id=answer.match_id,
+                round=answer.round,
+                participant=answer.robot_id,
+                letter=answer.letter,
+            )
+        else:
+            raise MalformedEvent(f"a robot answer without a move or a letter: {answer}")
+        await self._publish(event, answer.match_id, envelope)
+
+    async def _command_responses(
+        self, cause: Envelope, state: rules.Match, current: rules.Round
+    ) -> None:
+        assert current.deadline is not None
+        commands = [
+            (
+                GenerateResponse(
+                    robot_id=robot["id"],
+                    personality=state.identities[robot["id"]],
+                    match_id=state.id,
+                    round=current.number,
+                    fen=current.fen,
+                    deadline=current.deadline,
+                ),
+                robot["id"],
+            )
+            for robot in current.robots
+        ]
+        await self._commands(cause, state, current, "response", commands)
+
+    async def _command_votes(
+        self, cause: Envelope, state: rules.Match, current: rules.Round
+    ) -> None:
+        assert current.deadline is not None
+        answers = {current.letters[pid]: r["move"] for pid, r in current.responses.items()}
+        commands = []
+        for robot in current.robots:
+            own = current.letters.get(robot["id"])
+            mine = {letter: move for letter, move in answers.items() if letter != own}
+            if not mine:
+                continue
+            commands.append(
+                (
+                    GenerateVote(
+                        robot_id=robot["id"],
+                        personality=state.identities[robot["id"]],
+                        match_id=state.id,
+                        round=current.number,
+                        fen=current.fen,
+                        answers=mine,
+                        deadline=current.deadline,
+                    ),
+                    robot["id"],
+                )
+            )
+        await self._commands(cause, state, current, "vote", commands)
+
+    async def _commands(
+        self,
+        cause: Envelope,
+        state: rules.Match,
+        current: rules.Round,
+        kind: str,
+        commands: list[tuple[Any, str]],
+    ) -> None:
+        for payload, robot_id in commands:
+            # The reply repeats the correlation id: match, round, robot and what was asked.
+            await self.ctx.publisher.publish(
+                topics.ROBOT_COMMANDS,
+                payload,
+                robot_id,
+                cause=cause,
+                correlation_id=f"{state.id}:{current.number}:{robot_id}:{kind}",
+            )
+
+    async def start_voting(self, cause: Envelope | None, state: rules.Match) -> None:
+        current = state.current()
+        assert current is not None
+        deadline = self.ctx.clock.now() + self.ctx.settings.match_vote_seconds
+        await self._publish(
+            RoundVotingStarted(match_id=state.id, round=current.number, deadline=deadline),
+            state.id,
+            cause,
+        )
+
+    async def complete_round(self, cause: Envelope | None, state: rules.Match) -> None:
+        """Score the answers with the engine and publish the round's result."""
+        current = state.current()
+        assert current is not None
+        evaluations = await self.evaluate(
+            current.fen, [r["move"] for r in current.responses.values()]
+        )
+        losses = {move: e["loss"] for move, e in evaluations.items()}
+        engine, votes = rules.round_points(
+            current.fen, current.responses, current.votes, current.letters, losses
+        )
+        await self._publish(
+            RoundCompleted(
+                match_id=state.id,
+                round=current.number,
+                engine_points=engine,
+                vote_points=votes,
+                evaluations=evaluations,
+            ),
+            state.id,
+            cause,
+        )
+
+    async def evaluate(self, fen: str, moves: list[str]) -> dict[str, Any]:
+        """Per distinct move: its SAN, the engine's best move, and the win chances it gives
+        away against it (mover's point of view)."""
+        board = chess.Board(fen)
+        nodes = self.ctx.settings.match_nodes
+        best = await self.engines.analyse(board, nodes, MATCH_PRIORITY)
+        mover = board.turn
+        best_chances = win_chances(pov(best.score, mover)) if best.score else 0.0
+        out: dict[str, Any] = {}
+        for uci in dict.fromkeys(moves):
+            move = chess.Move.from_uci(uci)
+            if uci == best.best_uci:
+                out[uci] = {"san": board.san(move), "loss": 0.0, "best": best.best_uci}
+                continue
+            after = board.copy(stack=False)
+            after.push(move)
+            found = await self.engines.analyse(after, nodes, MATCH_PRIORITY)
+            if found.score is None:  # the game ends: mate is the best there is
+                chances = 1.0 if after.is_checkmate() else 0.0
+            else:
+                chances = win_chances(pov(found.score, mover))
+            loss = round(max(0.0, best_chances - chances), 4)
+            out[uci] = {"san": board.san(move), "loss": loss, "best": best.best_uci}
+        return out
+
+    # --- deadlines ---
+
+    async def deadlines(self) -> None:
+        """Close every phase whose deadline passed: answers → votes → scores."""
+        now = self.ctx.clock.now()
+        rows = await self.ctx.store.read(_running)
+        for row in rows:
+            state = rules.Match.from_json(row)
+            current = state.current()
+            if current is None or current.deadline is None or current.deadline > now:
+                continue
+            if current.status == "responding":
+                await self.start_voting(None, state)
+            elif current.status == "voting":
+                await self.complete_round(None, state)
+
+
+MATCH_EVENT_TYPES = frozenset(
+    {
+        "match.created",
+        "round.starting",
+        "round.robots_needed",
+        "round.started",
+        "response.submitted",
+        "round.voting_started",
+        "vote.submitted",
+        "round.completed",
+        "match.completed",
+    }
+)
+
+
+def _can_vote(current: rules.Round, pid: str) -> bool:
+    """Someone can vote when another participant answered."""
+    return any(other != pid for other in current.responses)
+
+
+def _state(session: Session, match_id: str) -> dict[str, Any] | None:
+    row = session.get(MatchRow, match_id)
+    return dict(row.state) if row is not None else None
+
+
+def _running(session: Session) -> list[dict[str, Any]]:
+    return [
+        dict(r) for r in session.scalars(select(MatchRow.state).where(MatchRow.status == "running"))
+    ]
+
+
+def _save(session: Session, state: rules.Match) -> None:
+    row = session.get(MatchRow, state.id)
+    now = datetime.now(UTC)
+    if row is None:
+        row = MatchRow(id=state.id, person=state.person, created_at=now, events_applied=0)
+        session.add(row)
+    row.state = state.to_json()
+    row.status = state.status
+    row.events_applied = (row.events_applied or 0) + 1
+    row.updated_at = now
+
+
+# --- requests (API, CLI) ---------------------------------------------------------------------
+
+SOURCES = ("problems", "games")
+
+
+async def create_match(
+    ctx: Context,
+    *,
+    rounds: int,
+    robots_per_round: int,
+    source: str,
+    player: str | None = None,
+    person: str = "you",
+) -> dict[str, Any]:
+    """Choose the positions and announce the match; InvalidInput when there are too few."""
+    if source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+    if source == "games" and not player:
+        raise InvalidInput("source 'games' needs the player whose games to use")
+    positions = await ctx.store.read(lambda s: choose_positions(s, source, player, rounds))
+    if len(positions) < rounds:
+        where = f"{player}'s analysed games" if source == "games" else "the problem pool"
+        raise InvalidInput(
+            f"{where} hold{'s' if source != 'games' else ''} {len(positions)} usable "
+            f"positions; {rounds} rounds need {rounds}"
+        )
+    match_id = str(uuid.uuid4())
+    await ctx.publisher.publish(
+        topics.MATCH_EVENTS,
+        MatchCreated(
+            match_id=match_id,
+            person=f"person:{person}",
+            rounds=rounds,
+            robots_per_round=robots_per_round,
+            source=source,
+            positions=positions,
+        ),
+        match_id,
+    )
+    return {"id": match_id, "status": "created", "rounds": rounds}
+
+
+def choose_positions(
+    session: Session, source: str, player: str | None, count: int
+) -> list[dict[str, Any]]:
+    """`count` positions where one strong move exists: puzzle starts from the problem pool
+    (least served first), or positions of the player's analysed games where the move played
+    was a mistake or a blunder (the engine's move was the strong one)."""
+    if source == "problems":
+        query = select(Problem).order_by(Problem.last_served_at.asc().nulls_first(), Problem.id)
+        if player:
+            name = player.strip().lower()
+            query = query.where((Problem.white_id == name) | (Problem.black_id == name))
+        out = []
+        for problem in session.scalars(query.limit(count)):
+            board = chess.Board(problem.fen)
+            board.push_uci(problem.blunder_uci)
+            out.append({"fen": board.fen(), "origin": f"puzzle {problem.id}"})
+        return out
+    name = (player or "").strip().lower()
+    games = session.scalars(
+        select(Game)
+        .where((Game.white_id == name) | (Game.black_id == name))
+        .order_by(Game.played_at_ms.desc().nulls_last(), Game.id)
+    )
+    out = []
+    for game in games:
+        evals = {
+            e.ply: stored_score(e.cp, e.mate)
+            for e in session.scalars(
+                select(MoveEval).where(MoveEval.game_id == game.id, MoveEval.phase == "deep")
+            )
+        }
+        if not evals:
+            continue
+        board = chess.Board(game.initial_fen) if game.initial_fen else chess.Board()
+        previous = stored_score(15, None)
+        for ply, uci in enumerate(game.moves_uci.split(), start=1):
+            after = evals.get(ply)
+            if previous is not None and after is not None:
+                verdict = judge_move(previous, after, board.turn == chess.WHITE)
+                if verdict is not None and verdict.judgment in (Judgment.MISTAKE, Judgment.BLUNDER):
+                    out.append({"fen": board.fen(), "origin": f"game {game.id} ply {ply}"})
+                    if len(out) >= count:
+                        return out
+            board.push_uci(uci)
+            previous = after
+    return out
+
+
+def match_view(session: Session, match_id: str) -> dict[str, Any]:
+    """What the person sees: the rounds with anonymous letters, the answers once voting opens,
+    who was who once a round is over, scores and the ranking."""
+    raw = _state(session, match_id)
+    if raw is None:
+        raise NotFound(f"no match {match_id!r} (a new one appears within a moment)")
+    state = rules.Match.from_json(raw)
+    rounds = []
+    for rnd in state.rounds:
+        board = chess.Board(rnd.fen)
+        open_answers = rnd.status in ("voting", "completed")
+        answers = []
+        for pid, response in sorted(rnd.responses.items(), key=lambda kv: rnd.letters[kv[0]]):
+            if not open_answers and pid != state.person:
+                continue
+            move = chess.Move.from_uci(response["move"])
+            answers.append(
+                {
+                    "letter": rnd.letters[pid],
+                    "move": response["move"],
+                    "san": board.san(move),
+                    "reason": response["reason"],
+                    "mine": pid == state.person,
+                    **(
+                        {
+                            "who": _name(state, pid),
+                            "engine_points": rnd.engine_points.get(pid, 0),
+                            "votes": rnd.vote_points.get(pid, 0),
+                        }
+                        if rnd.status == "completed"
+                        else {}
+                    ),
+                }
+            )
+        rounds.append(
+            {
+                "number": rnd.number,
+                "fen": rnd.fen,
+                "status": rnd.status,
+                "deadline": rnd.deadline,
+                "my_letter": rnd.letters.get(state.person),
+                "letters": sorted(rnd.letters.values()),
+                "answered": len(rnd.responses),
+                "voted": len(rnd.votes),
+                "i_answered": state.person in rnd.responses,
+                "i_voted": state.person in rnd.votes,
+                "answers": answers,
+                "best": _best_san(rnd),
+                "robots": [r["id"] for r in rnd.robots],
+            }
+        )
+    standings = [
+        {"who": _name(state, pid), "id": pid, "score": state.scores.get(pid, 0)}
+        for pid in rules.ranking(state.scores)
+    ]
+    return {
+        "id": state.id,
+        "status": state.status,
+        "rounds_total": state.rounds_total,
+        "robots_per_round": state.robots_per_round,
+        "source": state.source,
+        "round": len(state.rounds),
+        "rounds": rounds,
+        "standings": standings,
+        "ranking": [_name(state, pid) for pid in state.ranking],
+    }
+
+
+def _best_san(rnd: rules.Round) -> str | None:
+    """The engine's move, once the round is scored."""
+    for evaluation in rnd.evaluations.values():
+        best = evaluation.get("best")
+        if best:
+            board = chess.Board(rnd.fen)
+            return board.san(chess.Move.from_uci(best))
+    return None
+
+
+def _name(state: rules.Match, pid: str) -> str:
+    if pid == state.person:
+        return "you"
+    identity = state.identities.get(pid, "robot")
+    return f"{identity.replace('_', ' ')} ({pid})"
+
+
+async def submit_response(
+    ctx: Context, match_id: str, number: int, move: str, reason: str
+) -> dict[str, Any]:
+    """The person's answer, checked against the stored state, then published."""
+    state, current = await _round_for(ctx, match_id, number, "responding")
+    if state.person in current.responses:
+        raise Conflict(f"you already answered round {number}")
+    move = _as_uci(current.fen, move)
+    if not reason.strip():
+        raise InvalidInput("reason: say in one line why")
+    await ctx.publisher.publish(
+        topics.MATCH_EVENTS,
+        ResponseSubmitted(
+            match_id=match_id, round=number, participant=state.person, move=move, reason=reason
+        ),
+        match_id,
+    )
+    return {"match": match_id, "round": number, "status": "accepted"}
+
+
+def _as_uci(fen: str, text: str) -> str:
+    """A legal move given in UCI (e2e4) or SAN (e4, Nf3, O-O), as UCI; InvalidInput else."""
+    text = text.strip()
+    if rules.legal_move(fen, text) is not None:
+        return text
+    try:
+        return chess.Board(fen).parse_san(text).uci()
+    except ValueError:
+        raise InvalidInput(f"move: {text!r} is not a legal move here ({fen})") from None
+
+
+async def submit_vote(ctx: Context, match_id: str, number: int, letter: str) -> dict[str, Any]:
+    state, current = await _round_for(ctx, match_id, number, "voting")
+    if state.person in current.votes:
+        raise Conflict(f"you already voted in round {number}")
+    letter = letter.strip().upper()
+    if letter == current.letters.get(state.person):
+        raise InvalidInput("you cannot vote for your own answer")
+    target = current.by_letter().get(letter)
+    if target is None or target not in current.responses:
+        answered = sorted(current.letters[p] for p in current.responses if p != state.person)
+        raise InvalidInput(
+            f"identity: no answer under {letter!r}; vote for one of {', '.join(answered) or '-'}"
+        )
+    await ctx.publisher.publish(
+        topics.MATCH_EVENTS,
+        VoteSubmitted(match_id=match_id, round=number, participant=state.person, letter=letter),
+        match_id,
+    )
+    return {"match": match_id, "round": number, "status": "accepted"}
+
+
+async def _round_for(
+    ctx: Context, match_id: str, number: int, phase: str
+) -> tuple[rules.Match, rules.Round]:
+    raw = await ctx.store.read(lambda s: _state(s, match_id))
+    if raw is None:
+        raise NotFound(f"no match {match_id!r}")
+    state = rules.Match.from_json(raw)
+    current = state.current()
+    if current is None or number != current.number:
+        now = current.number if current else 0
+        raise Conflict(f"round {number} is not the current round (round {now})")
+    if current.status != phase:
+        raise Conflict(f"round {number} is {current.status}, not {phase}: too late or too early")
+    if current.deadline is not None and ctx.clock.now() > current.deadline:
+        raise Conflict(f"round {number}'s time for this is up")
+    return state, current
+
+
+def stored_state(session: Session, match_id: str) -> dict[str, Any] | None:
+    """The match's state as the matches service stored it (None if it never did)."""
+    return _state(session, match_id)
+
+
+def replay(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
+    """A match's state rebuilt from its events alone."""
+    state = rules.fold(events)
+    return state.to_json() if state is not None else None
+
+
+def build(ctx: Context) -> Service:
+    worker = MatchesWorker(ctx)
+
+    async def deadline_loop() -> None:
+        while True:
+            try:
+                await worker.deadlines()
+            except Exception as exc:  # the store may be briefly unreachable; try again
+                log.warning("deadline_check_failed error=%s", exc)
+            await ctx.clock.sleep(DEADLINE_TICK)
+
+    return Service(
+        name="matches",
+        handlers={
+            topics.MATCH_EVENTS: worker.handle,
+            topics.ROBOT_EVENTS: worker.handle,
+            topics.ROBOT_RESPONSES: worker.handle,
+        },
+        loops=[deadline_loop],
+        record_event_ids=False,  # the fold is idempotent: a redelivered event changes nothing
+        description="guess-the-move matches: rounds, deadlines, votes, scores",
+        component=worker,
+    )
