@@ -86,7 +86,7 @@ class RobotPool:
                 session.add(
                     RobotAssignment(match_id=need.match_id, round=need.round, robot_id=robot.id)
                 )
-            return [_identity(r) for r in chosen]
+            return [_identity(r) for r in sorted(chosen, key=lambda r: r.id)]
 
         robots = await self.ctx.store.run(write)
         for robot in created:
