@@ -73,3 +73,53 @@ async def until(predicate: Any, timeout: float = 60.0, every: float = 0.05) -> A
             if value:
                 return value
             await asyncio.sleep(every)
+
+
+# Middlegame and endgame positions of the demo's classic games (public-domain scores).
+MATCH_POSITIONS = [
+    "r1bqkb1r/pppp1ppp/2n2n2/4p3/2B1P3/5N2/PPPP1PPP/RNBQK2R w KQkq - 4 4",
+    "r1bqk2r/pppp1ppp/2n2n2/2b1p3/2B1P3/3P1N2/PPP2PPP/RNBQK2R w KQkq - 1 5",
+    "rn1qkb1r/p4ppp/2p2n2/1B2p1B1/4P3/1Q6/PPP2PPP/R3K2R w KQkq - 0 11",
+    "1n1rkb1r/p4ppp/4q3/4p1B1/4P3/8/PPP2PPP/2KR4 w k - 0 17",
+    "r4rk1/pp3ppp/2n5/3q4/3P4/5N2/PP3PPP/R2Q1RK1 w - - 0 14",
+]
+
+
+def write_match_positions(session: Any, store: Any, fens: list[str] = MATCH_POSITIONS) -> None:
+    """Store puzzles that start from `fens` (after their 'blunder', the first legal move in
+    UCI order): a match drawing positions from the problem pool plays exactly those."""
+    from datetime import UTC, datetime
+
+    import chess
+
+    from kibitz.adapters.store_models import Problem, ProblemTheme
+    from kibitz.domain import puzzles
+
+    rows = []
+    for i, fen in enumerate(fens):
+        blunder = min(chess.Board(fen).legal_moves, key=lambda m: m.uci())
+        rows.append(
+            {
+                "id": f"m{i}-1",
+                "game_id": f"m{i}",
+                "ply": 1,
+                "fen": fen,
+                "blunder_uci": blunder.uci(),
+                "solution": [],
+                "kind": "advantage",
+                "themes": ["advantage"],
+                "rating": 1000,
+                "solver_color": "white",
+                "white_id": "ana",
+                "black_id": "bo",
+                "generator_version": puzzles.GENERATOR_VERSION,
+                "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+                "served_count": 0,
+                "attempts": 0,
+                "successes": 0,
+            }
+        )
+    session.execute(store.insert(Problem), rows)
+    session.execute(
+        store.insert(ProblemTheme), [{"problem_id": r["id"], "theme": "advantage"} for r in rows]
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from kibitz.devtools import free_port
 from tests.fakes.lichess import FakeLichess
@@ -114,3 +115,35 @@ def opera_puzzle(server: Server, timeout: float = 180.0) -> str:
                 return str(answer.json()["id"])
         time.sleep(0.5)
     raise AssertionError(f"no puzzle from the demo games within {timeout}s")
+
+
+# --- the browser (Debian's Chromium through Playwright) -----------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+def snap(page: Page, name: str, tmp_path: Path) -> None:
+    target = Path(os.environ.get("KIBITZ_SCREENSHOTS") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target / f"{name}.png"), full_page=True)

@@ -6,49 +6,19 @@ Set KIBITZ_SCREENSHOTS=docs/screenshots to refresh the committed screenshots.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Server, opera_puzzle
+from tests.e2e.conftest import Server, opera_puzzle, snap
 from tests.fakes.lichess import FakeLichess
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    opened = context.new_page()
-    try:
-        yield opened
-    finally:
-        context.close()
-
-
-def snap(page: Page, name: str, tmp_path: Path) -> None:
-    target = Path(os.environ.get("KIBITZ_SCREENSHOTS") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target / f"{name}.png"), full_page=True)
 
 
 def test_import_from_lichess_watch_progress_open_a_game_and_step_through_it(

@@ -19,6 +19,7 @@ from kibitz.services.analysis import analysis_view, player_report
 from kibitz.services.commentary import live_view
 from kibitz.services.context import Context
 from kibitz.services.problems import check_theme, pool_view, problem_by_id
+from kibitz.services.robots import pool_view as robot_pool_view
 from kibitz.services.tracker import tracking_view
 
 router = APIRouter(include_in_schema=False)
@@ -182,6 +183,25 @@ async def problem_page(
     return templates.TemplateResponse(
         request, "trainer.html", {"problem_id": problem_id, "player": None, "theme": None}
     )
+
+
+@router.get("/matches", response_class=HTMLResponse)
+async def matches_page(request: Request, ctx: Context = Depends(context)) -> Response:
+    """Start a guess-the-move match; the robot pool at a glance."""
+    pool = await ctx.store.read(robot_pool_view)
+    return templates.TemplateResponse(request, "matches.html", {"pool": pool})
+
+
+@router.get("/matches/{match_id}", response_class=HTMLResponse)
+async def match_page(match_id: str, request: Request) -> Response:
+    """One match: the board, your answer, the anonymous answers, votes, scores."""
+    return templates.TemplateResponse(request, "match.html", {"match_id": match_id})
+
+
+@router.get("/robots", response_class=HTMLResponse)
+async def robots_page(request: Request, ctx: Context = Depends(context)) -> Response:
+    pool = await ctx.store.read(robot_pool_view)
+    return templates.TemplateResponse(request, "robots.html", {"pool": pool})
 
 
 @router.get("/board.svg")

@@ -407,7 +407,143 @@ function initTrainer() {
   }
 }
 
+function initMatchForm() {
+  const form = document.getElementById("match-form");
+  if (!form) return;
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const error = document.getElementById("m-error");
+    error.textContent = "";
+    const body = {
+      rounds: Number(form.rounds.value),
+      robots_per_round: Number(form.robots_per_round.value),
+      source: form.source.value,
+    };
+    if (form.player.value.trim()) body.player = form.player.value.trim();
+    try {
+      const made = await postJson("/api/matches", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      window.location.href = `/matches/${made.id}`;
+    } catch (err) { error.textContent = err.message; }
+  });
+}
+
+function initMatch() {
+  const root = document.getElementById("match");
+  if (!root) return;
+  const id = root.dataset.matchId;
+  const board = document.getElementById("m-board");
+  const phase = document.getElementById("m-phase");
+  const clock = document.getElementById("m-clock");
+  const form = document.getElementById("m-answer");
+  const answers = document.getElementById("m-answers");
+  const error = document.getElementById("m-error");
+  const standings = document.getElementById("m-standings");
+  const final = document.getElementById("m-final");
+  let current = null, shownFen = null, done = false;
+
+  function row(cells, tag) {
+    const tr = document.createElement("tr");
+    for (const text of cells) {
+      const cell = document.createElement(tag || "td");
+      cell.textContent = text;
+      tr.appendChild(cell);
+    }
+    return tr;
+  }
+  async function send(url, body) {
+    error.textContent = "";
+    try {
+      await postJson(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      await refresh();
+    } catch (err) { error.textContent = err.message; }
+  }
+  function render(m) {
+    const r = m.rounds[m.rounds.length - 1];
+    document.getElementById("m-round").textContent = r ? `round ${r.number} of ${m.rounds_total}` : "";
+    document.getElementById("m-status").textContent = m.status === "completed" ? "over" : (r ? r.status : "starting");
+    root.dataset.round = r ? r.number : 0;
+    root.dataset.phase = r ? r.status : "starting";
+    if (r && r.fen !== shownFen) {
+      shownFen = r.fen;
+      const flip = r.fen.split(" ")[1] === "b" ? "&flipped=1" : "";
+      board.src = `/board.svg?fen=${encodeURIComponent(r.fen)}${flip}`;
+    }
+    standings.replaceChildren(row(["", "score"], "th"), ...m.standings.map((s) => row([s.who, s.score])));
+    if (m.status === "completed") {
+      final.hidden = false;
+      final.textContent = `Match over. Ranking: ${m.ranking.map((who, i) => `${i + 1}. ${who}`).join(", ")}`;
+      done = true;
+    }
+    if (!r) return;
+    const toMove = r.fen.split(" ")[1] === "w" ? "White" : "Black";
+    const left = r.deadline ? Math.max(0, Math.round(r.deadline - Date.now() / 1000)) : null;
+    clock.textContent = left !== null && r.status !== "completed" ? `${left} s left` : "";
+    form.hidden = !(r.status === "responding" && !r.i_answered);
+    answers.replaceChildren();
+    if (r.status === "starting") phase.textContent = "Waiting for the robots…";
+    else if (r.status === "responding") {
+      phase.textContent = r.i_answered
+        ? `You answered as ${r.my_letter}. Waiting for the others (${r.answered} of ${r.letters.length}).`
+        : `${toMove} to move: your move, and why? You are ${r.my_letter} this round.`;
+    } else if (r.status === "voting") {
+      phase.textContent = r.i_voted ? `Voted. Waiting for the others (${r.voted} votes).` : "Vote for the best answer other than yours.";
+    } else {
+      phase.textContent = `Round ${r.number} over.`;
+    }
+    const last = [...m.rounds].reverse().find((x) => x.status === "completed");
+    const results = document.getElementById("m-results");
+    if (last) {
+      results.hidden = false;
+      results.dataset.round = last.number;
+      document.getElementById("m-results-title").textContent =
+        `Round ${last.number} results — the engine's move: ${last.best || "?"}`;
+      document.getElementById("m-results-list").replaceChildren(...last.answers.map((a) => {
+        const li = document.createElement("li");
+        li.className = a.mine ? "mine" : "";
+        li.textContent = `${a.letter} ${a.who}: ${a.san} — ${a.engine_points} for the move + ${a.votes} votes`;
+        return li;
+      }));
+    }
+    if (r.status === "completed") return;
+    for (const a of r.answers) {
+      const li = document.createElement("li");
+      li.className = a.mine ? "mine" : "";
+      li.dataset.letter = a.letter;
+      const who = a.who ? ` — ${a.who}: ${a.engine_points} + ${a.votes} votes` : "";
+      li.textContent = `${a.letter}: ${a.san} — “${a.reason}”${who}`;
+      if (r.status === "voting" && !r.i_voted && !a.mine) {
+        const button = document.createElement("button");
+        button.type = "button"; button.textContent = `Vote ${a.letter}`;
+        button.addEventListener("click", () => send(`/api/matches/${id}/rounds/${r.number}/vote`, { identity: a.letter }));
+        li.appendChild(button);
+      }
+      answers.appendChild(li);
+    }
+    current = r;
+  }
+  async function refresh() {
+    const res = await fetch(`/api/matches/${encodeURIComponent(id)}`);
+    if (res.ok) render(await res.json());
+  }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!current) return;
+    send(`/api/matches/${id}/rounds/${current.number}/response`, {
+      move: form.move.value.trim(), reason: form.reason.value.trim(),
+    }).then(() => { if (!error.textContent) form.reset(); });
+  });
+  async function loop() {
+    await refresh();
+    if (!done) setTimeout(loop, 500);
+  }
+  loop();
+}
+
 initHome();
+initMatchForm();
+initMatch();
 initTrainer();
 initTrack();
 initLiveList();
