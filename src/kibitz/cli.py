@@ -49,8 +49,6 @@ app.add_typer(replay_app, name="replay")
 console = Console()
 err = Console(stderr=True)
 
-DLQ_REPLAY_GROUP = "kibitz.dlq-replay"
-
 
 def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -138,14 +136,28 @@ def _is_loopback(host: str) -> bool:
 
 
 @app.command()
-def run(service: Annotated[str, typer.Argument(help="A name from `kibitz services`.")]) -> None:
+def run(
+    service: Annotated[str, typer.Argument(help="A name from `kibitz services`.")],
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on this port [default: KIBITZ_METRICS_PORT]."),
+    ] = None,
+) -> None:
     """Run one service in this process (distributed mode: one process per service)."""
+    from prometheus_client import start_http_server
+
     from kibitz.runtime.bootstrap import SERVICES, bootstrap
 
     if service not in SERVICES:
         raise _fail(f"no service {service!r}; `kibitz services` lists them")
     settings = _settings()
     _logging()
+    port = metrics_port or settings.metrics_port
+    if port is not None:
+        try:
+            start_http_server(port, addr=settings.host)  # GET /metrics (any path, in fact)
+        except OSError as exc:
+            raise _fail(f"cannot serve metrics on {settings.host}:{port}: {exc}") from None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -237,19 +249,15 @@ async def _with_log(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
         await log.close()
 
 
-async def _dlq_records(log: Any, topic: str) -> tuple[list[Any], int]:
-    dlq = topic + DLQ_SUFFIX
-    start = (await log.committed(DLQ_REPLAY_GROUP, dlq)).get(0, 0)
-    return await log.read(dlq, 0, start, 10_000), start
-
-
 @dlq_app.command("list")
 def dlq_list(topic: Annotated[str, typer.Argument(help="The base topic, e.g. games.raw")]) -> None:
     """Messages parked on TOPIC.dlq and not yet replayed or discarded."""
     settings = _settings()
 
     async def main() -> list[Any]:
-        return (await _with_log(settings, lambda log: _dlq_records(log, topic)))[0]
+        from kibitz.runtime.dlq import parked
+
+        return await _with_log(settings, lambda log: parked(log, topic))
 
     records = _run(main)
     table = Table("offset", "key", "attempts", "error", "from")
@@ -271,29 +279,12 @@ def dlq_replay(
     discard: Annotated[bool, typer.Option(help="Drop them instead of replaying.")] = False,
 ) -> None:
     """Put TOPIC.dlq's parked messages back on TOPIC (or discard them)."""
-    from kibitz.ports import TopicPartition
+    from kibitz.runtime.dlq import settle
 
     settings = _settings()
 
     async def main() -> int:
-        async def replay(log: Any) -> int:
-            records, _ = await _dlq_records(log, topic)
-            if not records:
-                return 0
-            if not discard:
-                for r in records:
-                    await log.append(topic, r.key, r.value, [("replayed_from", b"dlq")])
-            consumer = log.consumer(DLQ_REPLAY_GROUP, [topic + DLQ_SUFFIX])
-            await consumer.start()
-            try:
-                await consumer.commit(
-                    {TopicPartition(topic + DLQ_SUFFIX, 0): records[-1].offset + 1}
-                )
-            finally:
-                await consumer.close()
-            return len(records)
-
-        return await _with_log(settings, replay)
+        return await _with_log(settings, lambda log: settle(log, topic, discard=discard))
 
     count = _run(main)
     console.print(

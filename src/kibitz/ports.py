@@ -115,6 +115,10 @@ class EventLog(Protocol):
         """Messages appended but not yet committed by `group`, per partition."""
         ...
 
+    async def members(self, group: str) -> int:
+        """How many consumers are members of `group` now (workers alive)."""
+        ...
+
     async def reset_group(self, group: str, topic: str) -> None:
         """Replay: move `group`'s committed offsets of `topic` back to the beginning."""
         ...

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     robots_scale_up_busy: float = Field(default=0.8, gt=0, le=1)  # busy share that adds one
     robots_idle_release: float = Field(default=300.0, ge=0)  # idle seconds before release
     robots_tick: float = Field(default=5.0, gt=0)  # seconds between scaling checks
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # `kibitz run`'s /metrics
     speech: bool = False  # speak every line (espeak-ng); a profile can ask for it too
 
     @field_validator("database_url")

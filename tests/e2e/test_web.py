@@ -189,3 +189,33 @@ def test_the_trainer_solves_a_puzzle_by_clicking_after_a_wrong_move(
 
     page.goto(f"{server.url}/problems/pool")
     expect(page.locator("#pool-themes")).to_contain_text("mateIn1")
+
+
+def test_the_ops_page_shows_groups_and_a_parked_message_then_discards_it(
+    server: Server, page: Page, tmp_path: Path
+) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kibitz.adapters.eventlog_sqlite import SqliteEventLog
+
+    async def poison() -> None:
+        log = SqliteEventLog(server.home / "eventlog.db")
+        await log.start()
+        await log.append("games.raw", "ops-poison", b"{this is not an event")
+        await log.close()
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's loop
+        pool.submit(asyncio.run, poison()).result()
+    page.goto(server.url + "/ops")
+    store_workers = page.locator("#ops-groups tr[data-group='kibitz.store'] td").nth(1)
+    expect(store_workers).not_to_have_text("0")
+    row = page.locator("#ops-dlq tr[data-topic='games.raw']")
+    expect(row).to_contain_text("1 parked", timeout=30_000)
+    expect(page.locator("#ops-failures")).to_contain_text("ops-poison")
+    expect(page.locator("#ops-chart polyline").first).to_be_attached(timeout=10_000)
+    snap(page, "ops", tmp_path)
+    assert httpx.post(f"{server.url}/api/ops/dlq/nope/replay").status_code == 404
+    row.locator("button.discard").click()
+    expect(page.locator("#ops-error")).to_have_text("games.raw: 1 message(s) discarded")
+    expect(row).to_contain_text("0 parked")

@@ -317,3 +317,19 @@ async def test_a_stalled_sqlite_member_gives_up_the_partitions_taken_from_it(
         await live.close()
     finally:
         await log.close()
+
+
+async def test_group_members_are_counted_while_they_run(event_log: EventLog, topic: str) -> None:
+    await event_log.declare([TopicSpec(topic, partitions=2)])
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    assert await event_log.members(group) == 0
+    first, second = event_log.consumer(group, [topic]), event_log.consumer(group, [topic])
+    await first.start()
+    await second.start()
+    try:
+        async with asyncio.timeout(30):
+            while await event_log.members(group) != 2:
+                await asyncio.gather(first.poll(timeout=0.2), second.poll(timeout=0.2))
+    finally:
+        await first.close()
+        await second.close()

@@ -167,6 +167,11 @@ class KafkaEventLog:
         done = await self.committed(group, topic)
         return {p: max(0, ends[p] - done.get(p, 0)) for p in ends}
 
+    async def members(self, group: str) -> int:
+        responses = await self.admin.describe_consumer_groups([group])
+        # DescribeGroups: per group (error, id, state, protocol type, protocol, members, …)
+        return sum(len(described[5]) for r in responses for described in r.groups)
+
     async def reset_group(self, group: str, topic: str) -> None:
         # Kafka commits only through a group member: join (alone, as an operator would after
         # stopping the service), take every partition, commit offset 0, leave.

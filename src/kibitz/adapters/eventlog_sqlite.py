@@ -324,6 +324,16 @@ class SqliteEventLog:
         done = await self.committed(group, topic)
         return {p: max(0, ends[p] - done.get(p, 0)) for p in ends}
 
+    async def members(self, group: str) -> int:
+        cutoff = _now_ms() - self.session_timeout_ms
+        row = await self.db.run(
+            lambda c: c.execute(
+                "SELECT COUNT(*) FROM group_members WHERE grp=? AND heartbeat_ms>=?",
+                (group, cutoff),
+            ).fetchone()
+        )
+        return int(row[0])
+
     async def reset_group(self, group: str, topic: str) -> None:
         await self.db.run(
             self.db.transaction(

@@ -24,6 +24,7 @@ from kibitz.api import (
     routes_games,
     routes_live,
     routes_matches,
+    routes_ops,
     routes_problems,
     web,
 )
@@ -130,6 +131,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     app.include_router(routes_live.router)
     app.include_router(routes_problems.router)
     app.include_router(routes_matches.router)
+    app.include_router(routes_ops.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

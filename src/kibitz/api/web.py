@@ -204,6 +204,12 @@ async def robots_page(request: Request, ctx: Context = Depends(context)) -> Resp
     return templates.TemplateResponse(request, "robots.html", {"pool": pool})
 
 
+@router.get("/ops", response_class=HTMLResponse)
+async def ops_page(request: Request) -> Response:
+    """Consumer groups (workers alive, lag, throughput), DLQs with replay and discard."""
+    return templates.TemplateResponse(request, "ops.html", {})
+
+
 @router.get("/board.svg")
 async def position_svg(
     fen: str = Query("", max_length=100),

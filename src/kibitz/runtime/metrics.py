@@ -36,3 +36,11 @@ ENGINE_WAITING = Gauge("kibitz_engine_waiting_searches", "Searches waiting for a
 ANALYSES_FINISHED = Counter(
     "kibitz_analyses_finished_total", "Game analyses finished", ["status", "source"]
 )
+EVAL_CACHE_LOOKUPS = Counter(
+    "kibitz_eval_cache_lookups_total", "Positions looked up in the evaluation cache"
+)
+EVAL_CACHE_HITS = Counter(
+    "kibitz_eval_cache_hits_total",
+    "Positions found in the evaluation cache (hit rate = hits / lookups)",
+)
+ROBOTS = Gauge("kibitz_robots", "Robot instances of the pool", ["personality", "state"])

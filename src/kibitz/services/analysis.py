@@ -453,6 +453,8 @@ class AnalysisWorker:
         for i, epd in enumerate(epds):
             if epd in cache:
                 out[i] = (cache[epd], True)
+        metrics.EVAL_CACHE_LOOKUPS.inc(len(epds))
+        metrics.EVAL_CACHE_HITS.inc(sum(1 for r in out if r is not None))
         job.done[phase] = sum(1 for r in out if r is not None)
         last = [0.0]
         if job.phase == phase:

@@ -35,6 +35,7 @@ from kibitz.events import (
     RoundRobotsAssigned,
     RoundRobotsNeeded,
 )
+from kibitz.runtime import metrics
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
@@ -214,6 +215,10 @@ class RobotPool:
         counts = await self.ctx.store.run(write)
         for payload, key in events:
             await self._publish(payload, key, None)
+        view = await self.ctx.store.read(pool_view)
+        for personality, by_state in view["by_personality"].items():
+            for state in ("idle", "busy"):
+                metrics.ROBOTS.labels(personality, state).set(by_state[state])
         return counts
 
     async def health(self) -> None:

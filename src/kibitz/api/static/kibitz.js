@@ -541,7 +541,92 @@ function initMatch() {
   loop();
 }
 
+function initOps() {
+  const root = document.getElementById("ops");
+  if (!root) return;
+  const chart = document.getElementById("ops-chart");
+  const groups = document.querySelector("#ops-groups tbody");
+  const dlq = document.querySelector("#ops-dlq tbody");
+  const failures = document.getElementById("ops-failures");
+  const error = document.getElementById("ops-error");
+  const token = document.getElementById("ops-token");
+  token.value = localStorage.getItem("kibitz-token") || "";
+  token.addEventListener("change", () => localStorage.setItem("kibitz-token", token.value));
+  const colours = ["#2f6f4f", "#d55e00", "#0072b2", "#cc79a7", "#e69f00", "#56b4e9", "#009e73", "#7a3cc2", "#444", "#b3261e", "#8c6d1f", "#1f78b4"];
+  const history = {};  // group -> [[t, committed]]
+  const rates = {};    // group -> [msg/s]
+  function cell(tr, text) { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); return td; }
+  async function act(topic, what) {
+    error.textContent = "";
+    const headers = token.value ? { Authorization: `Bearer ${token.value}` } : {};
+    try {
+      const body = await postJson(`/api/ops/dlq/${encodeURIComponent(topic)}/${what}`, { method: "POST", headers });
+      error.textContent = `${topic}: ${body.replayed ?? body.discarded} message(s) ${what === "replay" ? "replayed" : "discarded"}`;
+      await refresh();
+    } catch (err) { error.textContent = err.message; }
+  }
+  function draw() {
+    const names = Object.keys(rates);
+    const max = Math.max(1, ...names.flatMap((g) => rates[g]));
+    chart.replaceChildren();
+    names.forEach((g, i) => {
+      const values = rates[g].slice(-60);
+      if (values.length < 2) return;
+      const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+      line.setAttribute("points", values.map((v, j) => `${(j * 600) / 59},${118 - (v / max) * 112}`).join(" "));
+      line.setAttribute("stroke", colours[i % colours.length]);
+      line.dataset.group = g;
+      chart.appendChild(line);
+    });
+  }
+  async function refresh() {
+    const res = await fetch("/api/ops");
+    if (!res.ok) return;
+    const view = await res.json();
+    const now = Date.now() / 1000;
+    groups.replaceChildren();
+    view.groups.forEach((g, i) => {
+      const seen = history[g.group] || (history[g.group] = []);
+      seen.push([now, g.committed]);
+      if (seen.length > 2) seen.shift();
+      const rate = seen.length === 2 ? Math.max(0, (seen[1][1] - seen[0][1]) / (seen[1][0] - seen[0][0])) : 0;
+      (rates[g.group] || (rates[g.group] = [])).push(rate);
+      const tr = document.createElement("tr");
+      tr.dataset.group = g.group;
+      cell(tr, g.group).style.color = colours[i % colours.length];
+      cell(tr, g.members); cell(tr, g.lag); cell(tr, g.committed); cell(tr, rate.toFixed(1));
+      groups.appendChild(tr);
+    });
+    draw();
+    dlq.replaceChildren();
+    for (const q of view.dlq) {
+      const tr = document.createElement("tr");
+      tr.dataset.topic = q.topic;
+      cell(tr, q.topic); cell(tr, `${q.parked} parked`);
+      const actions = cell(tr, "");
+      if (q.parked) {
+        for (const what of ["replay", "discard"]) {
+          const b = document.createElement("button");
+          b.type = "button"; b.textContent = what; b.className = what;
+          b.addEventListener("click", () => act(q.topic, what));
+          actions.appendChild(b);
+        }
+      }
+      dlq.appendChild(tr);
+    }
+    failures.replaceChildren(...view.failures.map((f) => {
+      const li = document.createElement("li");
+      li.textContent = `${f.topic} · ${f.key} · ${f.error} (attempts ${f.attempts || 0})`;
+      return li;
+    }));
+    root.dataset.loaded = "1";
+  }
+  refresh();
+  setInterval(refresh, 2000);
+}
+
 initHome();
+initOps();
 initMatchForm();
 initMatch();
 initTrainer();

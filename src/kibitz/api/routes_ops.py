@@ -1,0 +1,66 @@
+"""JSON API for operators: consumer groups, dead-letter queues (list, replay, discard)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from kibitz import topics
+from kibitz.api.deps import container, require_write_token
+from kibitz.errors import NotFound
+from kibitz.runtime import dlq
+from kibitz.runtime.bootstrap import SERVICES, Container
+from kibitz.runtime.ops import ops_view
+
+router = APIRouter(prefix="/api/ops", tags=["ops"])
+
+
+def consumer_groups(request: Request, app: Container) -> dict[str, list[str]]:
+    """Every service's consumer group and the topics it consumes (worked out once)."""
+    known: dict[str, list[str]] | None = getattr(request.app.state, "ops_groups", None)
+    if known is None:
+        known = {}
+        for build in SERVICES.values():
+            service = build(app.ctx)
+            known[service.group] = list(service.topics)
+        request.app.state.ops_groups = known
+    return known
+
+
+def _topic(topic: str) -> str:
+    if topic not in topics.CONSUMED:
+        raise NotFound(
+            f"no dead-letter queue for {topic!r}; topics: {', '.join(sorted(topics.CONSUMED))}"
+        )
+    return topic
+
+
+@router.get("")
+async def overview(request: Request, app: Container = Depends(container)) -> dict[str, Any]:
+    """Per consumer group: members (workers alive), lag, committed offsets; messages parked
+    per DLQ; the latest failures."""
+    return await ops_view(app.ctx.event_log, consumer_groups(request, app))
+
+
+@router.get("/dlq/{topic}")
+async def parked(topic: str, app: Container = Depends(container)) -> dict[str, Any]:
+    """What is parked on `topic`'s DLQ, oldest first, with the error of each."""
+    records = await dlq.parked(app.ctx.event_log, _topic(topic))
+    return {"topic": topic, "parked": [dlq.describe(r) for r in records]}
+
+
+@router.post("/dlq/{topic}/replay", dependencies=[Depends(require_write_token)])
+async def replay(
+    topic: str, request: Request, app: Container = Depends(container)
+) -> dict[str, Any]:
+    """Put every parked message back on `topic`."""
+    count = await dlq.settle(app.ctx.event_log, _topic(topic), discard=False)
+    return {"topic": topic, "replayed": count}
+
+
+@router.post("/dlq/{topic}/discard", dependencies=[Depends(require_write_token)])
+async def discard(topic: str, app: Container = Depends(container)) -> dict[str, Any]:
+    """Drop every parked message of `topic`'s DLQ (they stay in the log, marked dealt with)."""
+    count = await dlq.settle(app.ctx.event_log, _topic(topic), discard=True)
+    return {"topic": topic, "discarded": count}
