@@ -88,7 +88,7 @@ async def import_pgn(
 async def list_player_games(
     username: str,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000),
     ctx: Context = Depends(context),
 ) -> dict[str, Any]:
     """The player's games, newest first."""

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -89,7 +89,9 @@ async def live_events(
 
 
 @router.get("/live/{game_id}/audio/{ply}.wav", response_class=Response)
-async def live_audio(game_id: str, ply: int, app: Container = Depends(container)) -> Response:
+async def live_audio(
+    game_id: str, ply: int = Path(ge=1, le=10_000), app: Container = Depends(container)
+) -> Response:
     """The spoken commentary of one ply (WAV), when speech was asked for."""
     audio = await app.ctx.store.read(
         lambda s: s.scalar(

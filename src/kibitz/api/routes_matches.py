@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -58,7 +58,10 @@ async def get_match(match_id: str, app: Container = Depends(container)) -> dict[
     dependencies=[Depends(require_write_token)],
 )
 async def respond(
-    match_id: str, number: int, body: ResponseRequest, app: Container = Depends(container)
+    match_id: str,
+    body: ResponseRequest,
+    number: int = Path(ge=1, le=100),
+    app: Container = Depends(container),
 ) -> dict[str, Any]:
     """Your move and one line of why, for the current round while it takes answers."""
     return await matches.submit_response(app.ctx, match_id, number, body.move, body.reason)
@@ -70,7 +73,10 @@ async def respond(
     dependencies=[Depends(require_write_token)],
 )
 async def vote(
-    match_id: str, number: int, body: VoteRequest, app: Container = Depends(container)
+    match_id: str,
+    body: VoteRequest,
+    number: int = Path(ge=1, le=100),
+    app: Container = Depends(container),
 ) -> dict[str, Any]:
     """Your vote for the best answer other than yours, by its letter."""
     return await matches.submit_vote(app.ctx, match_id, number, body.identity)

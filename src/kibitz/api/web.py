@@ -117,7 +117,7 @@ def eval_graph(
 
 @router.get("/games/{game_id}/board.svg")
 async def board_svg(
-    game_id: str, ply: int = Query(0, ge=0), ctx: Context = Depends(context)
+    game_id: str, ply: int = Query(0, ge=0, le=10_000), ctx: Context = Depends(context)
 ) -> Response:
     """The position after `ply` moves, drawn by python-chess, last move highlighted."""
     game = await ctx.store.read(lambda s: game_detail(get_game(s, game_id)))
