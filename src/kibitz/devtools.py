@@ -79,3 +79,80 @@ def start_broker(log_dir: Path, port: int | None = None, timeout: float = 20.0) 
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"the broker did not listen on {port} within {timeout}s; see {log_path}")
+
+
+# --- `kibitz up --distributed`: every service its own process, on this machine -------------
+
+
+@dataclass
+class ClusterProcess:
+    name: str
+    pid: int
+    log: str
+    metrics_port: int | None = None
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cluster_file(home: Path) -> Path:
+    return home / "cluster.json"
+
+
+def running_cluster(home: Path) -> list[ClusterProcess]:
+    """The processes `kibitz up` started that are still alive (none: nothing is up)."""
+    import json
+
+    path = cluster_file(home)
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    return [ClusterProcess(**p) for p in data["processes"] if _alive(int(p["pid"]))]
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> ClusterProcess:
+    """Start one detached process (its own session: it outlives `kibitz up`)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return ClusterProcess(name, process.pid, str(log))
+
+
+def stop_cluster(home: Path, timeout: float = 30.0) -> list[str]:
+    """SIGTERM what `kibitz up` started (the broker last), SIGKILL what does not stop in time;
+    returns the names stopped."""
+    import os
+    import signal
+
+    processes = running_cluster(home)
+    stopped = []
+    for group in (
+        [p for p in processes if p.name != "broker"],
+        [p for p in processes if p.name == "broker"],
+    ):
+        for process in group:
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + timeout
+        for process in group:
+            while _alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(process.pid):
+                os.kill(process.pid, signal.SIGKILL)
+            stopped.append(process.name)
+    cluster_file(home).unlink(missing_ok=True)
+    return stopped

@@ -237,3 +237,58 @@ def test_run_tracker_serves_its_own_http_interface_and_stops_on_sigterm(
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
+
+
+@pytest.mark.kafka
+def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_them(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    from kibitz.devtools import running_cluster
+
+    assert "add --distributed" in kibitz(tmp_path, "up").stderr
+    sqlite_store = kibitz(tmp_path, "up", "--distributed", KIBITZ_DATABASE_URL="sqlite:///x.db")
+    assert sqlite_store.returncode == 2 and "needs PostgreSQL" in sqlite_store.stderr
+    port = free_port()
+    env = {
+        "KIBITZ_DATABASE_URL": fresh_pg_url,
+        "KIBITZ_QUICK_NODES": "2000",
+        "KIBITZ_DEEP_NODES": "5000",
+    }
+    try:
+        up = kibitz(
+            tmp_path, "up", "--distributed", "--port", str(port), "--analysis-workers", "2", **env
+        )
+        assert up.returncode == 0, up.stdout + up.stderr
+        processes = running_cluster(tmp_path / "home")
+        names = sorted(p.name for p in processes)
+        assert names.count("analysis-1") == 1 and "analysis-2" in names and "broker" in names
+        assert {"api", "store", "ingest", "matches", "robot-worker"} <= set(names)
+        again = kibitz(tmp_path, "up", "--distributed", **env)
+        assert again.returncode == 2 and "already up" in again.stderr
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/api/health").json()["status"] == "ok"
+        metrics = next(p.metrics_port for p in processes if p.name == "store")
+        assert (
+            "kibitz_messages_processed_total"
+            in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
+        )
+        pgn = (FIXTURES / "three_good_one_broken.pgn").read_text()
+        sent = httpx.post(f"{url}/api/imports/pgn", files={"file": ("g.pgn", pgn)})
+        assert sent.status_code == 202
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if httpx.get(f"{url}/api/syncs/{sent.json()['id']}").json()["status"] == "done":
+                break
+            time.sleep(0.3)
+        game = httpx.get(f"{url}/api/players/Alice/games").json()["games"][0]["id"]
+        httpx.post(f"{url}/api/games/{game}/analysis", json={"priority": "interactive"})
+        while time.monotonic() < deadline:
+            if httpx.get(f"{url}/api/games/{game}/analysis").json()["status"] == "done":
+                break
+            time.sleep(0.3)
+        assert httpx.get(f"{url}/api/games/{game}/analysis").json()["status"] == "done"
+    finally:
+        down = kibitz(tmp_path, "down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert running_cluster(tmp_path / "home") == []
+    assert "nothing was up" in kibitz(tmp_path, "down").stdout
