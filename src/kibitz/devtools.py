@@ -90,11 +90,17 @@ class ClusterProcess:
     pid: int
     log: str
     metrics_port: int | None = None
+    argv: list[str] | None = None
 
 
 def _alive(pid: int) -> bool:
     import os
 
+    try:  # our own child that exited is a zombie until reaped: reap it
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -127,7 +133,28 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Clu
         process = subprocess.Popen(
             argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    return ClusterProcess(name, process.pid, str(log))
+    return ClusterProcess(name, process.pid, str(log), argv=list(argv))
+
+
+def restart(home: Path, name: str, env: dict[str, str]) -> ClusterProcess:
+    """SIGKILL one process of the cluster and start it again (chaos tests, operators)."""
+    import json
+    import os
+    import signal
+    from dataclasses import asdict
+
+    path = cluster_file(home)
+    data = json.loads(path.read_text())
+    entry = next(p for p in data["processes"] if p["name"] == name)
+    if _alive(int(entry["pid"])):
+        os.kill(int(entry["pid"]), signal.SIGKILL)
+        while _alive(int(entry["pid"])):
+            time.sleep(0.05)
+    process = spawn(name, list(entry["argv"]), env, Path(entry["log"]).parent)
+    process.metrics_port = entry.get("metrics_port")
+    data["processes"] = [asdict(process) if p["name"] == name else p for p in data["processes"]]
+    path.write_text(json.dumps(data, indent=2))
+    return process
 
 
 def stop_cluster(home: Path, timeout: float = 30.0) -> list[str]:

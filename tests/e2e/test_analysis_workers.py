@@ -125,3 +125,100 @@ def test_a_worker_killed_mid_batch_leaves_every_game_done_with_one_result_per_pl
     # The games the killed worker held were taken over by the other one.
     assert attempts and all(n >= 2 for n in attempts.values())
     assert processes["analysis-b"].poll() is None
+
+
+def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
+    tmp_path: Path, fresh_pg_url: str, fake_lichess: FakeLichess
+) -> None:
+    """Every service its own process (`kibitz up --distributed`) on PostgreSQL and the broker:
+    200 games imported from the fake Lichess and analysed by 3 workers while a random worker
+    is SIGKILLed and restarted five times and the broker is frozen for 30 s. Every game ends
+    analysed once per plugin version, with one evaluation per ply and phase; nothing is left
+    queued, running, or unconsumed."""
+    import random
+
+    import httpx
+
+    from kibitz.devtools import free_port, restart, running_cluster
+
+    fake_lichess.add_user("Chaos", 200, seed=5)
+    port = free_port()
+    env = {
+        **os.environ,
+        "KIBITZ_HOME": str(tmp_path / "home"),
+        "KIBITZ_DATABASE_URL": fresh_pg_url,
+        "KIBITZ_LICHESS_URL": fake_lichess.url,
+        "KIBITZ_ENGINES": "1",
+        "KIBITZ_QUICK_NODES": "1000",
+        "KIBITZ_DEEP_NODES": "3000",
+        "KIBITZ_EVAL_CACHE": "false",
+        "KIBITZ_API_TOKEN": "",
+        "COLUMNS": "200",
+    }
+    home = tmp_path / "home"
+    up = subprocess.run(
+        [KIBITZ, "up", "--distributed", "--analysis-workers", "3", "--port", str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    url = f"http://127.0.0.1:{port}"
+    db = fresh_pg_url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        sync = httpx.post(f"{url}/api/players/Chaos/sync", json={}).json()["id"]
+        deadline = time.monotonic() + 240
+        while httpx.get(f"{url}/api/syncs/{sync}").json()["status"] != "done":
+            assert time.monotonic() < deadline, "the import did not finish"
+            time.sleep(0.5)
+        queued = httpx.post(f"{url}/api/players/Chaos/analysis", json={"priority": "batch"}).json()
+        assert queued["queued"] == 200, queued
+
+        def done() -> int:
+            with psycopg.connect(db, autocommit=True) as conn:
+                row = conn.execute("SELECT count(*) FROM analyses WHERE status='done'").fetchone()
+            return int(row[0]) if row else 0
+
+        rng = random.Random(8)
+        broker = next(p for p in running_cluster(home) if p.name == "broker")
+        for kill in range(5):
+            while done() < 20 * (kill + 1):
+                time.sleep(0.3)
+            restart(home, f"analysis-{rng.randint(1, 3)}", env)
+            if kill == 2:  # the broker frozen for 30 s: nothing reaches it, nothing is lost
+                os.kill(broker.pid, signal.SIGSTOP)
+                time.sleep(30)
+                os.kill(broker.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 420
+        while done() < 200:
+            assert time.monotonic() < deadline, f"only {done()} of 200 analysed"
+            time.sleep(1)
+        with psycopg.connect(db, autocommit=True) as conn:
+            statuses = dict(
+                conn.execute("SELECT status, count(*) FROM analyses GROUP BY status").fetchall()
+            )
+            per_game = conn.execute(
+                "SELECT g.id, g.ply_count, "
+                "(SELECT count(*) FROM plugin_results r WHERE r.game_id = g.id), "
+                "(SELECT count(*) FROM move_evals e WHERE e.game_id = g.id AND e.phase='quick'), "
+                "(SELECT count(*) FROM move_evals e WHERE e.game_id = g.id AND e.phase='deep') "
+                "FROM games g"
+            ).fetchall()
+        assert statuses == {"done": 200}
+        assert len(per_game) == 200
+        for game_id, plies, results, quick, deep in per_game:
+            assert results == len(BUILTIN_PLUGINS), game_id
+            assert quick == deep == plies, game_id
+        ops = httpx.get(f"{url}/api/ops", timeout=30).json()
+        lag = {g["group"]: g["lag"] for g in ops["groups"]}
+        deadline = time.monotonic() + 60
+        while lag["kibitz.analysis"] or lag["kibitz.store"]:  # everything consumed, in the end
+            assert time.monotonic() < deadline, lag
+            time.sleep(1)
+            ops = httpx.get(f"{url}/api/ops", timeout=30).json()
+            lag = {g["group"]: g["lag"] for g in ops["groups"]}
+        assert all(q["parked"] == 0 for q in ops["dlq"]), ops["dlq"]
+    finally:
+        subprocess.run([KIBITZ, "down"], env=env, capture_output=True, timeout=120)
+    assert running_cluster(home) == []

@@ -35,6 +35,8 @@ class KafkaEventLog:
         self.max_poll_interval_ms = max_poll_interval_ms
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None  # reused for end-offset queries
+        self._offsets_lock = asyncio.Lock()
         self._known_topics: set[str] = set()
 
     async def start(self) -> None:
@@ -65,6 +67,9 @@ class KafkaEventLog:
         if self._admin is not None:
             await self._admin.close()
             self._admin = None
+        if self._offsets is not None:
+            await self._offsets.stop()
+            self._offsets = None
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -142,14 +147,18 @@ class KafkaEventLog:
         return []
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [KafkaTP(topic, p) for p in await self._partitions(topic)]
-            ends = await consumer.end_offsets(tps)
-            return {tp.partition: int(offset) for tp, offset in ends.items()}
-        finally:
-            await consumer.stop()
+        # One group-less consumer, started on first use and kept: the ops page and the lag
+        # gauges ask often, and a connection per question costs more than the question.
+        async with self._offsets_lock:
+            if self._offsets is None:
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap, enable_auto_commit=False
+                )
+                await consumer.start()
+                self._offsets = consumer
+        tps = [KafkaTP(topic, p) for p in await self._partitions(topic)]
+        ends = await self._offsets.end_offsets(tps)
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:
         parts = await self._partitions(topic)
