@@ -855,10 +855,9 @@ def problems_generate(
 
 
 async def _follow_generation(container: Any, player: str | None) -> None:
-    """Until the player's games are analysed and searched: a progress bar of games searched."""
-    from kibitz.services.problems import pool_view
+    """Until every game of the player is analysed and searched: a progress bar."""
+    from kibitz.services.problems import pool_view, search_progress
 
-    analysing = await _analysis_ids(container, player) if player else []
     with Progress(
         TextColumn("[bold]puzzle search"),
         BarColumn(),
@@ -869,23 +868,18 @@ async def _follow_generation(container: Any, player: str | None) -> None:
         console=err,
     ) as progress:
         task = progress.add_task("search", total=None, searched=0, games="?", found=0)
-        started: int | None = None
         while True:
+            searched, waiting = await container.ctx.store.read(lambda s: search_progress(s, player))
             pool = await container.ctx.store.read(lambda s: pool_view(s, player))
-            pending = await _analysis_ids(container, player) if player and analysing else []
-            left = pool["games_to_search"] + len(pending)
-            if started is None:
-                started = pool["games_searched"]
-            searched = pool["games_searched"] - started
             progress.update(
                 task,
-                total=searched + left,
+                total=searched + waiting,
                 completed=searched,
                 searched=searched,
-                games=searched + left,
+                games=searched + waiting,
                 found=pool["total"],
             )
-            if left == 0:
+            if waiting == 0:
                 return
             await asyncio.sleep(0.5)
 

@@ -304,6 +304,28 @@ def unsearched_games(session: Session, player: str | None) -> list[str]:
     return list(session.scalars(query.order_by(Game.id)))
 
 
+def search_progress(session: Session, player: str | None) -> tuple[int, int]:
+    """(games searched, games still waiting to be analysed or searched) among `player`'s
+    games (or all): what a caller waiting for a generation request watches."""
+    games = select(Game.id, Game.variant)
+    if player is not None:
+        name = player.strip().lower()
+        games = games.where(or_(Game.white_id == name, Game.black_id == name))
+    status = dict(session.execute(select(Analysis.game_id, Analysis.status)).all())
+    scanned = set(
+        session.scalars(
+            select(ProblemScan.game_id).where(ProblemScan.version >= puzzles.GENERATOR_VERSION)
+        )
+    )
+    searched = waiting = 0
+    for game_id, variant in session.execute(games):
+        if game_id in scanned:
+            searched += 1
+        elif variant in ("standard", "fromPosition") and status.get(game_id) != "failed":
+            waiting += 1
+    return searched, waiting
+
+
 # --- requests (API, CLI, scheduler) ----------------------------------------------------------
 
 
