@@ -79,9 +79,7 @@ class CommentaryWorker:
 
     @property
     def engines(self) -> EnginePool:
-        if self.ctx.engines is None:
-            raise UpstreamUnavailable("the commentary needs the engine pool (no Stockfish)")
-        return self.ctx.engines
+        return self.ctx.engine_pool("the commentary")
 
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
         if isinstance(payload, LiveMove):

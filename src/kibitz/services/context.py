@@ -9,6 +9,7 @@ from kibitz.adapters.engine_uci import EnginePool
 from kibitz.adapters.lichess_http import LichessClient
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock
+from kibitz.errors import UpstreamUnavailable
 from kibitz.ports import EventLog
 from kibitz.runtime.publisher import Publisher
 from kibitz.settings import Settings
@@ -24,3 +25,9 @@ class Context:
     clock: Clock
     cpu_pool: Executor | None = None  # worker processes for CPU-bound pure work
     engines: EnginePool | None = None  # started only in processes that run the analysis
+
+    def engine_pool(self, who: str) -> EnginePool:
+        """The Stockfish pool; UpstreamUnavailable naming `who` when this process has none."""
+        if self.engines is None:
+            raise UpstreamUnavailable(f"{who} needs the engine pool (no Stockfish)")
+        return self.engines

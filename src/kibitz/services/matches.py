@@ -28,7 +28,7 @@ from kibitz.adapters.store_models import Game, MatchRow, MoveEval, Problem
 from kibitz.domain import matches as rules
 from kibitz.domain.judgment import Judgment, judge_move, stored_score
 from kibitz.domain.puzzles import pov, win_chances
-from kibitz.errors import Conflict, InvalidInput, MalformedEvent, NotFound, UpstreamUnavailable
+from kibitz.errors import Conflict, InvalidInput, MalformedEvent, NotFound
 from kibitz.events import (
     Envelope,
     GenerateResponse,
@@ -61,9 +61,7 @@ class MatchesWorker:
 
     @property
     def engines(self) -> EnginePool:
-        if self.ctx.engines is None:
-            raise UpstreamUnavailable("the matches service needs the engine pool (no Stockfish)")
-        return self.ctx.engines
+        return self.ctx.engine_pool("the matches service")
 
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
         if isinstance(payload, RoundRobotsAssigned):

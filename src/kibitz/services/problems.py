@@ -76,9 +76,7 @@ class ProblemsWorker:
 
     @property
     def engines(self) -> EnginePool:
-        if self.ctx.engines is None:
-            raise UpstreamUnavailable("the problems service needs the engine pool (no Stockfish)")
-        return self.ctx.engines
+        return self.ctx.engine_pool("the problems service")
 
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
         if isinstance(payload, AnalysisCompleted):

@@ -14,7 +14,7 @@ from kibitz import topics
 from kibitz.adapters.engine_uci import EngineEval, EnginePool
 from kibitz.domain import robots
 from kibitz.domain.judgment import Score
-from kibitz.errors import MalformedEvent, UpstreamUnavailable
+from kibitz.errors import MalformedEvent
 from kibitz.events import Envelope, GenerateResponse, GenerateVote, Payload, RobotAnswered
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
@@ -32,9 +32,7 @@ class RobotWorker:
 
     @property
     def engines(self) -> EnginePool:
-        if self.ctx.engines is None:
-            raise UpstreamUnavailable("the robot worker needs the engine pool (no Stockfish)")
-        return self.ctx.engines
+        return self.ctx.engine_pool("the robot worker")
 
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
         if not isinstance(payload, GenerateResponse | GenerateVote):
