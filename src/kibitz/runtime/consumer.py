@@ -53,6 +53,7 @@ class _PartitionWork:
     discard: bool = False
     completed: int | None = None  # next offset to commit
     committed: int | None = None
+    resume_at: float | None = None  # the drain failed (the log unreachable): start it again then
 
 
 class ConsumerRunner:
@@ -84,6 +85,7 @@ class ConsumerRunner:
         self.retry = retry or RetryPolicy()
         self.max_buffered = max_buffered_per_partition
         self.clock = clock
+        self.resume_delay = 1.0
         self._work: dict[TopicPartition, _PartitionWork] = {}
         self._paused: set[TopicPartition] = set()
         self._stopping = asyncio.Event()
@@ -119,8 +121,8 @@ class ConsumerRunner:
                     work = self._work.setdefault(record.tp, _PartitionWork())
                     work.discard = False
                     work.queue.append(record)
-                    if work.task is None or work.task.done():
-                        work.task = asyncio.create_task(self._drain_partition(record.tp, work))
+                for tp, work in self._work.items():
+                    self._keep_draining(tp, work)
                 busy = {
                     tp for tp, w in self._work.items() if len(w.queue) >= self.max_buffered
                 } - self._paused
@@ -142,6 +144,32 @@ class ConsumerRunner:
                 await consumer.close()
             finally:
                 self._stopped.set()
+
+    def _keep_draining(self, tp: TopicPartition, work: _PartitionWork) -> None:
+        """Start the partition's drain when it has work and none runs. A drain that died (a
+        handler's record could not even be sent to retry: the log was unreachable) starts
+        again a second later, from the record it stopped at: nothing waits for a new record."""
+        task = work.task
+        if not work.queue or work.discard or (task is not None and not task.done()):
+            return
+        now = time.monotonic()
+        if task is not None and work.resume_at is None:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                log.warning(
+                    "partition_stalled group=%s partition=%s/%d error=%s; resuming in %.0f s",
+                    self.group,
+                    tp.topic,
+                    tp.partition,
+                    error,
+                    self.resume_delay,
+                )
+                work.resume_at = now + self.resume_delay
+                return
+        if work.resume_at is not None and now < work.resume_at:
+            return
+        work.resume_at = None
+        work.task = asyncio.create_task(self._drain_partition(tp, work))
 
     async def _report_lag(self, every: float = 10.0) -> None:
         """Publish the group's lag per partition as a gauge (appended minus committed)."""
