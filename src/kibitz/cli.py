@@ -217,7 +217,7 @@ def up(
         bool, typer.Option("--distributed", help="Every service its own process, on Kafka.")
     ] = False,
     analysis_workers: Annotated[int, typer.Option(help="Analysis worker processes.")] = 2,
-    port: Annotated[int | None, typer.Option(help="The API's port [default: KIBITZ_PORT].")] = None,
+    port: Annotated[int | None, typer.Option(help="The API's port (default: KIBITZ_PORT).")] = None,
     broker_storage: Annotated[
         str,
         typer.Option(

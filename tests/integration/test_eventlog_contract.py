@@ -352,6 +352,25 @@ async def test_retention_drops_old_records_and_consumers_skip_past_them(tmp_path
         await log.close()
 
 
+async def test_sqlite_appends_queued_while_other_topics_are_declared_are_written(
+    tmp_path: Path, topic: str
+) -> None:
+    """A consumer starting (it declares its retry topics) while a producer's records wait
+    for the writer: every record is written (the writer once lost its topic's partition
+    count to the declaration, and failed them with a KeyError)."""
+    log = make_sqlite_log(tmp_path / "log.db")
+    await log.start()
+    try:
+        await log.declare([TopicSpec(topic, partitions=4)])
+        appends = [log.append(topic, f"k{i}", str(i).encode()) for i in range(200)]
+        declares = [log.declare([TopicSpec(f"{topic}-{i}", 2)]) for i in range(20)]
+        results = await asyncio.gather(*appends, *declares, return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert sum((await log.end_offsets(topic)).values()) == 200
+    finally:
+        await log.close()
+
+
 async def test_a_stalled_sqlite_member_gives_up_the_partitions_taken_from_it(
     tmp_path: Path, topic: str
 ) -> None:

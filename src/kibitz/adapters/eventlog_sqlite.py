@@ -161,6 +161,8 @@ class SqliteEventLog:
     # --- topics ----------------------------------------------------------------
 
     async def declare(self, topics: Sequence[TopicSpec]) -> None:
+        declared: dict[str, int] = {}
+
         def write(conn: sqlite3.Connection) -> None:
             for spec in topics:
                 conn.execute(
@@ -180,9 +182,12 @@ class SqliteEventLog:
                     "INSERT OR IGNORE INTO partition_heads(topic, partition) VALUES (?,?)",
                     [(spec.name, p) for p in range(count)],
                 )
+                declared[spec.name] = int(count)
 
         await self.db.run(self.db.transaction(write))
-        self._partitions.clear()
+        # A topic's partition count never changes once created: add to what is known (an
+        # append queued meanwhile relies on its topic's count staying known).
+        self._partitions.update(declared)
 
     async def _partition_count(self, topic: str) -> int:
         count = self._partitions.get(topic)
@@ -259,6 +264,10 @@ class SqliteEventLog:
             results = []
             now = _now_ms()
             for topic, key, value, headers, _ in batch:
+                if topic not in counts:  # known when appended; read it again to be sure
+                    (counts[topic],) = conn.execute(
+                        "SELECT partitions FROM topics WHERE name=?", (topic,)
+                    ).fetchone()
                 partition = partition_for(key, counts[topic])
                 head = heads.get((topic, partition))
                 if head is None:
