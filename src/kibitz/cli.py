@@ -234,6 +234,7 @@ def up(
 
     from kibitz.devtools import (
         ClusterProcess,
+        check_broker_storage,
         cluster_file,
         free_port,
         running_cluster,
@@ -250,8 +251,10 @@ def up(
         )
     if not 1 <= analysis_workers <= 32:
         raise _fail("--analysis-workers must be between 1 and 32")
-    if not broker_storage.startswith(("memory://", "s3://")):
-        raise _fail("--broker-storage must be memory://… or s3://BUCKET/")
+    try:
+        check_broker_storage(broker_storage)
+    except ValueError as exc:
+        raise _fail(f"--broker-storage: {exc}") from None
     settings = _settings()
     if running_cluster(settings.home):
         raise _fail(

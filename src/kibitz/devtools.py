@@ -28,6 +28,24 @@ def tansu_binary() -> str:
 MEMORY_STORAGE = "memory://tansu/"
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM a child process, SIGKILL it if it is still there after `timeout` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def check_broker_storage(storage: str) -> str:
+    """`storage` if Tansu can keep its log there; ValueError saying what it takes if not."""
+    if not storage.startswith(("memory://", "s3://")):
+        raise ValueError(f"broker storage must be memory://… or s3://BUCKET/, not {storage!r}")
+    return storage
+
+
 @dataclass
 class LocalBroker:
     """A Tansu broker on 127.0.0.1. With `memory://` storage its log dies with the process;
@@ -44,19 +62,11 @@ class LocalBroker:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 def broker_argv(port: int, storage: str = MEMORY_STORAGE) -> list[str]:
     """The command line of a Tansu broker listening on 127.0.0.1:`port` only."""
-    if not storage.startswith(("memory://", "s3://")):
-        raise ValueError(f"broker storage must be memory://… or s3://BUCKET/, not {storage!r}")
     url = f"tcp://127.0.0.1:{port}"
     return [
         tansu_binary(),
@@ -66,7 +76,7 @@ def broker_argv(port: int, storage: str = MEMORY_STORAGE) -> list[str]:
         "--advertised-listener-url",
         url,
         "--storage-engine",
-        storage,
+        check_broker_storage(storage),
     ]
 
 
@@ -139,13 +149,7 @@ class LocalS3:
         }
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 def start_s3(log_dir: Path, bucket: str = "kibitz", timeout: float = 30.0) -> LocalS3:
@@ -257,6 +261,7 @@ def restart(
         while _alive(pid):
             if time.monotonic() > deadline:  # it did not stop on that signal
                 os.kill(pid, signal.SIGKILL)
+                deadline = float("inf")
             time.sleep(0.05)
     time.sleep(down_for)
     process = spawn(name, list(entry["argv"]), env, Path(entry["log"]).parent)
