@@ -55,15 +55,27 @@ ensure_chromium() {
 }
 
 ensure_postgres() {
-  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  # A fresh Debian PostgreSQL takes TCP logins by password only (scram-sha-256), so the tests
+  # get a role of their own with a password: `kibitz` may create and drop databases, no more.
   if ! command -v pg_ctlcluster >/dev/null; then
     echo "installing PostgreSQL …"
     apt_install postgresql
   fi
-  # shellcheck disable=SC2046
-  $SUDO pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | tail -1) main start || true
-  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
-  echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    # shellcheck disable=SC2046
+    $SUDO pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | sort -n | tail -1) main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
+  fi
+  if [ -z "${KIBITZ_TEST_PG:-}" ]; then
+    local role
+    role=$($SUDO runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname = 'kibitz'" 2>/dev/null || true)
+    if [ "$role" != "1" ]; then
+      echo "creating the PostgreSQL role kibitz for the tests …"
+      $SUDO runuser -u postgres -- psql -q -c "CREATE ROLE kibitz LOGIN CREATEDB PASSWORD 'kibitz'"
+    fi
+    export KIBITZ_TEST_PG="postgresql://kibitz:kibitz@127.0.0.1:5432/postgres"
+  fi
 }
 
 case "${1:-}" in

@@ -139,7 +139,7 @@ async def main(games: int, pg_admin: str, rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--games", type=int, default=2000)
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg", default="postgresql://kibitz:kibitz@127.0.0.1:5432/postgres")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     asyncio.run(main(args.games, args.pg, args.rounds))

@@ -53,7 +53,7 @@ from kibitz.services.ingest import import_pgn  # noqa: E402
 from kibitz.services.problems import request_generation  # noqa: E402
 from kibitz.settings import load_settings  # noqa: E402
 
-PG_ADMIN = os.environ.get("KIBITZ_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get("KIBITZ_TEST_PG", "postgresql://kibitz:kibitz@127.0.0.1:5432/postgres")
 
 
 def percentile(values: list[float], p: float) -> float:

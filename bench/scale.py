@@ -37,7 +37,7 @@ from tests.fakes.lichess import FakeLichess  # noqa: E402
 from kibitz.devtools import free_port  # noqa: E402
 from kibitz.settings import load_settings  # noqa: E402
 
-PG_ADMIN = os.environ.get("KIBITZ_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN = os.environ.get("KIBITZ_TEST_PG", "postgresql://kibitz:kibitz@127.0.0.1:5432/postgres")
 KIBITZ = str(Path(sys.executable).parent / "kibitz")
 
 

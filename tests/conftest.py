@@ -16,7 +16,9 @@ from kibitz.devtools import LocalBroker, LocalS3, start_broker, start_s3
 from kibitz.ports import EventLog
 from tests.fakes.lichess import FakeLichess
 
-PG_ADMIN_URL = os.environ.get("KIBITZ_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "KIBITZ_TEST_PG", "postgresql://kibitz:kibitz@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture(scope="session")
