@@ -104,11 +104,7 @@ def serve(
     if demo is not None:
         settings.demo = demo
     bind = host or settings.host
-    if not _is_loopback(bind) and not settings.api_token:
-        raise _fail(
-            f"refusing to listen on {bind} without KIBITZ_API_TOKEN: "
-            "set a token, or listen on 127.0.0.1"
-        )
+    _refuse_open_listen(bind, settings)
     _logging()
     _run(lambda: _preflight(settings))
     application = create_app(bootstrap(settings), services=[] if api_only else None)
@@ -125,6 +121,15 @@ async def _preflight(settings: Settings) -> None:
         await container.start([])
     finally:
         await container.close()
+
+
+def _refuse_open_listen(bind: str, settings: Settings) -> None:
+    """Exit 2 before listening on a non-loopback address without KIBITZ_API_TOKEN."""
+    if not _is_loopback(bind) and not settings.api_token:
+        raise _fail(
+            f"refusing to listen on {bind} without KIBITZ_API_TOKEN: "
+            "set a token, or listen on 127.0.0.1"
+        )
 
 
 def _is_loopback(host: str) -> bool:
@@ -154,6 +159,8 @@ def run(
     settings = _settings()
     _logging()
     port = metrics_port or settings.metrics_port
+    if service == "tracker" or port is not None:  # it listens: its HTTP interface, its metrics
+        _refuse_open_listen(settings.host, settings)
     if port is not None:
         try:
             start_http_server(port, addr=settings.host)  # GET /metrics (any path, in fact)
@@ -494,9 +501,10 @@ def track(
 ) -> None:
     """Follow a player's ongoing Lichess game and print its commentary, line by line."""
     from kibitz.adapters.store_models import TrackedPlayer
+    from kibitz.domain.players import check_username
     from kibitz.events import CommentaryPublished, decode
     from kibitz.runtime.bootstrap import bootstrap
-    from kibitz.services.tracker import check_username, request_tracking
+    from kibitz.services.tracker import request_tracking
 
     settings = _settings()
     settings.demo = False

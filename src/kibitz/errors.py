@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class KibitzError(Exception):
     """Base of every expected error; `code` is the machine-readable name shown to users."""
@@ -50,6 +52,33 @@ class PayloadTooLarge(KibitzError):
 class Unauthorized(KibitzError):
     code = "unauthorized"
     http_status = 401
+
+
+class StorageFull(KibitzError):
+    """The store's disk is full: nothing is lost, writes resume once there is space."""
+
+    code = "storage_full"
+    http_status = 507
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the disk is full: SQLite's SQLITE_FULL,
+    PostgreSQL's disk_full (SQLSTATE 53100), or the OS's ENOSPC."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if (
+            getattr(current, "sqlite_errorcode", None) == 13  # SQLITE_FULL
+            or getattr(current, "sqlstate", None) == "53100"
+            or (isinstance(current, OSError) and current.errno == errno.ENOSPC)
+        ):
+            return True
+        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return False
 
 
 class InvalidPgn(InvalidInput):

@@ -31,7 +31,7 @@ def test_health_reports_every_component(server: Server) -> None:
     assert answer.status_code == 200
     assert answer.json() == {
         "status": "ok",
-        "components": {"store": "ok", "bus": "ok", "engine": "ok"},
+        "components": {"store": "ok", "bus": "ok", "services": "ok", "engine": "ok"},
     }
     assert server.started_in < 10
 
@@ -135,7 +135,7 @@ def test_serve_on_kafka_and_postgresql_is_healthy(
     )
     try:
         health = httpx.get(f"{running.url}/api/health").json()
-        assert health["components"] == {"store": "ok", "bus": "ok", "engine": "ok"}
+        assert health["components"] == {"store": "ok", "bus": "ok", "services": "ok", "engine": "ok"}
         assert running.started_in < 10
     finally:
         stop_server(running)

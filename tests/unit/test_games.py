@@ -53,11 +53,13 @@ def test_a_changed_game_has_a_new_content_hash() -> None:
 PGN_WITH_BROKEN = (FIXTURES / "three_good_one_broken.pgn").read_text()
 
 
-def test_split_pgn_reports_the_broken_game_by_index_and_reason() -> None:
+def test_split_pgn_keeps_every_game_by_index_and_the_store_rejects_the_broken_one() -> None:
     entries = split_pgn(PGN_WITH_BROKEN)
     assert [e.index for e in entries] == [1, 2, 3, 4]
-    assert [e.error is None for e in entries] == [True, True, False, True]
-    assert entries[2].error is not None and "illegal move" in entries[2].error
+    assert all(e.pgn is not None and e.error is None for e in entries)
+    with pytest.raises(InvalidPgn, match="illegal move"):
+        game_from_pgn(entries[2].pgn or "")
+    assert [game_from_pgn(e.pgn or "").white_name for e in (entries[0], entries[1], entries[3])]
 
 
 def test_pgn_eval_and_clock_comments_are_kept() -> None:

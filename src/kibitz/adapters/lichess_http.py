@@ -165,9 +165,10 @@ class LichessClient:
         until_ms: int | None = None,
         max_games: int | None = None,
         perf_type: str | None = None,
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    ) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
         """Yield a player's games oldest first, each the moment its NDJSON line arrives, as
-        (the line as received, the parsed game).
+        (the line as received, the parsed game, or None when the line is not a JSON object:
+        the store rejects such a line by its index, and the stream goes on).
 
         Raises LichessUserNotFound (404), LichessRateLimited (429, after recording the pause),
         UpstreamUnavailable (5xx, unreachable, or a stream dropped mid-way).
@@ -200,8 +201,8 @@ class LichessClient:
                     await self._check(response, username)
                     async for line in response.aiter_lines():
                         if line.strip():
-                            yield line, json.loads(line)
-            except (httpx.TransportError, json.JSONDecodeError) as exc:
+                            yield line, _json_object(line)
+            except httpx.TransportError as exc:
                 raise UpstreamUnavailable(
                     f"Lichess stream for {username} broke after "
                     f"{time.monotonic() - started:.1f}s: {type(exc).__name__}"
@@ -278,3 +279,11 @@ class LichessClient:
             await self.gate.rate_limited()
             raise LichessRateLimited("Lichess answered 429: pausing all requests for 60 s")
         raise UpstreamUnavailable(f"Lichess answered HTTP {response.status_code}")
+
+
+def _json_object(line: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from kibitz.adapters.store_models import ProcessedEvent
+from kibitz.adapters.store_models import Lock, ProcessedEvent
+from kibitz.errors import StorageFull, is_storage_full
+
+HEALTH_PROBE = "health-probe"  # the row `ping` writes while the disk is full
 
 T = TypeVar("T")
 
@@ -48,6 +52,7 @@ class SqlStore:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self.full_since: float | None = None  # when a write last failed for a full disk
 
     def upgrade(self) -> None:
         """Apply the Alembic migrations up to head."""
@@ -56,12 +61,25 @@ class SqlStore:
         upgrade(self.engine)
 
     def unit_of_work(self, fn: Callable[[Session], T]) -> T:
-        """Run `fn` in one transaction (committed on return, rolled back on error)."""
-        if self._write_lock is not None:
-            with self._write_lock, self.sessions.begin() as session:
-                return fn(session)
-        with self.sessions.begin() as session:
-            return fn(session)
+        """Run `fn` in one transaction (committed on return, rolled back on error).
+
+        Raises StorageFull when the disk is full (and remembers it for `ping`)."""
+        try:
+            if self._write_lock is not None:
+                with self._write_lock, self.sessions.begin() as session:
+                    result = fn(session)
+            else:
+                with self.sessions.begin() as session:
+                    result = fn(session)
+        except Exception as exc:
+            if is_storage_full(exc):
+                self.full_since = self.full_since or time.time()
+                raise StorageFull(
+                    "the store's disk is full; writes resume when there is space"
+                ) from exc
+            raise
+        self.full_since = None
+        return result
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         return await asyncio.to_thread(self.unit_of_work, fn)
@@ -117,8 +135,17 @@ class SqlStore:
         await asyncio.to_thread(self._ping)
 
     def _ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        """Reach the store; after a write failed for a full disk, write a probe row, so the
+        store is reported down until writes go through again."""
+        if self.full_since is None:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return
+        probe = self.insert(Lock).values(name=HEALTH_PROBE, expires_at=time.time())
+        probe = probe.on_conflict_do_update(
+            index_elements=[Lock.name], set_={"expires_at": time.time()}
+        )
+        self.unit_of_work(lambda session: session.execute(probe))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -9,13 +9,11 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from kibitz import __version__, topics
 from kibitz.api import (
@@ -28,32 +26,13 @@ from kibitz.api import (
     routes_problems,
     web,
 )
+from kibitz.api.guard import RequestGuard
 from kibitz.api.progress import TopicHub
 from kibitz.runtime.bootstrap import Container
 
 log = logging.getLogger("kibitz.api")
 
 HERE = Path(__file__).parent
-
-
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse a request whose declared body is over the limit before reading it (413)."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        super().__init__(app)
-        self.limit = limit
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.limit:
-            return JSONResponse(
-                {
-                    "error": "payload_too_large",
-                    "detail": f"the body is {int(length)} bytes; the limit is {self.limit}",
-                },
-                status_code=413,
-            )
-        return await call_next(request)
 
 
 def create_app(container: Container, *, services: list[str] | None = None) -> FastAPI:
@@ -85,6 +64,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         version=__version__,
         description="Event-driven chess analysis: ingest, analyse, live, problems, matches.",
         lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,
     )
     app.state.container = container
     event_log = container.ctx.event_log
@@ -94,7 +74,11 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         event_log, [topics.LIVE_MOVES, topics.COMMENTARY, topics.LIVE_SESSIONS], game_of, "live"
     )
     hubs = [app.state.progress, app.state.live]
-    app.add_middleware(BodyLimit, limit=container.settings.max_upload_bytes + 64 * 1024)
+    app.add_middleware(
+        RequestGuard,
+        token=container.settings.api_token,
+        body_limit=container.settings.max_upload_bytes + 64 * 1024,
+    )
     errors.install(app)
 
     @app.get("/api/health", tags=["ops"])
@@ -111,6 +95,10 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
                 components[name] = "ok"
             except Exception as exc:
                 components[name] = f"down: {type(exc).__name__}: {exc}"[:200]
+        try:
+            components["services"] = await asyncio.wait_for(services_state(), 5)
+        except Exception as exc:
+            components["services"] = f"unknown: {type(exc).__name__}"[:200]
         engine = container.settings.stockfish_path()
         if engine and (os.access(engine, os.X_OK) or shutil.which(engine)):
             components["engine"] = "ok"
@@ -121,6 +109,15 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
             {"status": "ok" if ok else "degraded", "components": components},
             status_code=200 if ok else 503,
         )
+
+    async def services_state() -> str:
+        """"ok", or which services are stopped: in this process, a service task that ended;
+        elsewhere (`--api-only`), a consumer group that has run and has no live member."""
+        if container.supervisor is not None and container.services:
+            stopped = sorted(n for n, alive in container.supervisor.alive().items() if not alive)
+            return f"down: stopped: {', '.join(stopped)}" if stopped else "ok"
+        dead = await routes_ops.groups_without_members(app.state, container)
+        return f"down: no live member in {', '.join(dead)}" if dead else "ok"
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -1,13 +1,11 @@
-"""FastAPI dependencies: the container, the write-token check."""
+"""FastAPI dependencies: the container and its context (the token is checked by the guard)."""
 
 from __future__ import annotations
 
-import hmac
 from typing import cast
 
 from fastapi import Request
 
-from kibitz.errors import Unauthorized
 from kibitz.runtime.bootstrap import Container
 from kibitz.services.context import Context
 
@@ -18,13 +16,3 @@ def container(request: Request) -> Container:
 
 def context(request: Request) -> Context:
     return container(request).ctx
-
-
-def require_write_token(request: Request) -> None:
-    """Write endpoints need `Authorization: Bearer KIBITZ_API_TOKEN` when a token is set."""
-    token = container(request).settings.api_token
-    if not token:
-        return
-    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise Unauthorized("this endpoint needs the API token (Authorization: Bearer …)")

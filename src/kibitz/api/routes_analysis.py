@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from kibitz.api.deps import container, context, require_write_token
+from kibitz.api.deps import container, context
 from kibitz.events import AnalysisProgress
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import analysis
@@ -29,9 +29,7 @@ class PlayerAnalysisRequest(BaseModel):
     priority: Literal["interactive", "batch"] = "batch"
 
 
-@router.post(
-    "/games/{game_id}/analysis", status_code=202, dependencies=[Depends(require_write_token)]
-)
+@router.post("/games/{game_id}/analysis", status_code=202)
 async def request_game_analysis(
     game_id: str, body: AnalysisRequest | None = None, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
@@ -93,9 +91,7 @@ async def game_analysis_events(
     )
 
 
-@router.post(
-    "/players/{username}/analysis", status_code=202, dependencies=[Depends(require_write_token)]
-)
+@router.post("/players/{username}/analysis", status_code=202)
 async def request_player_analysis(
     username: str, body: PlayerAnalysisRequest | None = None, ctx: Context = Depends(context)
 ) -> dict[str, Any]:

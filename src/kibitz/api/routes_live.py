@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kibitz.adapters.store_models import Commentary
-from kibitz.api.deps import container, require_write_token
+from kibitz.api.deps import container
 from kibitz.api.routes_analysis import sse
 from kibitz.errors import NotFound
 from kibitz.events import CommentaryPublished, LiveMove, LiveSession
@@ -27,7 +27,7 @@ class TrackingRequest(BaseModel):
     profile: dict[str, Any] = Field(default_factory=dict)
 
 
-@router.post("/tracking", dependencies=[Depends(require_write_token)])
+@router.post("/tracking")
 async def start_tracking(body: TrackingRequest, app: Container = Depends(container)) -> Any:
     """Start following a Lichess player's ongoing game (and their next ones for a while):
     `tracking_started`, `already_tracking`, or `requested` (queued on the topic because the

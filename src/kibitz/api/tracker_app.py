@@ -3,14 +3,13 @@ KIBITZ_TRACKER_PORT): start tracking a player, and its health."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from kibitz.api import errors
-from kibitz.errors import Unauthorized
+from kibitz.api.guard import RequestGuard
 from kibitz.services.tracker import Tracker
 
 
@@ -22,15 +21,10 @@ class StartTracking(BaseModel):
 def create_tracker_app(tracker: Tracker) -> FastAPI:
     app = FastAPI(title="kibitz tracker", description="Follows Lichess players' ongoing games.")
     errors.install(app)
+    # Like the API's write endpoints: the API token when one is set, checked before the body.
+    app.add_middleware(RequestGuard, token=tracker.ctx.settings.api_token, body_limit=64 * 1024)
 
-    def token(request: Request) -> None:
-        """Like the API's write endpoints: the API token when one is set."""
-        expected = tracker.ctx.settings.api_token
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if expected and not hmac.compare_digest(given.encode(), expected.encode()):
-            raise Unauthorized("this endpoint needs the API token (Authorization: Bearer …)")
-
-    @app.post("/start-tracking", dependencies=[Depends(token)])
+    @app.post("/start-tracking")
     async def start_tracking(body: StartTracking) -> dict[str, str]:
         """Start a tracking task for the player at once (so no first move is missed)."""
         status = await tracker.start(body.username, body.profile)

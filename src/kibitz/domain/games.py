@@ -19,7 +19,20 @@ from kibitz.errors import InvalidPgn
 
 logging.getLogger("chess.pgn").setLevel(logging.CRITICAL)  # we report errors ourselves
 
-LICHESS_SITE = re.compile(r"lichess\.org/(\w{8})")
+# A Lichess game URL: lichess.org/<8 characters>, then the end, "/", "#" or "?" (so
+# "lichess.org/broadcast/…" or "lichess.org/study/…" is never read as a game id).
+LICHESS_GAME_URL = re.compile(r"lichess\.org/([A-Za-z0-9]{8})(?=$|[/#?])")
+# Broadcast games and study chapters carry their id as the URL's last segment.
+LICHESS_CHAPTER_URL = re.compile(
+    r"lichess\.org/(?:broadcast|study)/(?:[^/\s]+/)*([A-Za-z0-9]{8})/?(?=$|[#?])"
+)
+GAME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+MAX_PLIES = 2000  # longer than any game played; bounds the work a single upload can cause
+MAX_RATING = 4000
+MAX_CLOCK_SECONDS = 10 * 24 * 3600
+MAX_NAME = 64
+# The variants kibitz analyses: standard chess, from the initial position or a set-up one.
+STANDARD_VARIANTS = {"standard", "from position", "fromposition"}
 
 
 @dataclass
@@ -79,6 +92,69 @@ class GameRecord:
         return hashlib.sha256(source.encode()).hexdigest()
 
 
+def check_record(record: GameRecord) -> GameRecord:
+    """`record` when every value fits what kibitz stores; raises InvalidPgn naming the value.
+
+    Everything a store column or the analysis cannot take is refused here, by reason, so a game
+    never fails later in the store and leaves its import waiting."""
+    if not GAME_ID.fullmatch(record.id):
+        raise InvalidPgn(f"game id {record.id[:40]!r} is not a valid id")
+    if not record.moves_uci:
+        raise InvalidPgn("the game has no moves")
+    if len(record.moves_uci) > MAX_PLIES:
+        raise InvalidPgn(f"the game has {len(record.moves_uci)} plies; the limit is {MAX_PLIES}")
+    for side, name in (("White", record.white_name), ("Black", record.black_name)):
+        if name is not None and len(name) > MAX_NAME:
+            raise InvalidPgn(f"the {side} name is over {MAX_NAME} characters")
+    for label, rating in (("WhiteElo", record.white_rating), ("BlackElo", record.black_rating)):
+        if rating is not None and not (0 <= rating <= MAX_RATING):
+            raise InvalidPgn(f"{label} {rating} is out of range (0 to {MAX_RATING})")
+    for label, seconds in (("clock", record.clock_initial), ("increment", record.clock_increment)):
+        if seconds is not None and not (0 <= seconds <= MAX_CLOCK_SECONDS):
+            raise InvalidPgn(f"the time control's {label} {seconds} s is out of range")
+    if record.clocks_cs is not None and not all(
+        isinstance(c, int) and 0 <= c <= MAX_CLOCK_SECONDS * 100 for c in record.clocks_cs
+    ):
+        raise InvalidPgn("the clocks are not all times in range")
+    limits = {
+        "status": (record.status, 32),
+        "ECO": (record.opening_eco, 8),
+        "opening": (record.opening_name, 200),
+        "speed": (record.speed, 32),
+        "perf": (record.perf, 32),
+        "initial FEN": (record.initial_fen, 100),
+    }
+    for label, (value, limit) in limits.items():
+        if value is not None and len(value) > limit:
+            raise InvalidPgn(f"the {label} is over {limit} characters")
+    texts = [record.white_name, record.black_name, record.raw_json, record.pgn]
+    texts += [v for v, _ in limits.values()]
+    texts += [t for kv in record.headers.items() for t in kv]
+    if any(t is not None and "\x00" in t for t in texts):
+        raise InvalidPgn("the game contains a NUL byte")
+    if record.played_at_ms is not None and not (0 <= record.played_at_ms < 2**53):
+        raise InvalidPgn("the game's date is out of range")
+    return record
+
+
+def starting_board(initial_fen: str | None) -> chess.Board:
+    """The board a game starts from; raises InvalidPgn for a FEN that is not a legal position."""
+    try:
+        board = chess.Board(initial_fen) if initial_fen else chess.Board()
+    except ValueError as exc:
+        raise InvalidPgn(f"invalid starting position: {exc}") from None
+    # An impossible check can come from a legal set-up position; anything else cannot be played.
+    problems = board.status() & ~chess.STATUS_IMPOSSIBLE_CHECK
+    if problems:
+        names = [
+            flag.name.lower().replace("_", " ")
+            for flag in chess.Status
+            if flag and flag in chess.Status(problems) and flag.name
+        ]
+        raise InvalidPgn(f"the starting position is not legal: {', '.join(names)}")
+    return board
+
+
 def replay(
     moves: list[str], initial_fen: str | None, *, notation: str
 ) -> tuple[list[str], list[str]]:
@@ -86,7 +162,9 @@ def replay(
 
     Raises InvalidPgn naming the first illegal move and its ply.
     """
-    board = chess.Board(initial_fen) if initial_fen else chess.Board()
+    if len(moves) > MAX_PLIES:
+        raise InvalidPgn(f"the game has {len(moves)} plies; the limit is {MAX_PLIES}")
+    board = starting_board(initial_fen)
     ucis: list[str] = []
     sans: list[str] = []
     for ply, token in enumerate(moves, start=1):
@@ -114,14 +192,17 @@ def game_from_lichess(obj: dict[str, Any], line: str | None = None) -> GameRecor
     game_id = obj.get("id")
     if not isinstance(game_id, str) or not game_id:
         raise InvalidPgn("game without an id")
+    if not GAME_ID.fullmatch(game_id):
+        raise InvalidPgn(f"game id {game_id[:40]!r} is not a valid id")
     variant = obj.get("variant", "standard")
     if variant not in ("standard", "fromPosition"):
-        raise InvalidPgn(f"variant {variant!r} is not supported")
+        raise InvalidPgn(f"variant {str(variant)[:40]!r} is not supported")
+    _expect_types(obj)
     initial_fen = obj.get("initialFen")
     sans = str(obj.get("moves", "")).split()
     ucis, sans = replay(sans, initial_fen, notation="san")
-    players = obj.get("players", {})
-    white, black = players.get("white", {}), players.get("black", {})
+    players = obj.get("players") or {}
+    white, black = players.get("white") or {}, players.get("black") or {}
     status = obj.get("status")
     winner = obj.get("winner")
     result = RESULTS.get(
@@ -141,35 +222,77 @@ def game_from_lichess(obj: dict[str, Any], line: str | None = None) -> GameRecor
         for side in ("white", "black")
         if isinstance(players.get(side), dict) and "analysis" in players[side]
     } or None
-    return GameRecord(
-        id=game_id,
-        source="lichess",
-        moves_uci=ucis,
-        moves_san=sans,
-        initial_fen=initial_fen,
-        white_name=_player_name(white),
-        black_name=_player_name(black),
-        white_rating=white.get("rating"),
-        black_rating=black.get("rating"),
-        result=result,
-        status=status,
-        winner=winner,
-        rated=obj.get("rated"),
-        variant=variant,
-        speed=obj.get("speed"),
-        perf=obj.get("perf"),
-        opening_eco=opening.get("eco"),
-        opening_name=opening.get("name"),
-        opening_ply=opening.get("ply"),
-        clock_initial=clock.get("initial"),
-        clock_increment=clock.get("increment"),
-        clocks_cs=obj.get("clocks"),
-        server_analysis=analysis if isinstance(analysis, list) else None,
-        player_analysis=player_analysis,
-        pgn=obj.get("pgn"),
-        played_at_ms=obj.get("createdAt"),
-        raw_json=line if line is not None else json.dumps(obj),
+    return check_record(
+        GameRecord(
+            id=game_id,
+            source="lichess",
+            moves_uci=ucis,
+            moves_san=sans,
+            initial_fen=initial_fen,
+            white_name=_player_name(white),
+            black_name=_player_name(black),
+            white_rating=white.get("rating"),
+            black_rating=black.get("rating"),
+            result=result,
+            status=status,
+            winner=winner,
+            rated=obj.get("rated"),
+            variant=variant,
+            speed=obj.get("speed"),
+            perf=obj.get("perf"),
+            opening_eco=opening.get("eco"),
+            opening_name=opening.get("name"),
+            opening_ply=opening.get("ply"),
+            clock_initial=clock.get("initial"),
+            clock_increment=clock.get("increment"),
+            clocks_cs=obj.get("clocks"),
+            server_analysis=analysis if isinstance(analysis, list) else None,
+            player_analysis=player_analysis,
+            pgn=obj.get("pgn"),
+            played_at_ms=obj.get("createdAt"),
+            raw_json=line if line is not None else json.dumps(obj),
+        )
     )
+
+
+# The fields of a Lichess game object kibitz reads, with the JSON types Lichess sends.
+_LICHESS_TYPES: dict[str, type] = {
+    "rated": bool,
+    "speed": str,
+    "perf": str,
+    "status": str,
+    "winner": str,
+    "initialFen": str,
+    "moves": str,
+    "createdAt": int,
+    "players": dict,
+    "players.white": dict,
+    "players.black": dict,
+    "players.white.user": dict,
+    "players.black.user": dict,
+    "players.white.rating": int,
+    "players.black.rating": int,
+    "clock": dict,
+    "clock.initial": int,
+    "clock.increment": int,
+    "opening": dict,
+    "opening.ply": int,
+    "clocks": list,
+    "analysis": list,
+    "pgn": str,
+}
+
+
+def _expect_types(obj: dict[str, Any]) -> None:
+    """Raise InvalidPgn naming the first field whose JSON type is not the one Lichess sends."""
+    for path, expected in _LICHESS_TYPES.items():
+        value: Any = obj
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        # JSON's true and false are Python ints too: an int field must not take them.
+        wrong_bool = isinstance(value, bool) and expected is not bool
+        if value is not None and (not isinstance(value, expected) or wrong_bool):
+            raise InvalidPgn(f"field {path!r} is not a JSON {expected.__name__}")
 
 
 def _player_name(side: dict[str, Any]) -> str | None:
@@ -183,7 +306,7 @@ def _player_name(side: dict[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class PgnEntry:
-    """One game of a PGN file: its text (when it is valid) or why it was rejected."""
+    """One game of a PGN file: its text (when it is readable) or why it was rejected."""
 
     index: int
     pgn: str | None
@@ -191,28 +314,25 @@ class PgnEntry:
 
 
 def split_pgn(text: str) -> list[PgnEntry]:
-    """Every game of a PGN file, in order, with index from 1; a broken game carries its reason."""
+    """Every game of a PGN file, in order, with index from 1, as its own text.
+
+    Only the headers are parsed here (python-chess skips the movetext), so a large file splits
+    quickly; each game is validated when it is stored, and rejected there by index. A piece that
+    cannot even be read carries its reason."""
     stream = io.StringIO(text)
     entries: list[PgnEntry] = []
-    index = 0
     while True:
+        start = stream.tell()
         try:
-            game = chess.pgn.read_game(stream)
-        except (ValueError, UnicodeDecodeError) as exc:
-            index += 1
-            entries.append(PgnEntry(index, None, f"unreadable PGN: {exc}"))
+            headers = chess.pgn.read_headers(stream)
+        except Exception as exc:  # python-chess raises more than ValueError on garbage
+            entries.append(PgnEntry(len(entries) + 1, None, f"unreadable PGN: {exc!r}"[:300]))
+            if stream.tell() == start:
+                break
             continue
-        if game is None:
+        if headers is None:
             break
-        index += 1
-        if game.errors:
-            entries.append(PgnEntry(index, None, _describe(game.errors[0])))
-            continue
-        if not any(True for _ in game.mainline_moves()) and not game.headers.get("White"):
-            entries.append(PgnEntry(index, None, "no moves and no headers: not a game"))
-            continue
-        exporter = chess.pgn.StringExporter(headers=True, variations=False, comments=True)
-        entries.append(PgnEntry(index, game.accept(exporter), None))
+        entries.append(PgnEntry(len(entries) + 1, text[start : stream.tell()].strip() + "\n", None))
     return entries
 
 
@@ -223,26 +343,70 @@ def _describe(error: Exception) -> str:
     return f"broken PGN: {text}"
 
 
-def game_from_pgn(text: str) -> GameRecord:
-    """A game from the text of one PGN game; keeps `[%eval]` and `[%clk]` comments.
-
-    Raises InvalidPgn with the reason.
-    """
-    game = chess.pgn.read_game(io.StringIO(text))
+def _read_pgn(text: str) -> chess.pgn.Game:
+    """The first game of `text`; raises InvalidPgn for anything python-chess cannot read."""
+    try:
+        game = chess.pgn.read_game(io.StringIO(text))
+    except Exception as exc:  # IndexError, AttributeError… on malformed movetext
+        raise InvalidPgn(f"unreadable PGN: {type(exc).__name__}: {exc}"[:300]) from None
     if game is None:
         raise InvalidPgn("no game in the PGN text")
     if game.errors:
         raise InvalidPgn(_describe(game.errors[0]))
+    variant = game.headers.get("Variant", "Standard").strip().lower()
+    if variant not in STANDARD_VARIANTS or type(game.board()) is not chess.Board:
+        raise InvalidPgn(
+            f"variant {game.headers.get('Variant', '')[:40]!r} is not supported "
+            "(kibitz analyses standard chess)"
+        )
+    if game.board().chess960:
+        raise InvalidPgn("Chess960 is not supported (kibitz analyses standard chess)")
+    return game
+
+
+def pgn_game_id(headers: dict[str, str], moves_uci: list[str]) -> str:
+    """The game's id: Lichess's game id from a game URL (Site or GameURL), a broadcast game's
+    or study chapter's id (the last segment of GameURL, ChapterURL or Site), else a hash of
+    the headers and moves."""
+    urls = [headers.get(name, "") for name in ("GameURL", "ChapterURL", "Site")]
+    for pattern in (LICHESS_GAME_URL, LICHESS_CHAPTER_URL):
+        for url in urls:
+            found = pattern.search(url)
+            if found:
+                return found.group(1)
+    return content_id(headers, moves_uci)
+
+
+def content_id(headers: dict[str, str], moves_uci: list[str]) -> str:
+    """An id derived from the whole game: the same game always gets it, another game never."""
+    digest = hashlib.sha256(
+        (json.dumps(sorted(headers.items())) + " ".join(moves_uci)).encode()
+    ).hexdigest()
+    return "p" + digest[:15]
+
+
+def game_from_pgn(text: str) -> GameRecord:
+    """A game from the text of one PGN game; keeps `[%eval]` and `[%clk]` comments.
+
+    Linear in the game's length. Raises InvalidPgn with the reason.
+    """
+    if "\x00" in text:
+        raise InvalidPgn("the game contains a NUL byte")
+    game = _read_pgn(text)
     headers = dict(game.headers)
-    board = game.board()
+    fen = headers.get("FEN") if headers.get("SetUp", "1") != "0" else None
+    board = starting_board(fen) if fen else game.board()
     initial_fen = board.fen() if board.fen() != chess.STARTING_FEN else None
     ucis: list[str] = []
     sans: list[str] = []
     clocks: list[int] = []
     evals: list[dict[str, Any] | None] = []
     for node in game.mainline():
-        sans.append(node.parent.board().san(node.move) if node.parent else "")
+        if len(ucis) >= MAX_PLIES:
+            raise InvalidPgn(f"the game has more than {MAX_PLIES} plies")
+        sans.append(board.san(node.move))
         ucis.append(node.move.uci())
+        board.push(node.move)
         clk = node.clock()
         if clk is not None:
             clocks.append(round(clk * 100))
@@ -252,15 +416,6 @@ def game_from_pgn(text: str) -> GameRecord:
         else:
             white = score.white()
             evals.append({"mate": white.mate()} if white.is_mate() else {"cp": white.score()})
-    site_match = LICHESS_SITE.search(headers.get("Site", ""))
-    game_id = (
-        site_match.group(1)
-        if site_match
-        else "p"
-        + hashlib.sha256(
-            (json.dumps(sorted(headers.items())) + " ".join(ucis)).encode()
-        ).hexdigest()[:15]
-    )
     time_control = headers.get("TimeControl", "")
     initial, increment = None, None
     if "+" in time_control:
@@ -268,28 +423,30 @@ def game_from_pgn(text: str) -> GameRecord:
         if a.isdigit() and b.isdigit():
             initial, increment = int(a), int(b)
     result = headers.get("Result", "*")
-    return GameRecord(
-        id=game_id,
-        source="pgn",
-        moves_uci=ucis,
-        moves_san=sans,
-        initial_fen=initial_fen,
-        white_name=headers.get("White") if headers.get("White") not in (None, "?") else None,
-        black_name=headers.get("Black") if headers.get("Black") not in (None, "?") else None,
-        white_rating=_int(headers.get("WhiteElo")),
-        black_rating=_int(headers.get("BlackElo")),
-        result=result if result in ("1-0", "0-1", "1/2-1/2") else "*",
-        status=headers.get("Termination"),
-        winner={"1-0": "white", "0-1": "black"}.get(result),
-        opening_eco=headers.get("ECO"),
-        opening_name=headers.get("Opening"),
-        clock_initial=initial,
-        clock_increment=increment,
-        clocks_cs=clocks if clocks and len(clocks) == len(ucis) else None,
-        pgn_evals=evals if any(e is not None for e in evals) else None,
-        headers=headers,
-        pgn=text,
-        played_at_ms=_pgn_time_ms(headers),
+    return check_record(
+        GameRecord(
+            id=pgn_game_id(headers, ucis),
+            source="pgn",
+            moves_uci=ucis,
+            moves_san=sans,
+            initial_fen=initial_fen,
+            white_name=headers.get("White") if headers.get("White") not in (None, "?") else None,
+            black_name=headers.get("Black") if headers.get("Black") not in (None, "?") else None,
+            white_rating=_int(headers.get("WhiteElo")),
+            black_rating=_int(headers.get("BlackElo")),
+            result=result if result in ("1-0", "0-1", "1/2-1/2") else "*",
+            status=headers.get("Termination"),
+            winner={"1-0": "white", "0-1": "black"}.get(result),
+            opening_eco=headers.get("ECO"),
+            opening_name=headers.get("Opening"),
+            clock_initial=initial,
+            clock_increment=increment,
+            clocks_cs=clocks if clocks and len(clocks) == len(ucis) else None,
+            pgn_evals=evals if any(e is not None for e in evals) else None,
+            headers=headers,
+            pgn=text,
+            played_at_ms=_pgn_time_ms(headers),
+        )
     )
 
 

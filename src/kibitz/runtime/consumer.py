@@ -25,6 +25,9 @@ log = logging.getLogger("kibitz.consumer")
 
 Handler = Callable[[Envelope, Payload], Awaitable[None]]
 BatchHandler = Callable[[list[tuple[Envelope, Payload]]], Awaitable[None]]
+# Told of each record parked on the DLQ (with the reason), so the service can end what waits
+# on it: a game that cannot be stored is then counted as rejected on its import.
+DeadLetterHook = Callable[[Envelope, Payload, str], Awaitable[None]]
 
 RETRY_SUFFIX = ".retry"
 DLQ_SUFFIX = ".dlq"
@@ -71,6 +74,7 @@ class ConsumerRunner:
         retry: RetryPolicy | None = None,
         max_buffered_per_partition: int = 200,
         clock: Callable[[], float] = time.time,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         self.log = log_
         self.group = group
@@ -85,6 +89,7 @@ class ConsumerRunner:
         self.retry = retry or RetryPolicy()
         self.max_buffered = max_buffered_per_partition
         self.clock = clock
+        self.on_dead_letter = on_dead_letter
         self.resume_delay = 1.0
         self._work: dict[TopicPartition, _PartitionWork] = {}
         self._paused: set[TopicPartition] = set()
@@ -354,6 +359,13 @@ class ConsumerRunner:
                 ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ],
         )
+        if self.on_dead_letter is None:
+            return
+        try:
+            envelope, payload = decode(record.value)
+        except MalformedEvent:
+            return
+        await self.on_dead_letter(envelope, payload, reason)
 
 
 def _single(batch_handler: BatchHandler) -> Handler:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kibitz.runtime.consumer import BatchHandler, Handler, RetryPolicy
+from kibitz.runtime.consumer import BatchHandler, DeadLetterHook, Handler, RetryPolicy
 
 Loop = Callable[[], Awaitable[None]]
 
@@ -24,6 +24,7 @@ class Service:
     record_event_ids: bool = True
     # The service's own object, for callers in the same process (the API calls the tracker).
     component: Any = None
+    on_dead_letter: DeadLetterHook | None = None
 
     @property
     def topics(self) -> list[str]:

@@ -32,6 +32,7 @@ class Supervisor:
                     batch_handlers=service.batch_handlers,
                     processed=self.processed if service.record_event_ids else None,
                     retry=service.retry,
+                    on_dead_letter=service.on_dead_letter,
                 )
                 self.runners[service.name] = runner
                 self._tasks.append(

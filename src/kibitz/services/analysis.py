@@ -262,6 +262,16 @@ class AnalysisWorker:
             if payload.priority == "interactive":  # request carries its retries
                 job.priority = "interactive"
             return
+        # Reserved before the first await: a second request for the game handled meanwhile by
+        # this process (the other lane, a retry, a redelivery) finds it and does not start.
+        job = self.running[game_id] = _Job(game_id, payload.priority)
+        try:
+            await self._analyse(job, payload)
+        finally:
+            self.running.pop(game_id, None)
+
+    async def _analyse(self, job: _Job, payload: AnalysisRequested) -> None:
+        game_id = job.game_id
         data = await self.ctx.store.read(lambda s: self._load(s, game_id))
         if data is None:
             raise MalformedEvent(f"no game {game_id!r}")
@@ -269,13 +279,13 @@ class AnalysisWorker:
             if data.missing_plugins:
                 await self._rerun_plugins(game_id)
             return
-        claimed = await self.ctx.store.run(lambda s: self._claim(s, game_id, payload.priority))
+        claimed = await self.ctx.store.run(
+            lambda s: self._claim(s, game_id, payload.priority, force=payload.force)
+        )
         if claimed == "done":
             return
         if claimed is not None:
             raise JobBusy(f"analysis of {game_id} is running on {claimed}")
-        job = _Job(game_id, payload.priority)
-        self.running[game_id] = job
         renew = asyncio.create_task(self._renew_lease(game_id))
         try:
             await self._run(job, data)
@@ -292,7 +302,6 @@ class AnalysisWorker:
             raise
         finally:
             renew.cancel()
-            self.running.pop(game_id, None)
 
     def _load(self, session: Session, game_id: str) -> _GameData | None:
         game = session.get(Game, game_id)
@@ -322,13 +331,18 @@ class AnalysisWorker:
             missing_plugins=any((p.name, p.version) not in have for p in self.plugins),
         )
 
-    def _claim(self, session: Session, game_id: str, priority: str) -> str | None:
-        """Take the game's lease: None when taken, "done", or the live holder's name."""
+    def _claim(
+        self, session: Session, game_id: str, priority: str, *, force: bool = False
+    ) -> str | None:
+        """Take the game's lease: None when taken; "done" when another run finished it since
+        it was read (unless `force`); else the live holder's name."""
         now = time.time()
         row = session.get(Analysis, game_id, with_for_update=not self.ctx.store.is_sqlite)
         if row is None:
             row = Analysis(game_id=game_id, priority=priority)
             session.add(row)
+        if row.status == "done" and not force:
+            return "done"
         if row.lease_owner and row.lease_owner != self.owner and row.lease_until > now:
             return row.lease_owner
         row.lease_owner, row.lease_until = self.owner, now + LEASE_SECONDS

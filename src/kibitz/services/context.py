@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kibitz.adapters.engine_uci import EnginePool
 from kibitz.adapters.lichess_http import LichessClient
@@ -13,6 +16,8 @@ from kibitz.errors import UpstreamUnavailable
 from kibitz.ports import EventLog
 from kibitz.runtime.publisher import Publisher
 from kibitz.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,3 +36,11 @@ class Context:
         if self.engines is None:
             raise UpstreamUnavailable(f"{who} needs the engine pool (no Stockfish)")
         return self.engines
+
+    async def run_cpu(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` off the event loop: in a worker process when this process has them,
+        else in a thread. CPU-heavy work (PGN parsing, replaying moves) never runs on the loop,
+        where it would stall every request and heartbeat."""
+        if self.cpu_pool is not None:
+            return await asyncio.get_running_loop().run_in_executor(self.cpu_pool, fn, *args)
+        return await asyncio.to_thread(fn, *args)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from kibitz import topics
 from kibitz.adapters.store_models import Game, Player, Sync
 from kibitz.domain.games import split_pgn
+from kibitz.domain.players import check_username
 from kibitz.errors import InvalidInput, LichessRateLimited, LichessUserNotFound, UpstreamUnavailable
 from kibitz.events import Envelope, Payload, RawGame, SyncRequested
 from kibitz.runtime.consumer import RetryPolicy
@@ -28,17 +29,9 @@ STREAM_ATTEMPTS = 5
 PROGRESS_EVERY_SECONDS = 0.5
 
 
-def normalise_username(username: str) -> str:
-    """Lichess usernames: 2 to 30 letters, digits, '_' or '-'. Raises InvalidInput."""
-    name = username.strip()
-    if not (2 <= len(name) <= 30) or not all(c.isalnum() or c in "_-" for c in name):
-        raise InvalidInput(f"{username!r} is not a valid Lichess username")
-    return name
-
-
 async def set_followed(ctx: Context, username: str, followed: bool) -> dict[str, Any]:
     """Follow or unfollow a player; followed players are synced by the scheduler."""
-    name = normalise_username(username)
+    name = check_username(username)
 
     def write(session: Session) -> None:
         player = session.get(Player, name.lower())
@@ -59,7 +52,7 @@ async def request_sync(
     since_ms: int | None = None,
 ) -> str:
     """Create a sync of `username`'s games and queue it; returns the sync id."""
-    name = normalise_username(username)
+    name = check_username(username)
     if max_games is not None and max_games < 1:
         raise InvalidInput("max must be at least 1")
     sync_id = str(uuid.uuid4())
@@ -79,11 +72,14 @@ async def request_sync(
 
 
 async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> str:
-    """Queue every good game of a PGN file; broken ones are recorded on the import at once.
+    """Queue every game of a PGN file (each is validated when stored, and a broken one is
+    rejected there by index with its reason).
 
+    The file is split off the event loop. The import is "running" until every game is queued,
+    then "streamed"; one a crash interrupted meanwhile is failed by `fail_interrupted_imports`.
     Returns the import's id (a sync of kind "pgn"); raises InvalidInput when there is no game.
     """
-    entries = split_pgn(text)
+    entries = await ctx.run_cpu(split_pgn, text)
     if not entries:
         raise InvalidInput("no PGN game found in the upload")
     sync_id = str(uuid.uuid4())
@@ -95,8 +91,8 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
             Sync(
                 id=sync_id,
                 kind="pgn",
-                filename=filename,
-                status="streamed",
+                filename=filename[:255] if filename else None,
+                status="running",
                 games_received=len(entries),
                 games_rejected=len(rejected),
                 rejected=rejected,
@@ -114,7 +110,42 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
             for entry in good
         ],
     )
+
+    def queued(session: Session) -> None:
+        sync = session.get(Sync, sync_id)
+        if sync is not None and sync.status == "running":
+            sync.status = "streamed"
+
+    await ctx.store.run(queued)
     return sync_id
+
+
+INTERRUPTED = (
+    "the import was interrupted before all its games were queued (the server stopped); "
+    "import the file again: the games already stored are kept and not doubled"
+)
+
+
+async def fail_interrupted_imports(ctx: Context, older_than_s: float) -> int:
+    """Fail the PGN imports still queueing their games `older_than_s` seconds after they
+    started: the process that queued them is gone (queueing takes seconds). Returns how many."""
+    cutoff = datetime.fromtimestamp(ctx.clock.now() - older_than_s, UTC)
+
+    def fail(session: Session) -> int:
+        stuck = session.scalars(
+            select(Sync).where(
+                Sync.kind == "pgn", Sync.status == "running", Sync.created_at <= cutoff
+            )
+        ).all()
+        now = datetime.fromtimestamp(ctx.clock.now(), UTC)
+        for sync in stuck:
+            sync.status, sync.error, sync.finished_at = "failed", INTERRUPTED, now
+        return len(stuck)
+
+    failed = await ctx.store.run(fail)
+    if failed:
+        log.warning("imports_interrupted count=%d", failed)
+    return failed
 
 
 def latest_game_ms(session: Session, player_id: str) -> int | None:
@@ -137,8 +168,8 @@ class _Pipeline:
         self.buffer: list[tuple[Payload, str]] = []
         self.in_flight: asyncio.Task[object] | None = None
 
-    async def add(self, payload: RawGame, game: dict[str, object]) -> None:
-        self.buffer.append((payload, str(game.get("id", ""))))
+    async def add(self, payload: RawGame, key: str) -> None:
+        self.buffer.append((payload, key))
         if self.in_flight is None or self.in_flight.done():
             await self._send()
 
@@ -228,12 +259,19 @@ def build(ctx: Context) -> Service:
                     until_ms=payload.until_ms,
                     max_games=remaining,
                 ):
-                    await publishing.add(
-                        RawGame(source="lichess", sync_id=sync_id, lichess_json=line), obj
-                    )
                     received += 1
-                    if isinstance(obj.get("createdAt"), int):
-                        cursor = obj["createdAt"] + 1
+                    # Every line is handed on with its index, a broken one too: the store
+                    # rejects it by index with its reason, and the games after it still come.
+                    game_id = obj.get("id") if obj is not None else None
+                    await publishing.add(
+                        RawGame(
+                            source="lichess", sync_id=sync_id, index=received, lichess_json=line
+                        ),
+                        game_id if isinstance(game_id, str) else f"{sync_id}:{received}",
+                    )
+                    created = obj.get("createdAt") if obj is not None else None
+                    if isinstance(created, int) and not isinstance(created, bool):
+                        cursor = created + 1
                     if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
                         await report("running")
                         last_report = time.monotonic()

@@ -14,13 +14,15 @@ from kibitz import topics
 from kibitz.adapters.store_models import Analysis, Player, PluginResult, Sync
 from kibitz.events import AnalysisRequested, ProblemsGenerationRequested
 from kibitz.runtime.service import Service
-from kibitz.services import analysis, problems
+from kibitz.services import analysis, ingest, problems
 from kibitz.services.context import Context
 from kibitz.services.ingest import latest_game_ms, request_sync
 
 log = logging.getLogger("kibitz.scheduler")
 
 TICK_SECONDS = 60.0
+# A PGN import queues its games in seconds; one still queueing after this was interrupted.
+INTERRUPTED_IMPORT_SECONDS = 300.0
 
 
 async def tick(ctx: Context) -> list[str]:
@@ -109,6 +111,7 @@ def build(ctx: Context) -> Service:
     async def every_minute() -> None:
         while True:
             await tick(ctx)
+            await ingest.fail_interrupted_imports(ctx, INTERRUPTED_IMPORT_SECONDS)
             await missing_plugin_results(ctx)
             await low_problem_pools(ctx)
             await ctx.clock.sleep(TICK_SECONDS)

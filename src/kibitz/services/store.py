@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kibitz import topics
 from kibitz.adapters.store_models import Game, Sync, SyncGame
 from kibitz.adapters.store_sql import SqlStore
-from kibitz.domain.games import GameRecord, game_from_lichess, game_from_pgn
+from kibitz.domain.games import GameRecord, content_id, game_from_lichess, game_from_pgn
 from kibitz.errors import InvalidPgn
 from kibitz.events import Envelope, GameRejected, GameStored, Payload, RawGame
 from kibitz.runtime.consumer import RetryPolicy
@@ -66,6 +66,7 @@ def upsert_games(session: Session, store: SqlStore, records: list[GameRecord]) -
 
     Returns game id → True when the game was new. The last record of an id wins.
     """
+    records = _distinct_ids(session, records)
     rows = {r.id: _game_row(r) for r in records}
     existing = {
         gid: digest
@@ -80,6 +81,29 @@ def upsert_games(session: Session, store: SqlStore, records: list[GameRecord]) -
         if gid in existing and existing[gid] != row["content_hash"]:
             session.execute(update(Game).where(Game.id == gid).values(**row))
     return {gid: gid not in existing for gid in rows}
+
+
+def _distinct_ids(session: Session, records: list[GameRecord]) -> list[GameRecord]:
+    """`records`, where a PGN game whose id (from a URL in its headers) is already another
+    game's, stored or earlier in the batch, gets the id of its own content instead: two
+    different games (other players) never share an id. Lichess's own ids are authoritative."""
+    players = {
+        gid: (white, black)
+        for gid, white, black in session.execute(
+            select(Game.id, Game.white_name, Game.black_name).where(
+                Game.id.in_([r.id for r in records])
+            )
+        )
+    }
+    out = []
+    for record in records:
+        mine = (record.white_name, record.black_name)
+        taken = players.get(record.id)
+        if record.source == "pgn" and taken is not None and taken != mine:
+            record = replace(record, id=content_id(record.headers, record.moves_uci))
+        players.setdefault(record.id, mine)
+        out.append(record)
+    return out
 
 
 def _count_into_syncs(
@@ -142,6 +166,8 @@ def parse_raw_games(
             out.append(parse_raw_game(source, lichess_json, pgn))
         except InvalidPgn as exc:
             out.append(exc.detail)
+        except Exception as exc:  # whatever a malformed game makes a parser raise
+            out.append(f"unreadable game: {type(exc).__name__}: {exc}"[:300])
     return out
 
 
@@ -151,11 +177,7 @@ def build(ctx: Context) -> Service:
         if len(payloads) != len(batch):
             raise InvalidPgn("games.raw carried an event that is not a raw game")
         raw = [(p.source, p.lichess_json, p.pgn) for p in payloads]
-        if ctx.cpu_pool is not None and len(raw) > 1:
-            loop = asyncio.get_running_loop()
-            results = await loop.run_in_executor(ctx.cpu_pool, parse_raw_games, raw)
-        else:
-            results = parse_raw_games(raw)
+        results = await ctx.run_cpu(parse_raw_games, raw)
         parsed: list[tuple[Envelope, RawGame, GameRecord]] = []
         for (envelope, _), payload, result in zip(batch, payloads, results, strict=True):
             if isinstance(result, str):
@@ -196,6 +218,12 @@ def build(ctx: Context) -> Service:
             causes=[e for e, _, _ in parsed],
         )
 
+    async def handle_dead_letter(envelope: Envelope, payload: Payload, reason: str) -> None:
+        # A game that kept failing to store is rejected by index, so its import still ends.
+        if isinstance(payload, RawGame):
+            batch_id = payload.sync_id or payload.import_id
+            await _reject(ctx, envelope, payload, batch_id, f"could not be stored: {reason}")
+
     return Service(
         name="store",
         batch_handlers={topics.GAMES_RAW: handle_raw_games},
@@ -203,6 +231,7 @@ def build(ctx: Context) -> Service:
         description="validates and upserts games from games.raw",
         # Upsert by game id and count by (sync, game): a redelivered batch changes nothing.
         record_event_ids=False,
+        on_dead_letter=handle_dead_letter,
     )
 
 

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import socket
 import uuid
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from kibitz import topics
 from kibitz.adapters.store_models import TrackedPlayer, TrackingSession
+from kibitz.domain.players import check_profile, check_username
 from kibitz.errors import (
     InvalidInput,
     KibitzError,
@@ -59,7 +59,6 @@ log = logging.getLogger("kibitz.tracker")
 LEASE_SECONDS = 30.0
 STALE_REQUEST_SECONDS = 300.0  # tracking requests older than this on the topic are ignored
 MAX_STREAM_FAILURES = 20
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,28}[A-Za-z0-9]$")  # Lichess's rule
 
 TRACKED = Gauge("kibitz_tracked_players", "Players this process is tracking")
 LIVE_PLIES = Counter("kibitz_live_plies_total", "Plies published to live.moves")
@@ -75,14 +74,6 @@ PLAYING = {"created", "started"}
 class TooManyTracked(KibitzError):
     code = "too_many_tracked"
     http_status = 503
-
-
-def check_username(username: str) -> str:
-    """The username stripped; InvalidInput unless it is a possible Lichess username."""
-    name = username.strip()
-    if not USERNAME.match(name):
-        raise InvalidInput(f"{username!r} is not a Lichess username (2-30 letters, digits, _ or -)")
-    return name
 
 
 @dataclass
@@ -112,6 +103,7 @@ class Tracker:
         a task (here or in another process) follows them. TooManyTracked when this process
         follows its maximum."""
         name = check_username(username)
+        profile = check_profile(profile or {})
         key = name.lower()
         async with self._starting:
             if key in self.tasks:
@@ -483,6 +475,7 @@ async def request_tracking(
     """Start tracking from the API: the tracker in this process, else the tracker's own HTTP
     interface (KIBITZ_TRACKER_URL), else the `tracking.requested` topic."""
     name = check_username(username)
+    profile = check_profile(profile)
     if tracker is not None:
         status = await tracker.start(name, profile)
         return {"status": status, "username": name, "via": "in-process"}
