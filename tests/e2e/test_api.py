@@ -135,7 +135,12 @@ def test_serve_on_kafka_and_postgresql_is_healthy(
     )
     try:
         health = httpx.get(f"{running.url}/api/health").json()
-        assert health["components"] == {"store": "ok", "bus": "ok", "services": "ok", "engine": "ok"}
+        assert health["components"] == {
+            "store": "ok",
+            "bus": "ok",
+            "services": "ok",
+            "engine": "ok",
+        }
         assert running.started_in < 10
     finally:
         stop_server(running)
