@@ -179,6 +179,8 @@ class FakeLichess:
     users: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     queued_statuses: list[int] = field(default_factory=list)
     drop_after: int | None = None  # cut the next stream after this many games
+    # user → {position: line}: sent verbatim before the game at that position (broken lines)
+    extra_lines: dict[str, dict[int, str]] = field(default_factory=dict)
     line_delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     live: dict[str, list[LiveGame]] = field(default_factory=dict)  # user → games in order
@@ -242,11 +244,14 @@ class FakeLichess:
 
         async def lines() -> AsyncIterator[bytes]:
             try:
+                extra = self.extra_lines.get(username.lower(), {})
                 for sent, game in enumerate(chosen):
                     if drop_after is not None and sent == drop_after:
                         raise ConnectionResetError("fake Lichess cut the stream")
                     if self.line_delay:
                         await asyncio.sleep(self.line_delay)
+                    if sent in extra:
+                        yield (extra[sent] + "\n").encode()
                     yield (json.dumps(game) + "\n").encode()
             finally:
                 self.active -= 1

@@ -111,7 +111,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         )
 
     async def services_state() -> str:
-        """"ok", or which services are stopped: in this process, a service task that ended;
+        """ "ok", or which services are stopped: in this process, a service task that ended;
         elsewhere (`--api-only`), a consumer group that has run and has no live member."""
         if container.supervisor is not None and container.services:
             stopped = sorted(n for n, alive in container.supervisor.alive().items() if not alive)

@@ -93,6 +93,7 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
                 kind="pgn",
                 filename=filename[:255] if filename else None,
                 status="running",
+                created_at=datetime.fromtimestamp(ctx.clock.now(), UTC),
                 games_received=len(entries),
                 games_rejected=len(rejected),
                 rejected=rejected,

@@ -66,7 +66,6 @@ def upsert_games(session: Session, store: SqlStore, records: list[GameRecord]) -
 
     Returns game id → True when the game was new. The last record of an id wins.
     """
-    records = _distinct_ids(session, records)
     rows = {r.id: _game_row(r) for r in records}
     existing = {
         gid: digest
@@ -83,7 +82,7 @@ def upsert_games(session: Session, store: SqlStore, records: list[GameRecord]) -
     return {gid: gid not in existing for gid in rows}
 
 
-def _distinct_ids(session: Session, records: list[GameRecord]) -> list[GameRecord]:
+def distinct_ids(session: Session, records: list[GameRecord]) -> list[GameRecord]:
     """`records`, where a PGN game whose id (from a URL in its headers) is already another
     game's, stored or earlier in the batch, gets the id of its own content instead: two
     different games (other players) never share an id. Lichess's own ids are authoritative."""
@@ -187,20 +186,21 @@ def build(ctx: Context) -> Service:
         if not parsed:
             return
 
-        def write(session: Session) -> dict[str, bool]:
-            created = upsert_games(session, ctx.store, [r for _, _, r in parsed])
+        def write(session: Session) -> tuple[list[GameRecord], dict[str, bool]]:
+            records = distinct_ids(session, [r for _, _, r in parsed])
+            created = upsert_games(session, ctx.store, records)
             _count_into_syncs(
                 session,
                 ctx.store.insert,
                 [
                     (p.sync_id or p.import_id or "", r.id, created[r.id])
-                    for _, p, r in parsed
+                    for (_, p, _), r in zip(parsed, records, strict=True)
                     if p.sync_id or p.import_id
                 ],
             )
-            return created
+            return records, created
 
-        created = await ctx.store.run(write)
+        records, created = await ctx.store.run(write)
         await ctx.publisher.publish_many(
             topics.GAMES_STORED,
             [
@@ -213,7 +213,7 @@ def build(ctx: Context) -> Service:
                     ),
                     r.id,
                 )
-                for _, p, r in parsed
+                for (_, p, _), r in zip(parsed, records, strict=True)
             ],
             causes=[e for e, _, _ in parsed],
         )
