@@ -15,10 +15,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from kibitz.adapters.store_models import Lock, ProcessedEvent
+from kibitz.adapters.store_models import ProcessedEvent, Sync
 from kibitz.errors import StorageFull, is_storage_full
 
-HEALTH_PROBE = "health-probe"  # the row `ping` writes while the disk is full
+HEALTH_PROBE = "health-probe"  # the row `ping` tries (and rolls back) while the disk is full
+PROBE_BYTES = 256 * 1024
 
 T = TypeVar("T")
 
@@ -135,17 +136,25 @@ class SqlStore:
         await asyncio.to_thread(self._ping)
 
     def _ping(self) -> None:
-        """Reach the store; after a write failed for a full disk, write a probe row, so the
-        store is reported down until writes go through again."""
+        """Reach the store. After a write failed for a full disk, try a write the size of a
+        large game (rolled back, so it keeps nothing): the store is reported down until such
+        a write fits again."""
         if self.full_since is None:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             return
-        probe = self.insert(Lock).values(name=HEALTH_PROBE, expires_at=time.time())
-        probe = probe.on_conflict_do_update(
-            index_elements=[Lock.name], set_={"expires_at": time.time()}
-        )
-        self.unit_of_work(lambda session: session.execute(probe))
+        try:
+            with self.sessions() as session:
+                session.add(Sync(id=HEALTH_PROBE, kind="probe", error="x" * PROBE_BYTES))
+                session.flush()
+                session.rollback()
+        except Exception as exc:
+            if is_storage_full(exc):
+                raise StorageFull(
+                    "the store's disk is full; writes resume when there is space"
+                ) from exc
+            raise
+        self.full_since = None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -38,7 +38,7 @@ async def groups_without_members(state: Any, app: Container) -> list[str]:
         if not consumed or await log.members(group):
             continue
         for topic in consumed:
-            if await log.committed(group, topic):
+            if any(offset > 0 for offset in (await log.committed(group, topic)).values()):
                 dead.append(group)
                 break
     return dead

@@ -1,0 +1,164 @@
+"""The HTTP edge under abuse, in process over the real stores: the token is checked before a
+body is read, bodies are cut at the limit, NUL bytes and full disks get the same JSON answer on
+both stores, and health tells the truth (issue 16, items 6, 7, 10, 11, 13)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+from kibitz.api.app import create_app
+from kibitz.runtime.bootstrap import Container, bootstrap
+from kibitz.services.ingest import import_pgn
+from tests.support import running, settings_for, wait_for_sync
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+TOKEN = "s3cret-token"
+
+
+@asynccontextmanager
+async def api(
+    tmp_path: Path, database_url: str, services: list[str] | None = None, **extra: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
+    """The API app over a started container (its lifespan is not run: `services` run here)."""
+    container = bootstrap(settings_for(tmp_path, database_url, **extra))
+    await container.start(services or [])
+    app = create_app(container, services=[])
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://kibitz") as client:
+            yield client, container
+    finally:
+        await container.close()
+
+
+async def test_an_upload_without_the_token_is_refused_before_its_body_is_read(
+    tmp_path: Path,
+) -> None:
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:  # 200 MiB, chunked (no Content-Length)
+        nonlocal sent
+        yield (
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.pgn"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n"
+        )
+        for _ in range(200):
+            sent += 1
+            yield b"x" * (1 << 20)
+
+    async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", api_token=TOKEN) as (http, _):
+        headers = {"content-type": "multipart/form-data; boundary=b"}
+        answer = await http.post("/api/imports/pgn", content=body(), headers=headers)
+        assert answer.status_code == 401 and answer.json()["error"] == "unauthorized"
+        assert sent <= 1
+        # With the token, a chunked body is cut off at the limit (20 MiB + 64 KiB).
+        sent = 0
+        answer = await http.post(
+            "/api/imports/pgn",
+            content=body(),
+            headers={**headers, "authorization": f"Bearer {TOKEN}"},
+        )
+        assert answer.status_code == 413 and answer.json()["error"] == "payload_too_large"
+        assert sent <= 22
+
+
+async def test_the_token_needs_its_scheme_and_guards_state_changing_and_operator_reads(
+    tmp_path: Path,
+) -> None:
+    async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", api_token=TOKEN) as (http, _):
+        follow = "/api/players/alice/follow"
+        assert (await http.post(follow, headers={"authorization": TOKEN})).status_code == 401
+        assert (
+            await http.post(follow, headers={"authorization": f"Basic {TOKEN}"})
+        ).status_code == 401
+        ok = await http.post(follow, headers={"authorization": f"bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.json()["followed"] is True
+        for path in ("/api/problems/random", "/api/ops/dlq/games.raw"):
+            refused = await http.get(path)
+            assert refused.status_code == 401, path
+            allowed = await http.get(path, headers={"authorization": f"Bearer {TOKEN}"})
+            assert allowed.status_code in (200, 404), (path, allowed.text)
+        # Reads that change nothing stay open.
+        assert (await http.get("/api/players/alice/games")).status_code == 200
+
+
+async def test_a_nul_byte_gets_the_same_json_answer_on_both_stores(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with api(tmp_path, database_url) as (http, _):
+        for path in ("/api/games/%00", "/api/syncs/a%00b", "/api/problems/%00", "/api/live/x%00"):
+            answer = await http.get(path)
+            assert answer.status_code == 404, (path, answer.text)
+            assert answer.json()["error"] == "not_found"
+        answer = await http.get("/api/problems/pool", params={"player": "a\x00b"})
+        assert answer.status_code == 422 and answer.json()["error"] == "invalid_input"
+
+
+async def test_a_tracking_profile_nested_900_deep_is_refused_before_tracking_starts(
+    tmp_path: Path,
+) -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(900):
+        node["x"] = {}
+        node = node["x"]
+    async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}") as (http, _):
+        answer = await http.post("/api/tracking", json={"username": "alice", "profile": deep})
+        assert answer.status_code == 422 and "nested" in answer.json()["detail"]
+        tracked = (await http.get("/api/tracking")).json()
+    assert "alice" not in str(tracked).lower()
+
+
+async def test_a_full_disk_answers_507_json_health_says_so_and_writes_resume_with_space(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "k.db"
+    limit: dict[str, int | None] = {"pages": None}
+    async with api(tmp_path, f"sqlite:///{path}") as (http, container):
+        engine = container.ctx.store.engine  # type: ignore[attr-defined]
+
+        @event.listens_for(engine, "connect")
+        def _cap(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+            if limit["pages"] is not None:
+                dbapi_conn.execute(f"PRAGMA max_page_count={limit['pages']}")
+
+        with sqlite3.connect(path) as db:
+            limit["pages"] = db.execute("PRAGMA page_count").fetchone()[0]
+        engine.dispose()
+        answer = None
+        for i in range(2000):  # follow players until the database must grow
+            answer = await http.post(f"/api/players/player{i:04d}x/follow")
+            if answer.status_code != 200:
+                break
+        assert answer is not None and answer.status_code == 507, answer.text
+        assert answer.json()["error"] == "storage_full"
+        health = await http.get("/api/health")
+        assert health.status_code == 503
+        assert "StorageFull" in health.json()["components"]["store"]
+        limit["pages"] = None  # space comes back
+        engine.dispose()
+        assert (await http.post("/api/players/after/follow")).status_code == 200
+        health = await http.get("/api/health")
+        assert health.json()["components"]["store"] == "ok"
+
+
+async def test_health_names_a_service_whose_every_process_died(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    settings = settings_for(tmp_path, url)
+    async with running(settings, ["store"]) as worker:  # the store service's only process
+        text = (FIXTURES / "lichess_study_chapter.pgn").read_text()
+        assert (await wait_for_sync(worker, await import_pgn(worker.ctx, text)))["status"] == "done"
+        async with api(tmp_path, url) as (http, _):
+            health = (await http.get("/api/health")).json()
+            assert health["components"]["services"] == "ok", health
+    async with api(tmp_path, url) as (http, _):  # it has gone: nobody stores games now
+        answer = await http.get("/api/health")
+    assert answer.status_code == 503
+    assert "kibitz.store" in answer.json()["components"]["services"]
