@@ -334,3 +334,48 @@ async def test_a_pgn_with_lichess_evals_is_analysed_from_them_without_searching(
         k: judged["white"][k] + judged["black"][k] for k in ("inaccuracy", "mistake", "blunder")
     }
     assert counts == {"inaccuracy": 12, "mistake": 4, "blunder": 5}  # as the PGN says
+
+
+async def test_one_game_asked_for_on_both_lanes_and_again_is_analysed_exactly_once(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    """Requests for one game on both lanes and a redelivered one, handled concurrently by one
+    process (issue 16, item 9): one run, one `analysis.completed`."""
+    from kibitz.events import AnalysisRequested
+    from tests.support import read_topic, until
+
+    fake_lichess.add_user("Una", 1, seed=11)
+    settings = settings_for(
+        tmp_path, f"sqlite:///{tmp_path / 'k.db'}", fake_lichess.url, engines=2, **SMALL
+    )
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        (game,) = await _load_games(container, fake_lichess, "Una")
+        requests = [
+            (topics.ANALYSIS_BATCH, "batch"),
+            (topics.ANALYSIS_INTERACTIVE, "interactive"),
+            (topics.ANALYSIS_INTERACTIVE, "interactive"),
+            (topics.ANALYSIS_BATCH, "batch"),
+        ]
+        await asyncio.gather(
+            *(
+                container.ctx.publisher.publish(
+                    topic, AnalysisRequested(game_id=game, priority=lane), key=game
+                )
+                for topic, lane in requests
+            )
+        )
+        assert (await wait_analysed(container, game))["status"] == "done"
+        runner = container.supervisor.runners["analysis"]  # type: ignore[union-attr]
+        await until(lambda: _true(runner.handled >= len(requests)), timeout=120)
+        completed = [
+            p
+            for _, p in await read_topic(container, topics.ANALYSIS_COMPLETED)
+            if p.game_id == game
+        ]
+        attempts = await container.ctx.store.read(lambda s: s.get(Analysis, game).attempts)
+    assert len(completed) == 1
+    assert attempts == 1
+
+
+async def _true(value: bool) -> bool:
+    return value
