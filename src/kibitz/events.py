@@ -89,11 +89,13 @@ def new_event(
     *,
     cause: Envelope | None = None,
     correlation_id: str | None = None,
+    event_id: str | None = None,
 ) -> Envelope:
-    """A new envelope for `payload`; a `cause` passes on its correlation id and is the causation."""
+    """A new envelope for `payload`; a `cause` passes on its correlation id and is the causation.
+    `event_id` gives an id decided earlier (an event published again after a crash keeps it)."""
     # Built without validation: every field is made here, the payload by its own model.
     return Envelope.model_construct(
-        id=new_event_id(),
+        id=event_id or new_event_id(),
         type=payload.event_type,
         version=payload.event_version,
         occurred_at=datetime.now(UTC),

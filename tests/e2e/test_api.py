@@ -33,7 +33,6 @@ def test_health_reports_every_component(server: Server) -> None:
         "status": "ok",
         "components": {"store": "ok", "bus": "ok", "services": "ok", "engine": "ok"},
     }
-    assert server.started_in < 10
 
 
 def test_openapi_and_metrics_are_served(server: Server) -> None:
@@ -141,7 +140,6 @@ def test_serve_on_kafka_and_postgresql_is_healthy(
             "services": "ok",
             "engine": "ok",
         }
-        assert running.started_in < 10
     finally:
         stop_server(running)
 

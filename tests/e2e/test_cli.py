@@ -300,3 +300,22 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
     assert down.returncode == 0 and "stopped" in down.stdout
     assert running_cluster(tmp_path / "home") == []
     assert "nothing was up" in kibitz(tmp_path, "down").stdout
+
+
+@pytest.mark.parametrize("args", [("run", "tracker"), ("run", "store", "--metrics-port", "19999")])
+def test_a_service_that_listens_refuses_an_open_address_without_the_token(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """Its HTTP interface and its metrics have no other guard (issue 16, item 10)."""
+    refused = kibitz(tmp_path, *args, KIBITZ_HOST="0.0.0.0", KIBITZ_API_TOKEN="")
+    assert refused.returncode == 2
+    assert (
+        "refusing to listen on 0.0.0.0 without KIBITZ_API_TOKEN" in refused.stderr + refused.stdout
+    )
+
+
+def test_import_pgn_of_a_broadcast_round_stores_every_game(tmp_path: Path) -> None:
+    """Broadcast games once all got the id "broadcas" and the import never ended (item 14)."""
+    done = kibitz(tmp_path, "import", "pgn", str(FIXTURES / "lichess_broadcast_round.pgn"))
+    assert done.returncode == 0, done.stderr
+    assert "lichess_broadcast_round.pgn: 3 stored (3 new), 0 rejected" in done.stdout

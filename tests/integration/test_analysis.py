@@ -379,3 +379,46 @@ async def test_one_game_asked_for_on_both_lanes_and_again_is_analysed_exactly_on
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_crash_between_done_and_its_event_publishes_the_event_once_on_redelivery(
+    tmp_path: Path, fake_lichess: FakeLichess
+) -> None:
+    """ "done" is stored with the id of its `analysis.completed`; when publishing it fails (the
+    process died), the request comes back and the event is published then, once."""
+    from tests.support import read_topic
+
+    fake_lichess.add_user("Vic", 1, seed=12)
+    settings = settings_for(
+        tmp_path, f"sqlite:///{tmp_path / 'k.db'}", fake_lichess.url, engines=2, **SMALL
+    )
+    async with running(settings, ["ingest", "store", "analysis"]) as container:
+        (game,) = await _load_games(container, fake_lichess, "Vic")
+        publisher = container.ctx.publisher
+        real = publisher.publish_envelope
+        failures = 0
+
+        async def crash_once(topic: str, envelope: Any) -> None:
+            nonlocal failures
+            if topic == topics.ANALYSIS_COMPLETED and not failures:
+                failures += 1
+                raise ConnectionError("the process died before the event left")
+            await real(topic, envelope)
+
+        publisher.publish_envelope = crash_once  # type: ignore[method-assign]
+        await request_analysis(container.ctx, game, "interactive")
+        async with asyncio.timeout(120):
+            while True:
+                events = [
+                    (e.id, p.game_id)
+                    for e, p in await read_topic(container, topics.ANALYSIS_COMPLETED)
+                ]
+                if events:
+                    break
+                await asyncio.sleep(0.05)
+        pending = await container.ctx.store.read(
+            lambda s: s.get(Analysis, game).completion_event_id
+        )
+    assert failures == 1
+    assert [g for _, g in events] == [game]
+    assert pending is None

@@ -16,6 +16,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -128,6 +129,7 @@ class SqliteEventLog:
         self._appended = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._health_thread = ThreadPoolExecutor(1, thread_name_prefix="eventlog-health")
 
     @property
     def db(self) -> _Db:
@@ -156,7 +158,10 @@ class SqliteEventLog:
         self._tasks = []
 
     async def ping(self) -> None:
-        await self.db.run(lambda c: c.execute("SELECT 1").fetchone())
+        # A thread (and connection) of its own: health never queues behind the log's work.
+        await asyncio.get_running_loop().run_in_executor(
+            self._health_thread, lambda: self.db.conn().execute("SELECT 1").fetchone()
+        )
 
     # --- topics ----------------------------------------------------------------
 

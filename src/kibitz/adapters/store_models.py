@@ -166,6 +166,9 @@ class Analysis(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     quick_done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Written with status "done" in one transaction, cleared once `analysis.completed` is
+    # published under this id: a crash in between publishes it at the request's redelivery.
+    completion_event_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class MoveEval(Base):

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +55,7 @@ class SqlStore:
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.full_since: float | None = None  # when a write last failed for a full disk
+        self._health_thread = ThreadPoolExecutor(1, thread_name_prefix="store-health")
 
     def upgrade(self) -> None:
         """Apply the Alembic migrations up to head."""
@@ -133,7 +135,8 @@ class SqlStore:
                 )
 
     async def ping(self) -> None:
-        await asyncio.to_thread(self._ping)
+        # A thread of its own: a health check never queues behind the requests it reports on.
+        await asyncio.get_running_loop().run_in_executor(self._health_thread, self._ping)
 
     def _ping(self) -> None:
         """Reach the store. After a write failed for a full disk, try a write the size of a
@@ -157,6 +160,7 @@ class SqlStore:
         self.full_since = None
 
     def dispose(self) -> None:
+        self._health_thread.shutdown(wait=False)
         self.engine.dispose()
 
     # --- idempotency per consumer group (the ProcessedEvents port) ---

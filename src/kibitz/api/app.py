@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -29,6 +30,7 @@ from kibitz.api import (
 from kibitz.api.guard import RequestGuard
 from kibitz.api.progress import TopicHub
 from kibitz.runtime.bootstrap import Container
+from kibitz.services import ingest
 
 log = logging.getLogger("kibitz.api")
 
@@ -41,6 +43,10 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.start(services)
+        if container.settings.database_url.startswith("sqlite"):
+            # Embedded: one process owns the store, so an import still queueing its games was
+            # interrupted when the last one died; fail it now with a reason, not in minutes.
+            await ingest.fail_interrupted_imports(container.ctx, 0)
         demo: asyncio.Task[list[str]] | None = None
         if container.settings.demo:
             from kibitz.demo import analyse_demo, load_demo
@@ -50,6 +56,9 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
                 demo = asyncio.create_task(analyse_demo(container.ctx, import_id))
         for hub in hubs:
             hub.start()
+        # Everything built to start is kept for the process's life: out of the collector's
+        # sight, a full collection under load scans only what requests make (shorter pauses).
+        gc.freeze()
         try:
             yield
         finally:

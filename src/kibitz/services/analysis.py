@@ -48,6 +48,8 @@ from kibitz.events import (
     AnalysisRequested,
     Envelope,
     Payload,
+    new_event,
+    new_event_id,
 )
 from kibitz.runtime import metrics
 from kibitz.runtime.consumer import RetryPolicy
@@ -228,6 +230,7 @@ class _GameData:
     status: str
     phase: str
     missing_plugins: bool
+    completion_pending: bool = False
 
 
 class AnalysisWorker:
@@ -276,6 +279,8 @@ class AnalysisWorker:
         if data is None:
             raise MalformedEvent(f"no game {game_id!r}")
         if data.status == "done" and not payload.force:
+            if data.completion_pending:  # a crash came between "done" and its event
+                await self._publish_completion(game_id)
             if data.missing_plugins:
                 await self._rerun_plugins(game_id)
             return
@@ -329,6 +334,7 @@ class AnalysisWorker:
             status=row.status if row else "none",
             phase=row.phase if row else "quick",
             missing_plugins=any((p.name, p.version) not in have for p in self.plugins),
+            completion_pending=bool(row and row.completion_event_id),
         )
 
     def _claim(
@@ -584,6 +590,7 @@ class AnalysisWorker:
                 row.finished_at = datetime.now(UTC)
                 row.lease_owner, row.lease_until = None, 0.0
                 row.error = None
+                row.completion_event_id = new_event_id()
             else:
                 row.phase = "deep"
                 row.positions_done = 0  # the deep pass's own count follows at once
@@ -603,9 +610,36 @@ class AnalysisWorker:
 
     async def _completed(self, game_id: str, source: str) -> None:
         metrics.ANALYSES_FINISHED.labels("done", source).inc()
-        await self.ctx.publisher.publish(
-            topics.ANALYSIS_COMPLETED, AnalysisCompleted(game_id=game_id, source=source), game_id
+        await self._publish_completion(game_id)
+
+    async def _publish_completion(self, game_id: str) -> None:
+        """Publish the game's decided `analysis.completed` (under the id stored with "done"),
+        then forget it. Run again after a crash in between, it publishes the same event id,
+        which consumers recognise: one completion per analysis."""
+
+        def pending(session: Session) -> tuple[str, str] | None:
+            row = session.get(Analysis, game_id)
+            if row is None or row.completion_event_id is None:
+                return None
+            return row.completion_event_id, row.source or "engine"
+
+        found = await self.ctx.store.read(pending)
+        if found is None:
+            return
+        event_id, source = found
+        envelope = new_event(
+            AnalysisCompleted(game_id=game_id, source=source), game_id, event_id=event_id
         )
+        await self.ctx.publisher.publish_envelope(topics.ANALYSIS_COMPLETED, envelope)
+
+        def published(session: Session) -> None:
+            session.execute(
+                update(Analysis)
+                .where(Analysis.game_id == game_id, Analysis.completion_event_id == event_id)
+                .values(completion_event_id=None)
+            )
+
+        await self.ctx.store.run(published)
 
     async def _rerun_plugins(self, game_id: str) -> None:
         """Run the plugins whose current version has no result, on the stored evaluations."""
