@@ -62,8 +62,8 @@ class StorageFull(KibitzError):
 
 
 def is_storage_full(exc: BaseException) -> bool:
-    """Whether `exc` (or what caused it) says the disk is full: SQLite's SQLITE_FULL,
-    PostgreSQL's disk_full (SQLSTATE 53100), or the OS's ENOSPC."""
+    """Whether `exc` (or what caused it) says the disk is full: StorageFull, SQLite's
+    SQLITE_FULL, PostgreSQL's disk_full (SQLSTATE 53100), or the OS's ENOSPC."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -72,7 +72,8 @@ def is_storage_full(exc: BaseException) -> bool:
             continue
         seen.add(id(current))
         if (
-            getattr(current, "sqlite_errorcode", None) == 13  # SQLITE_FULL
+            isinstance(current, StorageFull)
+            or getattr(current, "sqlite_errorcode", None) == 13  # SQLITE_FULL
             or getattr(current, "sqlstate", None) == "53100"
             or (isinstance(current, OSError) and current.errno == errno.ENOSPC)
         ):

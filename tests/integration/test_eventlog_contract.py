@@ -416,3 +416,40 @@ async def test_group_members_are_counted_while_they_run(event_log: EventLog, top
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_full_disk_holds_the_partition_without_using_attempts_and_then_goes_on(
+    event_log: EventLog, topic: str
+) -> None:
+    """A handler failing for a full disk is not the record's fault: no retry, no DLQ, however
+    long it lasts; the partition resumes by itself once writes fit again (issue 16, item 7)."""
+    from kibitz.errors import StorageFull
+
+    await event_log.declare(
+        [TopicSpec(topic, 1), TopicSpec(topic + ".retry", 1), TopicSpec(topic + ".dlq", 1)]
+    )
+    calls: Counter[int] = Counter()
+
+    async def full_then_room(envelope: Envelope, payload: Payload) -> None:
+        assert isinstance(payload, Probe)
+        calls[payload.n] += 1
+        if calls[payload.n] <= 4:
+            raise StorageFull("the store's disk is full")
+
+    runner = ConsumerRunner(
+        event_log,
+        f"g-{uuid.uuid4().hex[:6]}",
+        {topic: full_then_room},
+        retry=RetryPolicy(max_attempts=2, base_delay=0.05),
+    )
+    runner.resume_delay = 0.1
+    task = asyncio.create_task(runner.run())
+    try:
+        await _publish(event_log, topic, range(2))
+        await _eventually(lambda: runner.handled == 2, state=lambda: calls)
+    finally:
+        await runner.stop()
+        await task
+    assert calls == {0: 5, 1: 5}
+    assert (await event_log.end_offsets(topic + ".dlq")).get(0, 0) == 0
+    assert (await event_log.end_offsets(topic + ".retry")).get(0, 0) == 0

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from kibitz.errors import MalformedEvent
+from kibitz.errors import MalformedEvent, is_storage_full
 from kibitz.events import Envelope, Payload, decode
 from kibitz.ports import Consumer, EventLog, ProcessedEvents, Record, TopicPartition
 from kibitz.runtime import metrics
@@ -312,6 +312,10 @@ class ConsumerRunner:
             raise
         except Exception as exc:
             metrics.MESSAGES_FAILED.labels(self.group, topic).inc()
+            if is_storage_full(exc):
+                # Not the record's fault, and no attempt used: the partition waits (its drain
+                # resumes from this record) until the disk has room, then goes on.
+                raise
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning(
                 "handler_failed group=%s topic=%s key=%s attempt=%d error=%s",
