@@ -155,3 +155,20 @@ async def test_an_import_a_crash_interrupted_is_failed_with_a_reason_and_can_be_
         assert failed.error == ingest.INTERRUPTED and failed.finished_at is not None
         view = await wait_for_sync(container, await import_pgn(container.ctx, text))
     assert (view["status"], view["games_stored"]) == ("done", 3)
+
+
+async def test_a_file_holding_the_same_game_twice_ends_with_both_counted(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A game twice in one file has one id: it is stored once and counted for both its
+    places, so the import ends (it once waited for a second game that could never come)."""
+    chapter = (FIXTURES / "lichess_study_chapter.pgn").read_text()
+    text = chapter + "\n" + chapter + "\n" + (FIXTURES / "lichess_broadcast_round.pgn").read_text()
+    async with running(settings_for(tmp_path, database_url), ["store"]) as container:
+        view = await wait_for_sync(container, await import_pgn(container.ctx, text))
+        again = await wait_for_sync(container, await import_pgn(container.ctx, text))
+        stored = await game_ids(container)
+    assert (view["status"], view["games_received"], view["games_stored"]) == ("done", 5, 5)
+    assert view["games_new"] == 4
+    assert (again["status"], again["games_stored"], again["games_new"]) == ("done", 5, 0)
+    assert len(stored) == 4

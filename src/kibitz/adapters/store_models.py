@@ -109,6 +109,16 @@ class SyncGame(Base):
     created: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class SyncEntry(Base):
+    """Each game of a sync or import, by its index, counted once (stored or rejected) however
+    often it is delivered; a game twice in one file is counted twice, as the file has it."""
+
+    __tablename__ = "sync_entries"
+
+    sync_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 class ProcessedEvent(Base):
     __tablename__ = "processed_events"
 

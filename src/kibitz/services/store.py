@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.store_models import Game, Sync, SyncGame
+from kibitz.adapters.store_models import Game, Sync, SyncEntry, SyncGame
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain.games import GameRecord, content_id, game_from_lichess, game_from_pgn
 from kibitz.errors import InvalidPgn
@@ -106,36 +106,53 @@ def distinct_ids(session: Session, records: list[GameRecord]) -> list[GameRecord
 
 
 def _count_into_syncs(
-    session: Session, insert: Any, delivered: list[tuple[str, str, bool]]
+    session: Session, insert: Any, delivered: list[tuple[str, str, bool, int | None]]
 ) -> None:
-    """Count each (sync, game) into its sync once, however often it is delivered. Increments are
-    atomic: handlers of other partitions update the same sync row concurrently."""
-    by_sync: dict[str, dict[str, bool]] = {}
-    for sync_id, game_id, created in delivered:
-        by_sync.setdefault(sync_id, {})[game_id] = created
-    for sync_id, games in by_sync.items():
-        known = set(
-            session.scalars(
-                select(SyncGame.game_id).where(
-                    SyncGame.sync_id == sync_id, SyncGame.game_id.in_(list(games))
-                )
+    """Count each delivered (sync, game, created, index) into its sync once, however often it
+    is delivered: by its index when it has one (a game twice in a file counts twice), else by
+    game. New games count once per game. Exact under concurrency: only the rows this
+    transaction inserted count (handlers of other partitions update the same sync row)."""
+    by_sync: dict[str, list[tuple[str, bool, int | None]]] = {}
+    for sync_id, game_id, created, index in delivered:
+        by_sync.setdefault(sync_id, []).append((game_id, created, index))
+    for sync_id, items in by_sync.items():
+        indexes = sorted({i for _, _, i in items if i is not None})
+        new_entries = _inserted(
+            session,
+            insert(SyncEntry),
+            SyncEntry.idx,
+            [{"sync_id": sync_id, "idx": i} for i in indexes],
+        )
+        games = {g: c for g, c, _ in items}
+        new_games = set(
+            _inserted(
+                session,
+                insert(SyncGame),
+                SyncGame.game_id,
+                [{"sync_id": sync_id, "game_id": g, "created": c} for g, c in games.items()],
             )
         )
-        fresh = {gid: created for gid, created in games.items() if gid not in known}
-        if not fresh:
+        unindexed = {g for g, _, i in items if i is None}
+        stored = len(new_entries) + len(unindexed & new_games)
+        if not stored and not new_games:
             continue
-        session.execute(
-            insert(SyncGame).on_conflict_do_nothing(),
-            [{"sync_id": sync_id, "game_id": g, "created": c} for g, c in fresh.items()],
-        )
         session.execute(
             update(Sync)
             .where(Sync.id == sync_id)
             .values(
-                games_stored=Sync.games_stored + len(fresh),
-                games_created=Sync.games_created + sum(fresh.values()),
+                games_stored=Sync.games_stored + stored,
+                games_created=Sync.games_created + sum(games[g] for g in new_games),
             )
         )
+
+
+def _inserted(
+    session: Session, statement: Any, column: Any, rows: list[dict[str, Any]]
+) -> list[Any]:
+    """The `column` values of the `rows` this INSERT … ON CONFLICT DO NOTHING did insert."""
+    if not rows:
+        return []
+    return list(session.scalars(statement.on_conflict_do_nothing().returning(column), rows))
 
 
 def parse_raw_game(source: str, lichess_json: str | None, pgn: str | None) -> GameRecord:
@@ -193,7 +210,7 @@ def build(ctx: Context) -> Service:
                 session,
                 ctx.store.insert,
                 [
-                    (p.sync_id or p.import_id or "", r.id, created[r.id])
+                    (p.sync_id or p.import_id or "", r.id, created[r.id], p.index)
                     for (_, p, _), r in zip(parsed, records, strict=True)
                     if p.sync_id or p.import_id
                 ],
@@ -241,6 +258,10 @@ async def _reject(
     def write(session: Session) -> None:
         if not batch_id:
             return
+        if payload.index is not None:
+            entry = {"sync_id": batch_id, "idx": payload.index}
+            if not _inserted(session, ctx.store.insert(SyncEntry), SyncEntry.idx, [entry]):
+                return  # counted already: a redelivery
         sync = session.get(Sync, batch_id, with_for_update=not ctx.store.is_sqlite)
         if sync is not None:
             sync.rejected = [*(sync.rejected or []), {"index": payload.index, "reason": reason}]
