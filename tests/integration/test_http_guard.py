@@ -162,3 +162,14 @@ async def test_health_names_a_service_whose_every_process_died(tmp_path: Path) -
         answer = await http.get("/api/health")
     assert answer.status_code == 503
     assert "kibitz.store" in answer.json()["components"]["services"]
+
+
+async def test_sync_and_tracking_refuse_the_same_usernames(tmp_path: Path) -> None:
+    """One rule: a name Lichess cannot have is refused at once by both (it was a 202 for a
+    sync, then a 404 from Lichess)."""
+    async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}") as (http, _):
+        for name in ("Ålice", "名前名前", "-bob"):
+            sync = await http.post(f"/api/players/{name}/sync")
+            track = await http.post("/api/tracking", json={"username": name})
+            assert (sync.status_code, track.status_code) == (422, 422), name
+            assert sync.json()["error"] == track.json()["error"] == "invalid_input"
