@@ -386,7 +386,12 @@ function initTrainer() {
     const params = new URLSearchParams();
     if (root.dataset.player) params.set("player", root.dataset.player);
     if (root.dataset.theme) params.set("theme", root.dataset.theme);
-    const res = await fetch(`/api/problems/random?${params}`);
+    // Serving marks the puzzle served: with KIBITZ_API_TOKEN set it needs the token (the one
+    // saved on the ops page).
+    const token = localStorage.getItem("kibitz-token");
+    const res = await fetch(`/api/problems/random?${params}`, {
+      headers: token ? { Authorization: `Bearer ${token}` } : {},
+    });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) { turn.textContent = body.detail || "No puzzle yet."; return; }
     start(body);
