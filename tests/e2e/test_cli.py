@@ -203,7 +203,7 @@ def test_track_prints_a_line_per_move_and_bus_tail_shows_the_raw_moves(
     assert [m["san"] for m in moves] == sans and [m["ply"] for m in moves] == list(range(1, 11))
 
     bad = kibitz(tmp_path, "track", "no such name", **env)
-    assert bad.returncode == 2 and "not a Lichess username" in bad.stderr
+    assert bad.returncode == 2 and "not a valid Lichess username" in bad.stderr
 
 
 def test_run_tracker_serves_its_own_http_interface_and_stops_on_sigterm(

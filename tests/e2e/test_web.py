@@ -137,7 +137,7 @@ def test_the_live_page_follows_a_replayed_game_move_by_move(
         "Bobby", sans, opponent="veloce", pace=0.25, start_in=2.0, game_id="livegame1"
     )
     bad = httpx.post(server.url + "/api/tracking", json={"username": "x y"})
-    assert bad.status_code == 422 and "not a Lichess username" in bad.json()["detail"]
+    assert bad.status_code == 422 and "not a valid Lichess username" in bad.json()["detail"]
 
     page.goto(server.url + "/")
     page.fill("#track-username", "Bobby")

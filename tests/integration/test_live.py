@@ -113,7 +113,7 @@ async def test_every_ply_reaches_live_moves_once_in_order_across_a_disconnect(
             "status"
         ] == "tracking_started"
         bad = await http.post("/start-tracking", json={"username": "no spaces allowed"})
-        assert bad.status_code == 422 and "not a Lichess username" in bad.json()["detail"]
+        assert bad.status_code == 422 and "not a valid Lichess username" in bad.json()["detail"]
 
 
 async def test_tracking_requests_older_than_five_minutes_are_ignored(

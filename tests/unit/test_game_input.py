@@ -140,6 +140,7 @@ def lichess_game() -> dict[str, object]:
     [
         ("players", "nope", "players"),
         ("createdAt", "yesterday", "createdAt"),
+        ("createdAt", 10**18, "date"),
         ("id", "../../etc/passwd", "not a valid id"),
         ("clock", {"initial": "3m"}, "clock.initial"),
         ("rated", 1, "rated"),
@@ -176,3 +177,9 @@ def test_a_profile_too_deep_or_too_large_is_refused() -> None:
         "speech": True,
         "voice": {"name": "en"},
     }
+
+
+def test_a_game_played_before_1970_keeps_its_date() -> None:
+    text = (FIXTURES / "lichess_study_chapter.pgn").read_text()
+    record = game_from_pgn(text.replace('[Date "2005.07.17"]', '[Date "1851.06.21"]'))
+    assert record.played_at is not None and record.played_at.year == 1851

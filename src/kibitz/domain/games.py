@@ -31,6 +31,7 @@ MAX_PLIES = 2000  # longer than any game played; bounds the work a single upload
 MAX_RATING = 4000
 MAX_CLOCK_SECONDS = 10 * 24 * 3600
 MAX_NAME = 64
+MIN_TIME_MS, MAX_TIME_MS = -62_135_596_800_000, 253_402_300_799_999  # years 1 to 9999
 # The variants kibitz analyses: standard chess, from the initial position or a set-up one.
 STANDARD_VARIANTS = {"standard", "from position", "fromposition"}
 
@@ -132,7 +133,7 @@ def check_record(record: GameRecord) -> GameRecord:
     texts += [t for kv in record.headers.items() for t in kv]
     if any(t is not None and "\x00" in t for t in texts):
         raise InvalidPgn("the game contains a NUL byte")
-    if record.played_at_ms is not None and not (0 <= record.played_at_ms < 2**53):
+    if record.played_at_ms is not None and not (MIN_TIME_MS <= record.played_at_ms <= MAX_TIME_MS):
         raise InvalidPgn("the game's date is out of range")
     return record
 

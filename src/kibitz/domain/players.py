@@ -18,7 +18,7 @@ def check_username(username: str) -> str:
     name = username.strip()
     if not USERNAME.fullmatch(name):
         raise InvalidInput(
-            f"{username[:40]!r} is not a Lichess username (2-30 letters, digits, _ or -)"
+            f"{username[:40]!r} is not a valid Lichess username (2-30 letters, digits, _ or -)"
         )
     return name
 
