@@ -105,6 +105,8 @@ def test_an_upload_over_the_limit_is_refused_with_413(server: Server) -> None:
         ("post", "/api/players/a/sync", {}, 422, "invalid_input"),
         ("post", "/api/players/Alice/sync", {"max": 0}, 422, "invalid_input"),
         ("get", "/api/games/nope", None, 404, "game_not_found"),
+        ("get", "/api/games/nope/analysis", None, 404, "game_not_found"),  # one error, one code
+        ("post", "/api/games/nope/analysis", {}, 404, "game_not_found"),
         ("get", "/api/syncs/nope", None, 404, "not_found"),
         ("get", "/api/players/alice/games?limit=0", None, 422, "invalid_input"),
         ("get", "/api/nothing-here", None, 404, "not_found"),

@@ -183,3 +183,13 @@ def test_a_game_played_before_1970_keeps_its_date() -> None:
     text = (FIXTURES / "lichess_study_chapter.pgn").read_text()
     record = game_from_pgn(text.replace('[Date "2005.07.17"]', '[Date "1851.06.21"]'))
     assert record.played_at is not None and record.played_at.year == 1851
+
+
+def test_one_backoff_doubles_from_its_first_wait_up_to_its_cap() -> None:
+    from kibitz.backoff import Backoff
+    from kibitz.runtime.consumer import RetryPolicy
+
+    backoff = Backoff(first=0.5, cap=30.0)
+    assert [backoff.delay(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert backoff.delay(10_000) == 30.0
+    assert RetryPolicy(base_delay=0.5, max_delay=60.0).delay(3) == 2.0

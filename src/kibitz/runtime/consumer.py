@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from kibitz.backoff import Backoff
 from kibitz.errors import MalformedEvent, is_storage_full
 from kibitz.events import Envelope, Payload, decode
 from kibitz.ports import Consumer, EventLog, ProcessedEvents, Record, TopicPartition
@@ -46,7 +47,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Backoff before attempt `attempt + 1` (attempt 1 failed → base_delay)."""
-        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return Backoff(self.base_delay, self.max_delay).delay(attempt)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from kibitz.domain.analysis import (
     evals_from_pgn,
 )
 from kibitz.domain.judgment import stored_score
-from kibitz.errors import InvalidInput, KibitzError, MalformedEvent, NotFound
+from kibitz.errors import GameNotFound, InvalidInput, KibitzError, MalformedEvent, NotFound
 from kibitz.events import (
     AnalysisCompleted,
     AnalysisProgress,
@@ -97,7 +97,7 @@ async def request_analysis(
 
     def write(session: Session) -> dict[str, Any]:
         if session.get(Game, game_id) is None:
-            raise NotFound(f"no game {game_id!r}")
+            raise GameNotFound(f"no game {game_id!r}")
         row = session.get(Analysis, game_id)
         if row is None:
             row = Analysis(game_id=game_id, status="queued", phase="quick", priority=priority)
@@ -164,7 +164,7 @@ def analysis_view(session: Session, game_id: str, *, with_evals: bool = True) ->
     """A game's analysis status, progress and results (NotFound for an unknown game)."""
     game = session.get(Game, game_id)
     if game is None:
-        raise NotFound(f"no game {game_id!r}")
+        raise GameNotFound(f"no game {game_id!r}")
     row = session.get(Analysis, game_id)
     if row is None:
         return {"game_id": game_id, "status": "none", "phase": None, "progress": 0.0}

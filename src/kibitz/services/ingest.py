@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from kibitz import topics
 from kibitz.adapters.store_models import Game, Player, Sync
+from kibitz.backoff import Backoff
 from kibitz.domain.games import split_pgn
 from kibitz.domain.players import check_username
 from kibitz.errors import InvalidInput, LichessRateLimited, LichessUserNotFound, UpstreamUnavailable
@@ -26,6 +27,7 @@ from kibitz.services.context import Context
 log = logging.getLogger("kibitz.ingest")
 
 STREAM_ATTEMPTS = 5
+STREAM_RETRY = Backoff(first=0.5, cap=30.0)  # between attempts at a broken export stream
 PROGRESS_EVERY_SECONDS = 0.5
 
 
@@ -289,7 +291,7 @@ def build(ctx: Context) -> Service:
                     await publishing.flush()
                     await report("failed", exc.detail)
                     return
-                await ctx.clock.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+                await ctx.clock.sleep(STREAM_RETRY.delay(attempt))
         await publishing.flush()
         await report("streamed")
 

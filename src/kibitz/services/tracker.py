@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from kibitz import topics
 from kibitz.adapters.store_models import TrackedPlayer, TrackingSession
+from kibitz.backoff import Backoff
 from kibitz.domain.players import check_profile, check_username
 from kibitz.errors import (
     InvalidInput,
@@ -59,6 +60,7 @@ log = logging.getLogger("kibitz.tracker")
 LEASE_SECONDS = 30.0
 STALE_REQUEST_SECONDS = 300.0  # tracking requests older than this on the topic are ignored
 MAX_STREAM_FAILURES = 20
+RECONNECT = Backoff(first=0.2, cap=10.0)  # between attempts to open a game's stream again
 
 TRACKED = Gauge("kibitz_tracked_players", "Players this process is tracking")
 LIVE_PLIES = Counter("kibitz_live_plies_total", "Plies published to live.moves")
@@ -278,7 +280,7 @@ class Tracker:
                 log.error("tracker_gave_up game=%s after %d failures: %s", game_id, failures, error)
                 return
             STREAM_RECONNECTS.inc()
-            delay = min(10.0, 0.2 * 2 ** min(failures - 1, 6))
+            delay = RECONNECT.delay(failures)
             log.info("tracker_reconnect game=%s in %.1fs: %s", game_id, delay, error)
             await self.ctx.clock.sleep(delay)
 
