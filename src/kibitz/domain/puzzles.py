@@ -31,14 +31,13 @@ The engine is a parameter (`Search`): the domain stays pure, the service passes 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import chess
 
 from kibitz.domain.commentary import VALUES
-from kibitz.domain.judgment import WIN_CHANCE_MULTIPLIER, Score
+from kibitz.domain.judgment import Score, winning_chances
 
 GENERATOR_VERSION = 1  # bump when the criteria change: games are scanned again
 
@@ -74,10 +73,7 @@ def win_chances(score: Score) -> float:
     """Win chances on [-1, 1] of a score from the side it is seen by (mate: ±1)."""
     if score.mate is not None:
         return 1.0 if score.mate > 0 else -1.0
-    exponent = WIN_CHANCE_MULTIPLIER * (score.cp or 0)
-    if exponent > 700:
-        return -1.0
-    return 2 / (1 + math.exp(exponent)) - 1
+    return winning_chances(score.cp or 0)
 
 
 def at_least_cp(score: Score, cp: int) -> bool:
