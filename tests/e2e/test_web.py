@@ -56,8 +56,14 @@ def test_import_from_lichess_watch_progress_open_a_game_and_step_through_it(
     expect(page.locator("#ply-label")).to_have_text(f"ply 5 / {plies}")
     page.click("#last")
     expect(page.locator("#ply-label")).to_have_text(f"ply {plies} / {plies}")
-    board_loaded = page.locator("#board").evaluate("img => img.complete && img.naturalWidth > 0")
-    assert board_loaded
+    # The last position's image arrives after the click: wait for it (it once was read early).
+    page.wait_for_function(
+        "() => { const img = document.querySelector('#board');"
+        " return img.complete && img.naturalWidth > 0 && /ply="
+        + str(plies)
+        + "$/.test(img.src); }",
+        timeout=30_000,
+    )
     page.click("#first")
     expect(page.locator("#ply-label")).to_have_text(f"ply 0 / {plies}")
     page.locator('a.move[data-ply="6"]').click()
