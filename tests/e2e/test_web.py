@@ -58,10 +58,9 @@ def test_import_from_lichess_watch_progress_open_a_game_and_step_through_it(
     expect(page.locator("#ply-label")).to_have_text(f"ply {plies} / {plies}")
     # The last position's image arrives after the click: wait for it (it once was read early).
     page.wait_for_function(
-        "() => { const img = document.querySelector('#board');"
-        " return img.complete && img.naturalWidth > 0 && /ply="
-        + str(plies)
-        + "$/.test(img.src); }",
+        "last => { const img = document.querySelector('#board');"
+        " return img.complete && img.naturalWidth > 0 && img.src.endsWith('ply=' + last); }",
+        arg=plies,
         timeout=30_000,
     )
     page.click("#first")
