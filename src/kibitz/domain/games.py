@@ -140,8 +140,10 @@ def check_record(record: GameRecord) -> GameRecord:
 
 def starting_board(initial_fen: str | None) -> chess.Board:
     """The board a game starts from; raises InvalidPgn for a FEN that is not a legal position."""
+    if not initial_fen:
+        return chess.Board()  # the initial position: legal by definition
     try:
-        board = chess.Board(initial_fen) if initial_fen else chess.Board()
+        board = chess.Board(initial_fen)
     except ValueError as exc:
         raise InvalidPgn(f"invalid starting position: {exc}") from None
     # An impossible check can come from a legal set-up position; anything else cannot be played.

@@ -86,6 +86,8 @@ def distinct_ids(session: Session, records: list[GameRecord]) -> list[GameRecord
     """`records`, where a PGN game whose id (from a URL in its headers) is already another
     game's, stored or earlier in the batch, gets the id of its own content instead: two
     different games (other players) never share an id. Lichess's own ids are authoritative."""
+    if not any(r.source == "pgn" for r in records):
+        return records
     players = {
         gid: (white, black)
         for gid, white, black in session.execute(
