@@ -29,6 +29,7 @@ log = logging.getLogger("kibitz.ingest")
 STREAM_ATTEMPTS = 5
 STREAM_RETRY = Backoff(first=0.5, cap=30.0)  # between attempts at a broken export stream
 PROGRESS_EVERY_SECONDS = 0.5
+QUEUE_SLICE = 500  # PGN games queued per append: the event loop serves requests in between
 
 
 async def set_followed(ctx: Context, username: str, followed: bool) -> dict[str, Any]:
@@ -103,16 +104,19 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
         )
 
     await ctx.store.run(create)
-    await ctx.publisher.publish_many(
-        topics.GAMES_RAW,
-        [
-            (
-                RawGame(source="pgn", import_id=sync_id, index=entry.index, pgn=entry.pgn),
-                f"{sync_id}:{entry.index}",
-            )
-            for entry in good
-        ],
-    )
+    # In slices: building envelopes is CPU work on the event loop, and a file of 60,000 games
+    # in one call held the loop for seconds.
+    for start in range(0, len(good), QUEUE_SLICE):
+        await ctx.publisher.publish_many(
+            topics.GAMES_RAW,
+            [
+                (
+                    RawGame(source="pgn", import_id=sync_id, index=entry.index, pgn=entry.pgn),
+                    f"{sync_id}:{entry.index}",
+                )
+                for entry in good[start : start + QUEUE_SLICE]
+            ],
+        )
 
     def queued(session: Session) -> None:
         sync = session.get(Sync, sync_id)
