@@ -334,3 +334,24 @@ async def test_the_circuit_breaker_opens_on_engine_failures_probes_and_closes(
         assert breaker.state == "half-open"
         assert len(await worker.search(board, 2)) == 2
         assert breaker.state == "closed"
+
+
+async def test_the_pool_of_a_player_counts_only_their_searched_games(tmp_path: Path) -> None:
+    """`games_searched` once counted every game whatever the player (issue 17, item 10)."""
+    fixtures = Path(__file__).parent.parent / "fixtures"
+    text = (
+        (fixtures / "lichess_study_chapter.pgn").read_text()
+        + "\n"
+        + (fixtures / "lichess_broadcast_round.pgn").read_text()
+    )
+    async with running(settings_for(tmp_path, f"sqlite:///{tmp_path / 'k.db'}"), ["store"]) as c:
+        assert (await wait_for_sync(c, await import_pgn(c.ctx, text)))["games_stored"] == 4
+
+        def scan_all(session: Any) -> None:
+            for game_id in ("hO2QSrD3", "pjFW7Z3B", "vLMnoCct", "b0eP7FAA"):
+                session.add(ProblemScan(game_id=game_id, version=puzzles.GENERATOR_VERSION))
+
+        await c.ctx.store.run(scan_all)
+        carlsen = await c.ctx.store.read(lambda s: problems.pool_view(s, "Magnus Carlsen"))
+        everyone = await c.ctx.store.read(lambda s: problems.pool_view(s, None))
+    assert (carlsen["games_searched"], everyone["games_searched"]) == (1, 4)

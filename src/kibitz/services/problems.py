@@ -610,7 +610,13 @@ def pool_view(session: Session, player: str | None = None) -> dict[str, Any]:
             )
         ).all()
     )
-    scanned = session.scalar(select(func.count(ProblemScan.game_id))) or 0
+    scans = select(func.count(ProblemScan.game_id))
+    if player is not None:  # the player's games only, as every other figure here
+        name = player.strip().lower()
+        scans = scans.join(Game, Game.id == ProblemScan.game_id).where(
+            or_(Game.white_id == name, Game.black_id == name)
+        )
+    scanned = session.scalar(scans) or 0
     if player is None:
         POOL_SIZE.labels("total").set(total)
         POOL_SIZE.labels("never_served").set(unserved)
