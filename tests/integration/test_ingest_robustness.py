@@ -72,7 +72,7 @@ async def test_values_no_store_can_keep_are_rejected_by_index_and_the_import_end
     async with running(settings_for(tmp_path, database_url), ["store"]) as container:
         view = await wait_for_sync(container, await import_pgn(container.ctx, unstorable_pgn()))
         stored = await game_ids(container)
-    assert view["status"] == "done"
+    assert view["status"] == "done" and view["finished_at"] is not None  # (issue 17, item 6)
     assert (view["games_received"], view["games_stored"], view["games_rejected"]) == (7, 3, 4)
     assert stored == {"Good0000", "Good0001", "Good0002"}
     reasons = {r["index"]: r["reason"] for r in view["rejected"]}
@@ -169,6 +169,7 @@ async def test_a_file_holding_the_same_game_twice_ends_with_both_counted(
         again = await wait_for_sync(container, await import_pgn(container.ctx, text))
         stored = await game_ids(container)
     assert (view["status"], view["games_received"], view["games_stored"]) == ("done", 5, 5)
+    assert view["finished_at"] is not None and again["finished_at"] is not None
     assert view["games_new"] == 4
     assert (again["status"], again["games_stored"], again["games_new"]) == ("done", 5, 0)
     assert len(stored) == 4

@@ -122,6 +122,8 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
         sync = session.get(Sync, sync_id)
         if sync is not None and sync.status == "running":
             sync.status = "streamed"
+            if not good:  # every game was refused at the split: done already
+                sync.finished_at = datetime.fromtimestamp(ctx.clock.now(), UTC)
 
     await ctx.store.run(queued)
     return sync_id

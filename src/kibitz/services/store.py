@@ -146,6 +146,24 @@ def _count_into_syncs(
                 games_created=Sync.games_created + sum(games[g] for g in new_games),
             )
         )
+        _finish_when_accounted(session, sync_id, stored)
+
+
+def _finish_when_accounted(session: Session, sync_id: str, added: int) -> None:
+    """Stamp `finished_at` on the sync when the games just counted (`added`) account for the
+    last of those it received: the moment it is done."""
+    row = session.execute(
+        select(Sync.games_received, Sync.games_stored, Sync.games_rejected).where(
+            Sync.id == sync_id
+        )
+    ).one_or_none()
+    if row is None:
+        return
+    received, stored, rejected = row
+    if added and stored + rejected >= received > stored + rejected - added:
+        session.execute(
+            update(Sync).where(Sync.id == sync_id).values(finished_at=datetime.now(UTC))
+        )
 
 
 def _inserted(
@@ -268,6 +286,8 @@ async def _reject(
         if sync is not None:
             sync.rejected = [*(sync.rejected or []), {"index": payload.index, "reason": reason}]
             sync.games_rejected += 1
+            if sync.games_stored + sync.games_rejected == sync.games_received:
+                sync.finished_at = datetime.now(UTC)
 
     await ctx.store.run(write)
     await ctx.publisher.publish(
