@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -139,8 +140,9 @@ async def test_tracking_requests_older_than_five_minutes_are_ignored(
 
 
 async def test_every_move_gets_one_line_and_a_blunder_names_the_better_move(
-    tmp_path: Path, fake_lichess: FakeLichess
+    tmp_path: Path, fake_lichess: FakeLichess, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="kibitz")
     game = fake_lichess.add_live_game("matyizom", SANS, opponent="veloce", pace=0.02)
     settings = settings_for(
         tmp_path,
@@ -170,6 +172,12 @@ async def test_every_move_gets_one_line_and_a_blunder_names_the_better_move(
     assert all("blunder" not in c.text.lower() for c in lines if c.judgment != "Blunder")
     assert lines[0].text != lines[1].text
     assert any("Scandinavian Defense" in c.text for c in lines[:4])
+    # One info line per published move and per line of commentary (issue 17, item 19).
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    moves = [m for m in logged if m.startswith(f"move game={game.id} ")]
+    said = [m for m in logged if m.startswith(f"commentary game={game.id} ")]
+    assert len(moves) == len(said) == len(SANS)
+    assert f"ply=1 san={SANS[0]}" in moves[0]
 
 
 class FakeLlm:

@@ -230,6 +230,14 @@ class CommentaryWorker:
         published = await self.ctx.publisher.publish(
             topics.COMMENTARY, event, game_id, cause=envelope
         )
+        log.info(
+            "commentary game=%s ply=%d san=%s by=%s text=%r",
+            game_id,
+            move_event.ply,
+            move_event.san,
+            comment.commentator,
+            comment.text,
+        )
         COMMENTARY_LATENCY.observe(
             max(0.0, (published.occurred_at - envelope.occurred_at).total_seconds())
         )

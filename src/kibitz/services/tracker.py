@@ -403,6 +403,7 @@ class Tracker:
             initial_clock=game.initial_clock,
         )
         await self.ctx.publisher.publish_envelope(topics.LIVE_MOVES, new_event(event, game.game_id))
+        log.info("move game=%s ply=%d san=%s", game.game_id, ply, san)
         game.last_ply = ply
         LIVE_PLIES.inc()
         game_id = game.game_id
