@@ -173,3 +173,41 @@ async def test_sync_and_tracking_refuse_the_same_usernames(tmp_path: Path) -> No
             track = await http.post("/api/tracking", json={"username": name})
             assert (sync.status_code, track.status_code) == (422, 422), name
             assert sync.json()["error"] == track.json()["error"] == "invalid_input"
+
+
+async def test_api_only_asks_the_tracker_process_how_many_players_it_follows(
+    tmp_path: Path,
+) -> None:
+    """`active_trackers` was null under `serve --api-only` (issue 17, item 17): the API asks the
+    tracker's own /health (a real tracker interface here, over a real port)."""
+    import asyncio
+
+    import uvicorn
+
+    from kibitz.api.tracker_app import create_tracker_app
+    from kibitz.devtools import free_port
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    port = free_port()
+    async with running(settings_for(tmp_path, url), ["tracker"]) as tracking:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_tracker_app(tracking.component("tracker")),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+            )
+        )
+        serving = asyncio.create_task(server.serve())
+        try:
+            async with asyncio.timeout(30):
+                while not server.started:
+                    await asyncio.sleep(0.05)
+            tracker_url = f"http://127.0.0.1:{port}"
+            async with api(tmp_path, url, tracker_url=tracker_url) as (http, _):
+                assert (await http.get("/api/tracking")).json()["active_trackers"] == 0
+            async with api(tmp_path, url, tracker_url="http://127.0.0.1:9") as (http, _):
+                assert (await http.get("/api/tracking")).json()["active_trackers"] is None
+        finally:
+            server.should_exit = True
+            await serving

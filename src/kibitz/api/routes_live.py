@@ -17,7 +17,7 @@ from kibitz.errors import NotFound
 from kibitz.events import CommentaryPublished, LiveMove, LiveSession
 from kibitz.runtime.bootstrap import Container
 from kibitz.services.commentary import live_view
-from kibitz.services.tracker import request_tracking, tracking_view
+from kibitz.services.tracker import request_tracking, tracker_active, tracking_view
 
 router = APIRouter(prefix="/api", tags=["live"])
 
@@ -40,7 +40,8 @@ async def list_tracking(app: Container = Depends(container)) -> dict[str, Any]:
     """Tracked players, active first, each with their current or last game."""
     players = await app.ctx.store.read(tracking_view)
     tracker = app.component("tracker")
-    return {"players": players, "active_trackers": tracker.active if tracker else None}
+    active = tracker.active if tracker else await tracker_active(app.ctx)
+    return {"players": players, "active_trackers": active}
 
 
 @router.get("/live/{game_id}")

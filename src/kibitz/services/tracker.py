@@ -472,6 +472,21 @@ def _int_or_none(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
+async def tracker_active(ctx: Context) -> int | None:
+    """How many players the tracker process follows, from its own `GET /health`
+    (KIBITZ_TRACKER_URL), when this process runs no tracker; None when it cannot be asked."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(base_url=ctx.settings.tracker_url, timeout=2.0) as http:
+            health = (await http.get("/health")).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("tracker_unreachable %s: %s", ctx.settings.tracker_url, exc)
+        return None
+    active = health.get("active_trackers") if isinstance(health, dict) else None
+    return active if isinstance(active, int) and not isinstance(active, bool) else None
+
+
 async def request_tracking(
     ctx: Context, tracker: Tracker | None, username: str, profile: dict[str, Any]
 ) -> dict[str, Any]:
