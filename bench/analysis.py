@@ -190,10 +190,10 @@ async def pipeline(
             eval_cache=cache,
         )
         try:
-            assert container.ctx.engines is not None
-            busy = container.ctx.engines.busy_seconds
+            assert container.engines is not None
+            busy = container.engines.busy_seconds
             seconds = await analyse_all(container, ids)
-            engines = container.ctx.engines
+            engines = container.engines
             return seconds, engines.searches, engines.busy_seconds - busy
         finally:
             await container.close()
@@ -204,11 +204,11 @@ async def cached_runs(pgn_text: str, budgets: tuple[int, int]) -> tuple[float, i
         container = await start(Path(tmp), quick_nodes=budgets[0], deep_nodes=budgets[1])
         try:
             ids = await import_games(container, pgn_text)
-            assert container.ctx.engines is not None
+            assert container.engines is not None
             cold = await analyse_all(container, ids)
-            cold_searches = container.ctx.engines.searches
+            cold_searches = container.engines.searches
             warm = await analyse_all(container, ids, force=True)
-            return cold, cold_searches, warm, container.ctx.engines.searches - cold_searches
+            return cold, cold_searches, warm, container.engines.searches - cold_searches
         finally:
             await container.close()
 

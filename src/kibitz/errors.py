@@ -93,6 +93,12 @@ class UpstreamUnavailable(KibitzError):
     http_status = 503
 
 
+class EngineUnavailable(UpstreamUnavailable):
+    """No engine in this process, or the engine keeps failing."""
+
+    code = "engine_unavailable"
+
+
 class LichessUserNotFound(NotFound):
     code = "lichess_user_not_found"
 

@@ -6,6 +6,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+import chess
+
+from kibitz.domain.commentary import Comment, MoveFacts
+from kibitz.domain.engine import EngineEval
+
 
 class TopicPartition(NamedTuple):
     topic: str
@@ -144,3 +149,55 @@ class ProcessedEvents(Protocol):
         ...
 
     async def mark_many(self, group: str, event_ids: list[str]) -> None: ...
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+Priority = int | Callable[[], int]  # lower first; a function is read when an engine frees up
+
+
+class Engine(Protocol):
+    """Searches positions at a node budget, handing engines out by priority (the adapter is a
+    pool of Stockfish processes). Services reach it only through `services.evaluator`."""
+
+    name: str
+
+    async def analyse(self, board: chess.Board, nodes: int, priority: Priority = 0) -> EngineEval:
+        """The best line of `board` (its move history is sent too) after `nodes` nodes."""
+        ...
+
+    async def analyse_lines(
+        self, board: chess.Board, nodes: int, lines: int, priority: Priority = 0
+    ) -> list[EngineEval]:
+        """The `lines` best lines (MultiPV), best first; [] when the game is over."""
+        ...
+
+
+class EvalCache(Protocol):
+    """Evaluations of positions already searched, keyed by EPD and node budget."""
+
+    async def lookup(self, epds: Sequence[str], nodes: int) -> dict[str, EngineEval]:
+        """The cached evaluation of each of `epds` searched with at least `nodes` nodes (the
+        smallest such budget)."""
+        ...
+
+    async def keep(self, found: Sequence[tuple[str, EngineEval]]) -> None:
+        """Remember fresh results; the first result kept per (EPD, budget) stays."""
+        ...
+
+
+# --- commentary ------------------------------------------------------------------------------
+
+
+class Commentator(Protocol):
+    """Turns the facts of one move into a line of commentary (templates, an LLM …)."""
+
+    name: str
+
+    async def comment(self, facts: MoveFacts) -> Comment: ...
+
+
+class Speech(Protocol):
+    """Speaks a line: WAV bytes; UpstreamUnavailable when it cannot."""
+
+    async def speak(self, text: str) -> bytes: ...

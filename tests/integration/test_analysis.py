@@ -81,7 +81,7 @@ async def test_quick_results_then_deep_results_then_the_cache_spares_the_engine(
         assert await container.ctx.store.read(counts) == (2 * plies, len(BUILTIN_PLUGINS))
 
         # Analysing again with force: every position is in the cache, no search runs.
-        engines = container.ctx.engines
+        engines = container.engines
         assert engines is not None
         searches = engines.searches
         await request_analysis(container.ctx, first, "interactive", force=True)
@@ -107,7 +107,7 @@ async def test_lichess_server_analysis_is_used_and_costs_no_engine_time(
         await wait_for_sync(container, await request_sync(container.ctx, "penguingim1"))
         await request_analysis(container.ctx, export["id"], "interactive")
         view = await wait_analysed(container, export["id"])
-        assert container.ctx.engines is not None and container.ctx.engines.searches == 0
+        assert container.engines is not None and container.engines.searches == 0
     assert view["source"] == "lichess"
     judged = {m["ply"]: m["judgment"] for m in view["results"]["judgments"]["moves"]}
     expected = {
@@ -206,7 +206,7 @@ async def test_an_engine_killed_mid_game_is_restarted_and_the_game_completes(
     )
     async with running(settings, ["ingest", "store", "analysis"]) as container:
         (game_id,) = await _load_games(container, fake_lichess, "Ed")
-        engines = container.ctx.engines
+        engines = container.engines
         assert engines is not None
         await request_analysis(container.ctx, game_id, "interactive")
         async with asyncio.timeout(60):
@@ -271,7 +271,7 @@ async def test_the_scheduler_fills_a_new_plugin_version_without_searching_again(
         await request_analysis(container.ctx, game_id, "batch")
         assert (await wait_analysed(container, game_id))["status"] == "done"
         assert await missing_plugin_results(container.ctx) == []
-        engines = container.ctx.engines
+        engines = container.engines
         assert engines is not None
         searches = engines.searches
         # A new plugin version is deployed: only it runs, on the stored evaluations.
@@ -327,7 +327,7 @@ async def test_a_pgn_with_lichess_evals_is_analysed_from_them_without_searching(
                 await asyncio.sleep(0.05)
         await request_analysis(container.ctx, "TaHSAsYD", "interactive")
         view = await wait_analysed(container, "TaHSAsYD")
-        assert container.ctx.engines is not None and container.ctx.engines.searches == 0
+        assert container.engines is not None and container.engines.searches == 0
     assert view["source"] == "pgn"
     judged = view["results"]["judgments"]
     counts = {

@@ -303,37 +303,42 @@ async def test_concurrent_clients_on_postgresql_never_get_one_puzzle_twice(
 async def test_the_circuit_breaker_opens_on_engine_failures_probes_and_closes(
     tmp_path: Path,
 ) -> None:
+    """The evaluator's breaker, around a real Stockfish that dies and cannot come back."""
     import os
     import signal
 
-    from kibitz.errors import UpstreamUnavailable
+    from kibitz.errors import EngineUnavailable
     from kibitz.runtime.breaker import CircuitBreaker
+    from kibitz.services.evaluator import Evaluator
 
-    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'kibitz.db'}", engines=1)
+    path = load_settings(home=tmp_path, demo=False).stockfish_path()
+    assert path is not None
     now = [0.0]
-    async with running(settings, ["problems"]) as container:
-        breaker = CircuitBreaker("test", failures_to_open=2, reset_after=30, clock=lambda: now[0])
-        worker = problems.ProblemsWorker(container.ctx, breaker)
-        pool = container.ctx.engines
-        assert pool is not None
+    pool = EnginePool(path, 1)
+    await pool.start()
+    breaker = CircuitBreaker("test", failures_to_open=2, reset_after=30, clock=lambda: now[0])
+    evaluator = Evaluator(None, engine=pool, breaker=breaker)
+    try:
         board = chess.Board()
-        assert len(await worker.search(board, 2)) == 2
-        path, pool.path = pool.path, "/nonexistent/stockfish"  # the engine can't come back
+        assert len(await evaluator.lines(board, 20_000, 2, "problems")) == 2
+        pool.path = "/nonexistent/stockfish"  # the engine can't come back
         for pid in pool.pids():
             os.kill(pid, signal.SIGKILL)
         for _ in range(2):
-            with pytest.raises(UpstreamUnavailable):
-                await worker.search(board, 2)
+            with pytest.raises(EngineUnavailable):
+                await evaluator.lines(board, 20_000, 2, "problems")
         assert breaker.state == "open"
         searches = pool.searches
-        with pytest.raises(UpstreamUnavailable, match="puzzle search paused"):
-            await worker.search(board, 2)
+        with pytest.raises(EngineUnavailable, match="searches are paused"):
+            await evaluator.evaluate(board, 20_000, "live")
         assert pool.searches == searches  # not even tried while open
         pool.path = path  # the engine is back; after reset_after one probe goes through
         now[0] += 31
         assert breaker.state == "half-open"
-        assert len(await worker.search(board, 2)) == 2
+        assert len(await evaluator.lines(board, 20_000, 2, "problems")) == 2
         assert breaker.state == "closed"
+    finally:
+        await pool.close()
 
 
 async def test_the_pool_of_a_player_counts_only_their_searched_games(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The engine port's adapter: a pool of Stockfish processes driven over UCI by python-chess.
+"""The engine port (`kibitz.ports.Engine`): a pool of Stockfish processes driven over UCI
+by python-chess.
 
 Each search runs at a fixed node budget (reproducible, like Lichess's fishnet). Engines are
 handed out by priority: a waiting search of a lower priority number always gets the next free
@@ -15,32 +16,18 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import chess
 import chess.engine
 
+from kibitz.domain.engine import FINISHED, EngineEval
 from kibitz.domain.judgment import Score
-from kibitz.errors import KibitzError
+from kibitz.errors import EngineUnavailable
 from kibitz.runtime import metrics
 
 log = logging.getLogger("kibitz.engine")
 T = TypeVar("T")
-
-
-class EngineUnavailable(KibitzError):
-    code = "engine_unavailable"
-    http_status = 503
-
-
-@dataclass(frozen=True)
-class EngineEval:
-    score: Score | None  # White's side; None for a finished position
-    best_uci: str | None
-    pv_uci: tuple[str, ...]
-    depth: int | None
-    nodes: int
 
 
 class _Protocol(chess.engine.UciProtocol):
@@ -146,7 +133,7 @@ class EnginePool:
     ) -> EngineEval:
         """Search `board` (its move history is sent too) for `nodes` nodes."""
         if board.is_game_over(claim_draw=False):
-            return EngineEval(score=None, best_uci=None, pv_uci=(), depth=0, nodes=0)
+            return FINISHED
 
         async def search(protocol: _Protocol) -> EngineEval:
             protocol.last_pv = ""

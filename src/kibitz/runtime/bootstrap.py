@@ -16,14 +16,18 @@ from typing import Any
 
 from sqlalchemy import make_url
 
+from kibitz.adapters.commentator_llm import LlmCommentator
 from kibitz.adapters.engine_uci import EnginePool
+from kibitz.adapters.eval_cache_sql import SqlEvalCache
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.adapters.lichess_http import LichessClient, RequestGate
+from kibitz.adapters.speech_espeak import EspeakSpeech
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock, SystemClock
+from kibitz.domain.commentary import TemplateCommentator
 from kibitz.errors import ConfigurationError, UpstreamUnavailable
-from kibitz.ports import EventLog
+from kibitz.ports import Commentator, EventLog
 from kibitz.runtime.publisher import Publisher
 from kibitz.runtime.service import Service
 from kibitz.runtime.supervisor import Supervisor
@@ -40,6 +44,7 @@ from kibitz.services import (
     tracker,
 )
 from kibitz.services.context import Context
+from kibitz.services.evaluator import Evaluator
 from kibitz.settings import Settings
 from kibitz.topics import all_topics
 
@@ -69,12 +74,23 @@ def make_event_log(settings: Settings) -> EventLog:
     return SqliteEventLog(Path(path))
 
 
+def make_commentator(settings: Settings) -> Commentator:
+    """The LLM when one is configured (it falls back to the templates by itself), else the
+    engine-grounded templates."""
+    if settings.llm_url:
+        return LlmCommentator(
+            settings.llm_url, settings.llm_model, key=settings.llm_key, timeout=settings.llm_timeout
+        )
+    return TemplateCommentator()
+
+
 @dataclass
 class Container:
     settings: Settings
     ctx: Context
     services: dict[str, Service] = field(default_factory=dict)
     supervisor: Supervisor | None = None
+    engines: EnginePool | None = None  # started only in processes that search positions
 
     async def start(self, service_names: list[str] | None = None) -> None:
         """Migrate the store, connect the log, declare topics, start `service_names` (None: all).
@@ -126,8 +142,8 @@ class Container:
 
     async def start_engines(self) -> EnginePool:
         """Start the Stockfish pool (once); UpstreamUnavailable when there is no Stockfish."""
-        if self.ctx.engines is not None:
-            return self.ctx.engines
+        if self.engines is not None:
+            return self.engines
         path = self.settings.stockfish_path()
         if path is None:
             raise UpstreamUnavailable(
@@ -144,16 +160,20 @@ class Container:
         except Exception as exc:
             await pool.close()
             raise UpstreamUnavailable(f"cannot start Stockfish at {path}: {_why(exc)}") from None
-        self.ctx.engines = pool
+        self.engines = pool
+        self.ctx.evaluator.attach(pool)
         return pool
 
     async def close(self) -> None:
         if self.supervisor is not None:
             await self.supervisor.stop()
-        if self.ctx.engines is not None:
-            await self.ctx.engines.close()
-            self.ctx.engines = None
+        if self.engines is not None:
+            self.ctx.evaluator.attach(None)
+            await self.engines.close()
+            self.engines = None
         await self.ctx.lichess.close()
+        if isinstance(self.ctx.commentator, LlmCommentator):
+            await self.ctx.commentator.close()
         if self.ctx.cpu_pool is not None:
             self.ctx.cpu_pool.shutdown(wait=True, cancel_futures=True)
         await self.ctx.event_log.close()
@@ -198,6 +218,9 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
         publisher=Publisher(event_log),
         lichess=lichess,
         clock=clock,
+        evaluator=Evaluator(SqlEvalCache(sql) if settings.eval_cache else None),
+        commentator=make_commentator(settings),
+        speech=EspeakSpeech(),
         cpu_pool=(
             ProcessPoolExecutor(
                 settings.cpu_workers,

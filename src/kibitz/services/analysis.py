@@ -28,9 +28,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.engine_uci import EngineEval, EnginePool
-from kibitz.adapters.store_models import Analysis, Game, MoveEval, PluginResult, PositionEval
-from kibitz.adapters.store_sql import SqlStore
+from kibitz.adapters.store_models import Analysis, Game, MoveEval, PluginResult
 from kibitz.domain.analysis import (
     BUILTIN_PLUGINS,
     GameInput,
@@ -40,6 +38,7 @@ from kibitz.domain.analysis import (
     evals_from_lichess,
     evals_from_pgn,
 )
+from kibitz.domain.engine import EngineEval
 from kibitz.domain.judgment import stored_score
 from kibitz.errors import GameNotFound, InvalidInput, KibitzError, MalformedEvent, NotFound
 from kibitz.events import (
@@ -55,18 +54,12 @@ from kibitz.runtime import metrics
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
+from kibitz.services.evaluator import analysis_use
 
 log = logging.getLogger("kibitz.analysis")
 
 LANES = ("interactive", "batch")
 PHASES = ("quick", "deep")
-# Lower first: an interactive game's quick pass, its deep pass, then batch work.
-ENGINE_PRIORITY = {
-    ("interactive", "quick"): 0,
-    ("interactive", "deep"): 1,
-    ("batch", "quick"): 2,
-    ("batch", "deep"): 3,
-}
 LEASE_SECONDS = 20.0
 # Progress updates: often for a user watching, rarely for batch work nobody watches.
 PROGRESS_EVERY_SECONDS = {"interactive": 0.25, "batch": 2.0}
@@ -244,12 +237,6 @@ class AnalysisWorker:
         self.max_attempts = RETRY.max_attempts
 
     @property
-    def engines(self) -> EnginePool:
-        if self.ctx.engines is None:
-            raise KibitzError("the analysis service runs without its engine pool")
-        return self.ctx.engines
-
-    @property
     def plugins(self) -> list[Plugin]:
         """The given plugins, else the module's active ones (read at each use)."""
         return self._plugins if self._plugins is not None else list(PLUGINS)
@@ -358,7 +345,7 @@ class AnalysisWorker:
         row.started_at = datetime.now(UTC)
         row.positions_done = 0
         row.quick_nodes, row.deep_nodes = self.nodes["quick"], self.nodes["deep"]
-        row.engine = self.engines.name
+        row.engine = self.ctx.evaluator.name
         return None
 
     def _release(self, session: Session, game_id: str, reason: str) -> None:
@@ -406,7 +393,7 @@ class AnalysisWorker:
             elif data.pgn_evals and complete_evals(data.pgn_evals, plies):
                 reused, source = evals_from_pgn(data.pgn_evals, plies), "pgn"
             if reused is not None:
-                await self._store_phase(job, base, "deep", reused, [], source=source, final=True)
+                await self._store_phase(job, base, "deep", reused, source=source, final=True)
                 await self._completed(job.game_id, source)
                 return
         boards = _boards(data)
@@ -440,15 +427,11 @@ class AnalysisWorker:
                 searches[phase] = asyncio.ensure_future(self._search(job, phase, boards))
             results = await searches[phase]
             evals = _ply_evals(boards, results)
-            new = [
-                (boards[i], r) for i, (r, cached) in enumerate(results) if not cached and r.nodes
-            ]
             await self._store_phase(
                 job,
                 base,
                 phase,
                 evals,
-                new,
                 source="engine",
                 final=phase == "deep",
                 cached=[c for _, c in results],
@@ -460,45 +443,31 @@ class AnalysisWorker:
     async def _search(
         self, job: _Job, phase: str, boards: list[chess.Board]
     ) -> list[tuple[EngineEval, bool]]:
-        """Every position's evaluation at the phase's budget: from the cache when a search of
-        at least that budget exists, else from the engines."""
-        nodes = self.nodes[phase]
-        epds = [b.epd() for b in boards]
-        cache = (
-            await self.ctx.store.read(lambda s: cached_evals(s, epds, nodes))
-            if self.ctx.settings.eval_cache
-            else {}
-        )
-        out: list[tuple[EngineEval, bool] | None] = [None] * len(boards)
-        for i, epd in enumerate(epds):
-            if epd in cache:
-                out[i] = (cache[epd], True)
-        metrics.EVAL_CACHE_LOOKUPS.inc(len(epds))
-        metrics.EVAL_CACHE_HITS.inc(sum(1 for r in out if r is not None))
-        job.done[phase] = sum(1 for r in out if r is not None)
+        """Every position's evaluation at the phase's budget, through the evaluator (the cache
+        first). Progress is published as searches finish, throttled by lane."""
         last = [0.0]
-        if job.phase == phase:
-            await self._progress(job.game_id, phase, job.done[phase], len(boards))
+        total = len(boards)
 
-        def priority() -> int:  # read when an engine frees up: a lane change applies at once
-            return ENGINE_PRIORITY[(job.priority, phase)]
+        async def cached(n: int) -> None:
+            job.done[phase] = n
+            if job.phase == phase:
+                await self._progress(job.game_id, phase, n, total)
 
-        async def one(i: int) -> None:
-            out[i] = (await self.engines.analyse(boards[i], nodes, priority), False)
+        async def searched() -> None:
             job.done[phase] += 1
             now = time.monotonic()
             if job.phase == phase and now - last[0] >= PROGRESS_EVERY_SECONDS[job.priority]:
                 last[0] = now
-                await self._progress(job.game_id, phase, job.done[phase], len(boards))
+                await self._progress(job.game_id, phase, job.done[phase], total)
 
-        tasks = [asyncio.ensure_future(one(i)) for i, r in enumerate(out) if r is None]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            raise
-        return [r for r in out if r is not None]
+        return await self.ctx.evaluator.evaluate_all(
+            boards,
+            self.nodes[phase],
+            lambda: analysis_use(job.priority, phase),  # a lane change applies at once
+            who="the analysis",
+            on_cached=cached,
+            on_searched=searched,
+        )
 
     async def _progress(self, game_id: str, phase: str, done: int, total: int) -> None:
         def write(session: Session) -> None:
@@ -527,7 +496,6 @@ class AnalysisWorker:
         base: GameInput,
         phase: str,
         evals: list[PlyEval],
-        new: list[tuple[chess.Board, EngineEval]],
         *,
         source: str,
         final: bool,
@@ -540,8 +508,6 @@ class AnalysisWorker:
         store = self.ctx.store
 
         def write(session: Session) -> None:
-            if new and self.ctx.settings.eval_cache:
-                cache_evals(session, store, new)
             session.execute(
                 delete(MoveEval).where(MoveEval.game_id == game_id, MoveEval.phase == phase)
             )
@@ -745,50 +711,6 @@ def _ply_evals(boards: list[chess.Board], results: list[tuple[EngineEval, bool]]
             line = " ".join(sans) or None
         out.append(PlyEval(score=after.score, best_uci=before.best_uci, line_san=line))
     return out
-
-
-def cache_evals(
-    session: Session, store: SqlStore, new: list[tuple[chess.Board, EngineEval]]
-) -> None:
-    """Keep fresh engine results in the evaluation cache (first writer wins per budget)."""
-    rows = {
-        b.epd(): {
-            "epd": b.epd(),
-            "nodes": r.nodes,
-            "cp": r.score.cp if r.score else None,
-            "mate": r.score.mate if r.score else None,
-            "best_uci": r.best_uci,
-            "pv_uci": " ".join(r.pv_uci),
-            "depth": r.depth,
-            "created_at": datetime.now(UTC),
-        }
-        for b, r in new
-    }
-    session.execute(store.insert(PositionEval).on_conflict_do_nothing(), list(rows.values()))
-
-
-def cached_evals(session: Session, epds: list[str], nodes: int) -> dict[str, EngineEval]:
-    """Cached evaluations of `epds` searched with at least `nodes` nodes (the smallest such)."""
-    found: dict[str, EngineEval] = {}
-    unique = list(dict.fromkeys(epds))
-    for start in range(0, len(unique), 500):
-        rows = session.scalars(
-            select(PositionEval)
-            .where(PositionEval.epd.in_(unique[start : start + 500]), PositionEval.nodes >= nodes)
-            .order_by(PositionEval.nodes)
-        )
-        for r in rows:
-            if r.epd in found:
-                continue  # the smallest budget at least as large as asked
-            score = stored_score(r.cp, r.mate)
-            found[r.epd] = EngineEval(
-                score=score,
-                best_uci=r.best_uci,
-                pv_uci=tuple((r.pv_uci or "").split()),
-                depth=r.depth,
-                nodes=r.nodes,
-            )
-    return found
 
 
 PLUGINS: Sequence[Plugin] = BUILTIN_PLUGINS  # the active plugins

@@ -21,11 +21,9 @@ from sqlalchemy import CursorResult, select
 from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.commentator_llm import LlmCommentator
-from kibitz.adapters.engine_uci import EngineEval, EnginePool
-from kibitz.adapters.speech_espeak import EspeakSpeech
 from kibitz.adapters.store_models import Commentary, TrackedPlayer, TrackingSession
-from kibitz.domain.commentary import Comment, MoveFacts, TemplateCommentator, move_facts
+from kibitz.domain.commentary import Comment, MoveFacts, move_facts
+from kibitz.domain.engine import EngineEval
 from kibitz.errors import MalformedEvent, NotFound, UpstreamUnavailable
 from kibitz.events import (
     CommentaryPublished,
@@ -37,12 +35,10 @@ from kibitz.events import (
 )
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
-from kibitz.services.analysis import cache_evals, cached_evals
 from kibitz.services.context import Context
 
 log = logging.getLogger("kibitz.commentary")
 
-LIVE_PRIORITY = -1  # ahead of every analysis lane: someone is watching
 KEEP_GAMES = 256  # evaluations kept in memory for this many games
 
 COMMENTARY_LATENCY = Histogram(
@@ -53,33 +49,12 @@ COMMENTARY_LATENCY = Histogram(
 
 
 class CommentaryWorker:
-    def __init__(
-        self,
-        ctx: Context,
-        commentator: Any = None,
-        speech: EspeakSpeech | None = None,
-    ) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        settings = ctx.settings
-        if commentator is None:
-            commentator = (
-                LlmCommentator(
-                    settings.llm_url,
-                    settings.llm_model,
-                    key=settings.llm_key,
-                    timeout=settings.llm_timeout,
-                )
-                if settings.llm_url
-                else TemplateCommentator()
-            )
-        self.commentator = commentator
-        self.speech = speech or EspeakSpeech()
+        self.commentator = ctx.commentator
+        self.speech = ctx.speech
         self.profiles: dict[str, dict[str, Any]] = {}
         self.evals: OrderedDict[str, tuple[int, EngineEval]] = OrderedDict()
-
-    @property
-    def engines(self) -> EnginePool:
-        return self.ctx.engine_pool("the commentary")
 
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
         if isinstance(payload, LiveMove):
@@ -134,20 +109,10 @@ class CommentaryWorker:
         await self._publish(envelope, move_event, facts, comment, after, audio)
 
     async def evaluate(self, board: chess.Board) -> EngineEval:
-        """The position's evaluation at the commentary budget: cache, else the engine."""
-        if board.is_game_over(claim_draw=False):
-            return EngineEval(score=None, best_uci=None, pv_uci=(), depth=0, nodes=0)
-        nodes = self.ctx.settings.commentary_nodes
-        epd = board.epd()
-        if self.ctx.settings.eval_cache:
-            found = await self.ctx.store.read(lambda s: cached_evals(s, [epd], nodes))
-            if epd in found:
-                return found[epd]
-        result = await self.engines.analyse(board, nodes, LIVE_PRIORITY)
-        if self.ctx.settings.eval_cache:
-            store = self.ctx.store
-            await store.run(lambda s: cache_evals(s, store, [(board, result)]))
-        return result
+        """The position's evaluation at the commentary budget, ahead of every other search."""
+        return await self.ctx.evaluator.evaluate(
+            board, self.ctx.settings.commentary_nodes, "live", who="the commentary"
+        )
 
     async def _load_profile(self, username: str) -> None:
         """The tracked player's profile (from `profiles`; the store after a restart)."""

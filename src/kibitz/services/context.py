@@ -8,13 +8,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from kibitz.adapters.engine_uci import EnginePool
 from kibitz.adapters.lichess_http import LichessClient
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock
-from kibitz.errors import UpstreamUnavailable
-from kibitz.ports import EventLog
+from kibitz.ports import Commentator, EventLog, Speech
 from kibitz.runtime.publisher import Publisher
+from kibitz.services.evaluator import Evaluator
 from kibitz.settings import Settings
 
 T = TypeVar("T")
@@ -28,14 +27,10 @@ class Context:
     publisher: Publisher
     lichess: LichessClient
     clock: Clock
+    evaluator: Evaluator  # every search goes through it; its engine is attached at start
+    commentator: Commentator
+    speech: Speech
     cpu_pool: Executor | None = None  # worker processes for CPU-bound pure work
-    engines: EnginePool | None = None  # started only in processes that run the analysis
-
-    def engine_pool(self, who: str) -> EnginePool:
-        """The Stockfish pool; UpstreamUnavailable naming `who` when this process has none."""
-        if self.engines is None:
-            raise UpstreamUnavailable(f"{who} needs the engine pool (no Stockfish)")
-        return self.engines
 
     async def run_cpu(self, fn: Callable[..., T], *args: object) -> T:
         """`fn(*args)` off the event loop: in a worker process when this process has them,

@@ -23,7 +23,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.engine_uci import EnginePool
 from kibitz.adapters.store_models import Game, MatchRow, MoveEval, Problem
 from kibitz.domain import matches as rules
 from kibitz.domain.judgment import Judgment, judge_move, stored_score
@@ -49,19 +48,15 @@ from kibitz.events import (
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
+WHO = "the match scoring"
 log = logging.getLogger("kibitz.matches")
 
-MATCH_PRIORITY = 0  # a person is waiting for the scores
 DEADLINE_TICK = 0.25  # seconds between deadline checks
 
 
 class MatchesWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-
-    @property
-    def engines(self) -> EnginePool:
-        return self.ctx.engine_pool("the matches service")
 
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
         if isinstance(payload, RoundRobotsAssigned):
@@ -280,7 +275,7 @@ class MatchesWorker:
         away against it (mover's point of view)."""
         board = chess.Board(fen)
         nodes = self.ctx.settings.match_nodes
-        best = await self.engines.analyse(board, nodes, MATCH_PRIORITY)
+        best = await self.ctx.evaluator.evaluate(board, nodes, "match", who=WHO)
         mover = board.turn
         best_chances = win_chances(pov(best.score, mover)) if best.score else 0.0
         out: dict[str, Any] = {}
@@ -291,7 +286,7 @@ class MatchesWorker:
                 continue
             after = board.copy(stack=False)
             after.push(move)
-            found = await self.engines.analyse(after, nodes, MATCH_PRIORITY)
+            found = await self.ctx.evaluator.evaluate(after, nodes, "match", who=WHO)
             if found.score is None:  # the game ends: mate is the best there is
                 chances = 1.0 if after.is_checkmate() else 0.0
             else:

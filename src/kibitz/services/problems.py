@@ -22,7 +22,6 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.engine_uci import EnginePool, EngineUnavailable
 from kibitz.adapters.store_models import (
     Analysis,
     Game,
@@ -41,7 +40,6 @@ from kibitz.events import (
     ProblemsGenerated,
     ProblemsGenerationRequested,
 )
-from kibitz.runtime.breaker import CircuitBreaker
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
@@ -49,7 +47,6 @@ from kibitz.services.context import Context
 log = logging.getLogger("kibitz.problems")
 Q = TypeVar("Q")
 
-PROBLEM_PRIORITY = 4  # behind every analysis lane and phase
 RETRY = RetryPolicy(max_attempts=5, base_delay=2.0, max_delay=60.0, handler_timeout=600.0)
 
 GAMES_SEARCHED = Counter("kibitz_problems_games_searched_total", "Games searched for puzzles")
@@ -67,16 +64,11 @@ ACTIVE_SEARCHES = Gauge("kibitz_problems_active_searches", "Games being searched
 
 
 class ProblemsWorker:
-    def __init__(self, ctx: Context, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.breaker = breaker or CircuitBreaker("engine.problems", failures_to_open=3)
         # A game can be asked for twice at once (its analysis completed while a player's
         # request fanned out): the second waits for the first, then finds it searched.
         self._searching: dict[str, asyncio.Lock] = {}
-
-    @property
-    def engines(self) -> EnginePool:
-        return self.ctx.engine_pool("the problems service")
 
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
         if isinstance(payload, AnalysisCompleted):
@@ -100,17 +92,10 @@ class ProblemsWorker:
         return len(ids)
 
     async def search(self, board: chess.Board, lines: int) -> list[puzzles.Line]:
-        """The engine's best `lines` lines, through the circuit breaker."""
-        if not self.breaker.allow():
-            raise UpstreamUnavailable("the engine pool keeps failing; puzzle search paused")
-        try:
-            found = await self.engines.analyse_lines(
-                board, self.ctx.settings.problem_nodes, lines, PROBLEM_PRIORITY
-            )
-        except EngineUnavailable as exc:
-            self.breaker.failure()
-            raise UpstreamUnavailable(f"puzzle search: {exc.detail}") from None
-        self.breaker.success()
+        """The engine's best `lines` lines (behind every analysis, through the breaker)."""
+        found = await self.ctx.evaluator.lines(
+            board, self.ctx.settings.problem_nodes, lines, "problems", who="the puzzle search"
+        )
         return [puzzles.Line(e.best_uci, e.score) for e in found if e.best_uci and e.score]
 
     async def generate_game(self, game_id: str, cause: Envelope | None = None) -> list[str]:

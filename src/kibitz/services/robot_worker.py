@@ -11,8 +11,8 @@ import logging
 import chess
 
 from kibitz import topics
-from kibitz.adapters.engine_uci import EngineEval, EnginePool
 from kibitz.domain import robots
+from kibitz.domain.engine import EngineEval
 from kibitz.domain.judgment import Score
 from kibitz.errors import MalformedEvent
 from kibitz.events import Envelope, GenerateResponse, GenerateVote, Payload, RobotAnswered
@@ -22,17 +22,12 @@ from kibitz.services.context import Context
 
 log = logging.getLogger("kibitz.robot_worker")
 
-ROBOT_PRIORITY = 0  # a round's clock is running
 VOTE_LINES = 8
 
 
 class RobotWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-
-    @property
-    def engines(self) -> EnginePool:
-        return self.ctx.engine_pool("the robot worker")
 
     async def handle(self, envelope: Envelope, payload: Payload) -> None:
         if not isinstance(payload, GenerateResponse | GenerateVote):
@@ -78,7 +73,7 @@ class RobotWorker:
         )
 
     async def _lines(self, board: chess.Board, nodes: int, lines: int) -> list[robots.Candidate]:
-        found = await self.engines.analyse_lines(board, nodes, max(1, lines), ROBOT_PRIORITY)
+        found = await self.ctx.evaluator.lines(board, nodes, lines, "robot", who="the robot worker")
         return [robots.Candidate(e.best_uci, _cp(e, board.turn)) for e in found if e.best_uci]
 
 
