@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from kibitz.adapters.store_models import Analysis, Game  # noqa: E402
-from kibitz.api.views import get_sync  # noqa: E402
+from kibitz.read.games import get_sync  # noqa: E402
 from kibitz.runtime.bootstrap import Container, bootstrap  # noqa: E402
 from kibitz.services.analysis import request_analysis  # noqa: E402
 from kibitz.services.ingest import import_pgn  # noqa: E402
@@ -151,9 +151,9 @@ async def start(home: Path, services: list[str] | None = None, **extra: Any) -> 
 
 async def import_games(container: Container, pgn_text: str) -> list[str]:
     sync_id = await import_pgn(container.ctx, pgn_text, filename="bench.pgn")
-    while (await container.ctx.store.read(lambda s: get_sync(s, sync_id)))["status"] != "done":
+    while (await container.sql.read(lambda s: get_sync(s, sync_id)))["status"] != "done":
         await asyncio.sleep(0.05)
-    return list(await container.ctx.store.read(lambda s: s.scalars(select(Game.id)).all()))
+    return list(await container.sql.read(lambda s: s.scalars(select(Game.id)).all()))
 
 
 async def analyse_all(container: Container, ids: list[str], force: bool = False) -> float:
@@ -161,7 +161,7 @@ async def analyse_all(container: Container, ids: list[str], force: bool = False)
     for game_id in ids:
         await request_analysis(container.ctx, game_id, "batch", force=force)
     while True:
-        done = await container.ctx.store.read(
+        done = await container.sql.read(
             lambda s: s.scalars(
                 select(Analysis.game_id).where(Analysis.game_id.in_(ids), Analysis.status == "done")
             ).all()
@@ -235,7 +235,7 @@ async def quick_latency(plies: int = 80) -> tuple[float, float]:
             await asyncio.sleep(1.0)  # idle
             await request_analysis(container.ctx, game_id, "interactive")
             while True:
-                row = await container.ctx.store.read(lambda s: s.get(Analysis, game_id))
+                row = await container.sql.read(lambda s: s.get(Analysis, game_id))
                 if row.status == "done":
                     requested = row.requested_at.replace(tzinfo=UTC)
                     quick = row.quick_done_at.replace(tzinfo=UTC)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.lichess import FakeLichess  # noqa: E402
 
-from kibitz.api.views import get_sync  # noqa: E402
+from kibitz.read.games import get_sync  # noqa: E402
 from kibitz.runtime.bootstrap import bootstrap  # noqa: E402
 from kibitz.services.ingest import request_sync  # noqa: E402
 from kibitz.settings import load_settings  # noqa: E402
@@ -79,7 +79,7 @@ async def pipeline(fake: RemoteFake, user: str, database_url: str, home: Path) -
         started = time.perf_counter()
         sync_id = await request_sync(container.ctx, user)
         while True:
-            view = await container.ctx.store.read(lambda s: get_sync(s, sync_id))
+            view = await container.sql.read(lambda s: get_sync(s, sync_id))
             if view["status"] in ("done", "failed"):
                 break
             await asyncio.sleep(0.01)

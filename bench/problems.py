@@ -79,10 +79,10 @@ async def generation(nodes: int | None) -> tuple[dict[str, Any], list[tuple[str,
     try:
         sync_id = await import_pgn(container.ctx, games_pgn(), filename="bench.pgn")
         view = await wait_for_sync(container, sync_id)
-        ids = [g for g in await container.ctx.store.read(_game_ids)]
+        ids = [g for g in await container.sql.read(_game_ids)]
         for game_id in ids:
             await request_analysis(container.ctx, game_id, "batch")
-        while await container.ctx.store.read(lambda s: _analysed(s, ids)) < len(ids):
+        while await container.sql.read(lambda s: _analysed(s, ids)) < len(ids):
             await asyncio.sleep(0.5)
     finally:
         await container.close()
@@ -105,7 +105,7 @@ async def generation(nodes: int | None) -> tuple[dict[str, Any], list[tuple[str,
         began = time.perf_counter()
         await request_generation(container.ctx, None)
         while True:
-            scans = await container.ctx.store.read(_scans)
+            scans = await container.sql.read(_scans)
             if scans["games"] >= len(ids):
                 break
             await asyncio.sleep(0.2)
@@ -195,13 +195,13 @@ def seed_pg(count: int) -> str:
             ]
 
             def insert(session: Any) -> None:
-                session.execute(container.ctx.store.insert(Problem), rows)
+                session.execute(container.sql.insert(Problem), rows)
                 session.execute(
-                    container.ctx.store.insert(ProblemTheme),
+                    container.sql.insert(ProblemTheme),
                     [{"problem_id": r["id"], "theme": "advantage"} for r in rows],
                 )
 
-            await container.ctx.store.run(insert)
+            await container.sql.run(insert)
         finally:
             await container.close()
 

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from kibitz.api.views import get_sync
 from kibitz.clock import Clock
+from kibitz.read.games import get_sync
 from kibitz.runtime.bootstrap import Container, bootstrap
 from kibitz.settings import Settings, load_settings
 
@@ -42,7 +42,7 @@ async def running(
 async def wait_for_sync(container: Container, sync_id: str, timeout: float = 120) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         while True:
-            view = await container.ctx.store.read(lambda s: get_sync(s, sync_id))
+            view = await container.sql.read(lambda s: get_sync(s, sync_id))
             if view["status"] in ("done", "failed"):
                 return dict(view)
             await asyncio.sleep(0.05)

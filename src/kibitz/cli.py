@@ -500,7 +500,6 @@ def track(
     speech: Annotated[bool, typer.Option(help="Ask for spoken commentary too.")] = False,
 ) -> None:
     """Follow a player's ongoing Lichess game and print its commentary, line by line."""
-    from kibitz.adapters.store_models import TrackedPlayer
     from kibitz.domain.players import check_username
     from kibitz.events import CommentaryPublished, decode
     from kibitz.runtime.bootstrap import bootstrap
@@ -537,10 +536,9 @@ def track(
                         if key in {(line.white or "").lower(), (line.black or "").lower()}:
                             style = colours.get(line.judgment or "")
                             console.print(line.text, style=style, highlight=False)
-                row = await container.ctx.store.read(lambda s: s.get(TrackedPlayer, key))
-                ended_at = row.ended_at if row is not None else None
+                ended_at, why = await container.reader.tracking_ended(key)
                 if ended_at is not None and ended_at.replace(tzinfo=UTC) >= asked_at:
-                    return (row.end_reason if row else None) or "ended"
+                    return why or "ended"
                 await asyncio.sleep(0.3)
         finally:
             await container.close()
@@ -562,8 +560,6 @@ def _parse_since(value: str | None) -> int | None:
 
 
 async def _follow_sync(container: Any, sync_id: str, label: str) -> dict[str, Any]:
-    from kibitz.api.views import get_sync
-
     started = time.monotonic()
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -575,7 +571,7 @@ async def _follow_sync(container: Any, sync_id: str, label: str) -> dict[str, An
     ) as progress:
         task = progress.add_task(label, total=None, stored=0, rate=0.0)
         while True:
-            view = await container.ctx.store.read(lambda s: get_sync(s, sync_id))
+            view = await container.reader.sync(sync_id)
             elapsed = max(0.001, time.monotonic() - started)
             total = view["games_received"] if view["status"] in ("done", "storing") else None
             progress.update(
@@ -729,27 +725,11 @@ def analyze(
 
 
 async def _analysis_ids(container: Any, player: str) -> list[str]:
-    from sqlalchemy import select
-
-    from kibitz.adapters.store_models import Analysis, Game
-
-    name = player.strip().lower()
-    return list(
-        await container.ctx.store.read(
-            lambda s: s.scalars(
-                select(Analysis.game_id)
-                .join(Game, Game.id == Analysis.game_id)
-                .where((Game.white_id == name) | (Game.black_id == name))
-                .where(Analysis.status.in_(("queued", "running")))
-            ).all()
-        )
-    )
+    return list(await container.reader.analyses_pending(player))
 
 
 async def _follow_analyses(container: Any, ids: list[str]) -> dict[str, str]:
     """Poll the games' analyses until each is done or failed; returns status or error by id."""
-    from kibitz.services.analysis import analysis_view
-
     outcome: dict[str, str] = {}
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -768,9 +748,7 @@ async def _follow_analyses(container: Any, ids: list[str]) -> dict[str, str]:
         while len(outcome) < len(ids):
             completed, now = 0.0, "queued"
             for game_id in ids:
-                view = await container.ctx.store.read(
-                    lambda s, g=game_id: analysis_view(s, g, with_evals=False)
-                )
+                view = await container.reader.analysis(game_id, with_evals=False)
                 status, phase = view["status"], view["phase"]
                 if status == "done":
                     outcome[game_id] = "done"
@@ -791,7 +769,6 @@ async def _follow_analyses(container: Any, ids: list[str]) -> dict[str, str]:
 def report(username: Annotated[str, typer.Argument(help="A player's username.")]) -> None:
     """A player's summary over their analysed games: accuracy, errors, weakest openings."""
     from kibitz.runtime.bootstrap import bootstrap
-    from kibitz.services.analysis import player_report
 
     settings = _settings()
     settings.demo = False
@@ -800,7 +777,7 @@ def report(username: Annotated[str, typer.Argument(help="A player's username.")]
         container = bootstrap(settings)
         await container.start([])
         try:
-            return dict(await container.ctx.store.read(lambda s: player_report(s, username)))
+            return await container.reader.player_report(username)
         finally:
             await container.close()
 
@@ -851,7 +828,7 @@ def problems_generate(
 ) -> None:
     """Search games for puzzles; games not analysed yet are analysed first."""
     from kibitz.runtime.bootstrap import bootstrap
-    from kibitz.services.problems import pool_view, request_generation
+    from kibitz.services.problems import request_generation
 
     settings = _settings()
     settings.demo = False
@@ -865,7 +842,7 @@ def problems_generate(
             if not wait:
                 return accepted, None
             await _follow_generation(container, player)
-            return accepted, await container.ctx.store.read(lambda s: pool_view(s, player))
+            return accepted, await container.reader.problem_pool(player)
         finally:
             await container.close()
 
@@ -882,7 +859,6 @@ def problems_generate(
 
 async def _follow_generation(container: Any, player: str | None) -> None:
     """Until every game of the player is analysed and searched: a progress bar."""
-    from kibitz.services.problems import pool_view, search_progress
 
     with Progress(
         TextColumn("[bold]puzzle search"),
@@ -895,8 +871,8 @@ async def _follow_generation(container: Any, player: str | None) -> None:
     ) as progress:
         task = progress.add_task("search", total=None, searched=0, games="?", found=0)
         while True:
-            searched, waiting = await container.ctx.store.read(lambda s: search_progress(s, player))
-            pool = await container.ctx.store.read(lambda s: pool_view(s, player))
+            searched, waiting = await container.reader.search_progress(player)
+            pool = await container.reader.problem_pool(player)
             progress.update(
                 task,
                 total=searched + waiting,
@@ -916,7 +892,6 @@ def problems_pool(
 ) -> None:
     """The puzzle pool: totals, never served, by theme."""
     from kibitz.runtime.bootstrap import bootstrap
-    from kibitz.services.problems import pool_view
 
     settings = _settings()
     settings.demo = False
@@ -925,7 +900,7 @@ def problems_pool(
         container = bootstrap(settings)
         await container.start([])
         try:
-            return await container.ctx.store.read(lambda s: pool_view(s, player))
+            return await container.reader.problem_pool(player)
         finally:
             await container.close()
 
@@ -949,7 +924,7 @@ def replay_match(match_id: Annotated[str, typer.Argument(help="The match's id.")
     from kibitz import topics
     from kibitz.events import decode
     from kibitz.runtime.bootstrap import bootstrap
-    from kibitz.services.matches import replay, stored_state
+    from kibitz.services.matches import replay
 
     settings = _settings()
     settings.demo = False
@@ -971,7 +946,7 @@ def replay_match(match_id: Annotated[str, typer.Argument(help="The match's id.")
                             envelope, payload = decode(record.value)
                             events.append((envelope.type, payload.model_dump()))
                     offset = records[-1].offset + 1
-            stored = await container.ctx.store.read(lambda s: stored_state(s, match_id))
+            stored = await container.reader.stored_match(match_id)
             return len(events), replay(events), stored
         finally:
             await container.close()

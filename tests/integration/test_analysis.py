@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 from kibitz import topics
 from kibitz.adapters.store_models import Analysis, MoveEval, PluginResult
 from kibitz.domain.analysis import BUILTIN_PLUGINS, GameInput
+from kibitz.read.analysis import analysis_view
 from kibitz.runtime.bootstrap import Container
 from kibitz.runtime.consumer import DLQ_SUFFIX, RetryPolicy
 from kibitz.services import analysis
-from kibitz.services.analysis import analysis_view, request_analysis, request_player_analysis
+from kibitz.services.analysis import request_analysis, request_player_analysis
 from kibitz.services.ingest import request_sync
 from tests.fakes.lichess import FakeLichess
 from tests.support import running, settings_for, wait_for_sync
@@ -36,7 +37,7 @@ async def _load_games(container: Container, fake: FakeLichess, user: str) -> lis
 async def wait_analysed(container: Container, game_id: str, timeout: float = 120) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         while True:
-            view = await container.ctx.store.read(lambda s: analysis_view(s, game_id))
+            view = await container.sql.read(lambda s: analysis_view(s, game_id))
             if view["status"] in ("done", "failed"):
                 return view
             await asyncio.sleep(0.05)
@@ -54,7 +55,7 @@ async def test_quick_results_then_deep_results_then_the_cache_spares_the_engine(
         seen_phases = set()
         async with asyncio.timeout(120):
             while True:
-                view = await container.ctx.store.read(lambda s: analysis_view(s, first))
+                view = await container.sql.read(lambda s: analysis_view(s, first))
                 if view.get("results_phase"):
                     seen_phases.add(view["results_phase"])
                 if view["status"] == "done":
@@ -78,7 +79,7 @@ async def test_quick_results_then_deep_results_then_the_cache_spares_the_engine(
             return int(evals), int(results)
 
         # Both phases' evaluations are kept; one result per plugin version.
-        assert await container.ctx.store.read(counts) == (2 * plies, len(BUILTIN_PLUGINS))
+        assert await container.sql.read(counts) == (2 * plies, len(BUILTIN_PLUGINS))
 
         # Analysing again with force: every position is in the cache, no search runs.
         engines = container.engines
@@ -90,7 +91,7 @@ async def test_quick_results_then_deep_results_then_the_cache_spares_the_engine(
         assert again["status"] == "done"
         assert engines.searches == searches
         assert again["results"]["judgments"] == view["results"]["judgments"]
-        assert await container.ctx.store.read(counts) == (2 * plies, len(BUILTIN_PLUGINS))
+        assert await container.sql.read(counts) == (2 * plies, len(BUILTIN_PLUGINS))
 
         # A whole player's games in the batch lane.
         assert await request_player_analysis(container.ctx, "Ana") == 1
@@ -129,10 +130,10 @@ async def test_the_interactive_lane_overtakes_queued_batch_work(
             await request_analysis(container.ctx, game_id, "batch")
         await asyncio.sleep(1.0)  # batch work is under way
 
-        done_before = await container.ctx.store.read(_finished)
+        done_before = await container.sql.read(_finished)
         await request_analysis(container.ctx, urgent, "interactive")
         urgent_view = await wait_analysed(container, urgent)
-        done_by_then = await container.ctx.store.read(_finished)
+        done_by_then = await container.sql.read(_finished)
         views = [await wait_analysed(container, g, timeout=300) for g in batch]
     assert urgent_view["status"] == "done"
     assert all(v["status"] == "done" for v in views)
@@ -295,14 +296,14 @@ async def test_asking_for_a_game_queued_in_batch_moves_it_ahead_of_the_batch(
         assert await request_player_analysis(container.ctx, "Gil") == 6
         await asyncio.sleep(1.0)
 
-        done_before = await container.ctx.store.read(_finished)
+        done_before = await container.sql.read(_finished)
         pending = [g for g in ids if g not in done_before]
         assert len(pending) >= 3
         moved = pending[-1]
         view = await request_analysis(container.ctx, moved, "interactive")
         assert view["priority"] == "interactive"
         assert (await wait_analysed(container, moved))["status"] == "done"
-        done_by_then = await container.ctx.store.read(_finished)
+        done_by_then = await container.sql.read(_finished)
         for g in ids:
             assert (await wait_analysed(container, g, timeout=300))["status"] == "done"
     overtaken = [g for g in pending if g != moved and g not in done_by_then]
@@ -313,7 +314,7 @@ async def test_asking_for_a_game_queued_in_batch_moves_it_ahead_of_the_batch(
 async def test_a_pgn_with_lichess_evals_is_analysed_from_them_without_searching(
     tmp_path: Path,
 ) -> None:
-    from kibitz.api.views import get_sync
+    from kibitz.read.games import get_sync
     from kibitz.services.ingest import import_pgn
 
     text = (FIXTURES / "lichess_annotated_fishnet.pgn").read_text()
@@ -321,9 +322,7 @@ async def test_a_pgn_with_lichess_evals_is_analysed_from_them_without_searching(
     async with running(settings, ["ingest", "store", "analysis"]) as container:
         import_id = await import_pgn(container.ctx, text, filename="annotated.pgn")
         async with asyncio.timeout(60):
-            while (await container.ctx.store.read(lambda s: get_sync(s, import_id)))[
-                "status"
-            ] != "done":
+            while (await container.sql.read(lambda s: get_sync(s, import_id)))["status"] != "done":
                 await asyncio.sleep(0.05)
         await request_analysis(container.ctx, "TaHSAsYD", "interactive")
         view = await wait_analysed(container, "TaHSAsYD")
@@ -372,7 +371,7 @@ async def test_one_game_asked_for_on_both_lanes_and_again_is_analysed_exactly_on
             for _, p in await read_topic(container, topics.ANALYSIS_COMPLETED)
             if p.game_id == game
         ]
-        attempts = await container.ctx.store.read(lambda s: s.get(Analysis, game).attempts)
+        attempts = await container.sql.read(lambda s: s.get(Analysis, game).attempts)
     assert len(completed) == 1
     assert attempts == 1
 
@@ -413,7 +412,7 @@ async def test_a_crash_between_done_and_its_event_publishes_the_event_once_on_re
                     (e.id, p.game_id)
                     for e, p in await read_topic(container, topics.ANALYSIS_COMPLETED)
                 ]
-                pending = await container.ctx.store.read(
+                pending = await container.sql.read(
                     lambda s: s.get(Analysis, game).completion_event_id
                 )
                 if events and pending is None:

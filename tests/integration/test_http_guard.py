@@ -122,7 +122,7 @@ async def test_a_full_disk_answers_507_json_health_says_so_and_writes_resume_wit
     path = tmp_path / "k.db"
     limit: dict[str, int | None] = {"pages": None}
     async with api(tmp_path, f"sqlite:///{path}") as (http, container):
-        engine = container.ctx.store.engine  # type: ignore[attr-defined]
+        engine = container.sql.engine
 
         @event.listens_for(engine, "connect")
         def _cap(dbapi_conn: sqlite3.Connection, _record: object) -> None:

@@ -17,7 +17,7 @@ from tests.support import running, settings_for, wait_for_sync
 
 
 async def _count_games(container: object) -> int:
-    store = container.ctx.store  # type: ignore[attr-defined]
+    store = container.sql  # type: ignore[attr-defined]
     return int(await store.read(lambda s: s.scalar(select(func.count()).select_from(Game))))
 
 

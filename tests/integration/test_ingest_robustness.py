@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from kibitz.adapters.store_models import Game
+from kibitz.adapters.store_models import Game, Sync
 from kibitz.clock import ManualClock
-from kibitz.services import ingest, store
+from kibitz.services import ingest
 from kibitz.services.ingest import import_pgn, request_sync
 from tests.fakes.lichess import FakeLichess
 from tests.support import running, settings_for, wait_for_sync
@@ -22,7 +22,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 async def game_ids(container: Any) -> set[str]:
-    return set(await container.ctx.store.read(lambda s: s.scalars(select(Game.id)).all()))
+    return set(await container.sql.read(lambda s: s.scalars(select(Game.id)).all()))
 
 
 async def test_broken_lichess_lines_are_rejected_by_index_and_the_games_after_them_imported(
@@ -83,14 +83,16 @@ async def test_values_no_store_can_keep_are_rejected_by_index_and_the_import_end
 async def test_a_game_whose_write_keeps_failing_is_rejected_and_its_import_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = store.upsert_games
+    from kibitz.adapters import repo_games
 
-    def failing(session: Any, store_: Any, records: list[Any]) -> dict[str, bool]:
+    real = repo_games.upsert_games
+
+    def failing(session: Any, store_: Any, records: list[Any], now: Any) -> dict[str, bool]:
         if any(r.id == "vLMnoCct" for r in records):
             raise RuntimeError("the disk said no")
-        return real(session, store_, records)
+        return real(session, store_, records, now)
 
-    monkeypatch.setattr(store, "upsert_games", failing)
+    monkeypatch.setattr(repo_games, "upsert_games", failing)
     text = (FIXTURES / "lichess_broadcast_round.pgn").read_text()
     settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'k.db'}")
     async with running(settings, ["store"]) as container:
@@ -118,9 +120,7 @@ async def test_a_broadcast_round_imports_every_game_and_a_taken_id_never_merges_
             again = await wait_for_sync(container, await import_pgn(container.ctx, impostor))
             assert (again["status"], again["games_stored"]) == ("done", 1)
         ids = await game_ids(container)
-        count = await container.ctx.store.read(
-            lambda s: s.scalar(select(func.count()).select_from(Game))
-        )
+        count = await container.sql.read(lambda s: s.scalar(select(func.count()).select_from(Game)))
     assert count == 4 and {"pjFW7Z3B", "vLMnoCct", "b0eP7FAA"} < ids
     (own,) = ids - {"pjFW7Z3B", "vLMnoCct", "b0eP7FAA"}
     assert own.startswith("p")
@@ -145,10 +145,10 @@ async def test_an_import_a_crash_interrupted_is_failed_with_a_reason_and_can_be_
         assert await ingest.fail_interrupted_imports(container.ctx, 300) == 0  # not yet
         await clock.sleep(301)
         assert await ingest.fail_interrupted_imports(container.ctx, 300) == 1
-        (failed,) = await container.ctx.store.read(
+        (failed,) = await container.sql.read(
             lambda s: [
                 store_view
-                for store_view in s.scalars(select(ingest.Sync)).all()
+                for store_view in s.scalars(select(Sync)).all()
                 if store_view.status == "failed"
             ]
         )

@@ -39,13 +39,13 @@ LIVE = {"track_wait": 0.5, "track_poll": 0.05}
 
 
 async def _ended(container: Container, game_id: str) -> bool:
-    row = await container.ctx.store.read(lambda s: s.get(TrackingSession, game_id))
+    row = await container.sql.read(lambda s: s.get(TrackingSession, game_id))
     return row is not None and row.ended_at is not None
 
 
 async def _lines(container: Container, game_id: str) -> list[Commentary]:
     return list(
-        await container.ctx.store.read(
+        await container.sql.read(
             lambda s: s.scalars(
                 select(Commentary).where(Commentary.game_id == game_id).order_by(Commentary.ply)
             ).all()
@@ -107,7 +107,7 @@ async def test_every_ply_reaches_live_moves_once_in_order_across_a_disconnect(
             return bool(health["active_trackers"] == 0)
 
         await until(cleaned_up, timeout=10)
-        row = await container.ctx.store.read(lambda s: s.get(TrackedPlayer, "matyizom"))
+        row = await container.sql.read(lambda s: s.get(TrackedPlayer, "matyizom"))
         assert row is not None and row.status == "ended" and row.end_reason.startswith("no game")
         # Tracking again after the end starts a new task.
         assert (await http.post("/start-tracking", json={"username": "matyizom"})).json()[
@@ -131,7 +131,7 @@ async def test_tracking_requests_older_than_five_minutes_are_ignored(
         await container.ctx.publisher.publish_envelope(topics.TRACKING_REQUESTED, fresh)
 
         async def started(name: str) -> bool:
-            row = await container.ctx.store.read(lambda s: s.get(TrackedPlayer, name))
+            row = await container.sql.read(lambda s: s.get(TrackedPlayer, name))
             return row is not None
 
         # One partition, in order: once the fresh request is handled, the stale one was too.
@@ -292,5 +292,5 @@ async def test_the_api_reaches_the_tracker_over_http_and_falls_back_to_the_topic
             return "viatopic" in tracker.tasks
 
         await until(tracked, timeout=20)
-        row = await api.ctx.store.read(lambda s: s.get(TrackedPlayer, "viatopic"))
+        row = await api.sql.read(lambda s: s.get(TrackedPlayer, "viatopic"))
         assert row is not None and row.profile == {"speech": True}

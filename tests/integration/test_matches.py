@@ -20,11 +20,11 @@ from tests.support import read_topic, running, settings_for, until, write_match_
 
 async def seed_positions(container: Container) -> None:
     """Puzzles whose starts are the match positions (the match source 'problems')."""
-    await container.ctx.store.run(lambda s: write_match_positions(s, container.ctx.store))
+    await container.sql.run(lambda s: write_match_positions(s, container.sql))
 
 
 async def view(container: Container, match_id: str) -> dict[str, Any]:
-    return await container.ctx.store.read(lambda s: matches.match_view(s, match_id))
+    return await container.reader.match(match_id)
 
 
 async def round_in(container: Container, match_id: str, number: int, status: str) -> dict[str, Any]:
@@ -84,7 +84,7 @@ async def test_the_pool_scales_up_under_ten_matches_never_past_the_maximum_and_b
     settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'kibitz.db'}")
     async with running(settings, [], clock=clock) as container:
         pool = robots.RobotPool(container.ctx)
-        live = lambda: container.ctx.store.read(robots.pool_view)  # noqa: E731
+        live = container.reader.robot_pool
 
         counts = await pool.scale()
         assert counts == dict.fromkeys(counts, 2) and len(counts) == 3  # min idle per type

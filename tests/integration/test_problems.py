@@ -54,7 +54,7 @@ async def _searched(container: Container, count: int) -> list[Problem]:
                 return None
             return list(session.scalars(select(Problem).order_by(Problem.id)))
 
-        return await container.ctx.store.read(read)
+        return await container.sql.read(read)
 
     return await until(all_searched, timeout=240)
 
@@ -108,7 +108,7 @@ async def test_puzzles_are_found_in_real_games_with_their_solution_once(tmp_path
         assert accepted["games_to_search"] == 0
         ids = await problems.ProblemsWorker(container.ctx).generate_game(found[0].game_id)
         assert ids == []
-        again = await container.ctx.store.read(
+        again = await container.sql.read(
             lambda s: s.scalars(select(Problem.id).order_by(Problem.id)).all()
         )
         assert list(again) == [p.id for p in found]
@@ -174,13 +174,13 @@ async def _seed(container: Container, rows: list[dict[str, Any]]) -> None:
     from kibitz.adapters.store_models import ProblemTheme
 
     def write(session: Any) -> None:
-        session.execute(container.ctx.store.insert(Problem), rows)
+        session.execute(container.sql.insert(Problem), rows)
         session.execute(
-            container.ctx.store.insert(ProblemTheme),
+            container.sql.insert(ProblemTheme),
             [{"problem_id": r["id"], "theme": t} for r in rows for t in r["themes"]],
         )
 
-    await container.ctx.store.run(write)
+    await container.sql.run(write)
 
 
 async def test_attempts_are_checked_and_counted_and_bad_ones_refused(
@@ -199,10 +199,10 @@ async def test_attempts_are_checked_and_counted_and_bad_ones_refused(
         }
         assert board.fen() == _after(row["fen"], "g8f6")
         await _seed(container, [row])
-        store = container.ctx.store
+        store = container.sql
 
         async def attempt(moves: list[str]) -> dict[str, Any]:
-            return await store.run(lambda s: problems.record_attempt(s, "scholar-7", moves))
+            return await problems.record_attempt(container.ctx, "scholar-7", moves)
 
         wrong = await attempt(["h5f5"])
         assert wrong["correct"] is False and wrong["wrong_at"] == 0
@@ -217,7 +217,7 @@ async def test_attempts_are_checked_and_counted_and_bad_ones_refused(
             with pytest.raises(InvalidInput, match=why):
                 await attempt(bad)
         with pytest.raises(NotFound):
-            await store.run(lambda s: problems.record_attempt(s, "nope-1", ["e2e4"]))
+            await problems.record_attempt(container.ctx, "nope-1", ["e2e4"])
         solved = await attempt(["h5f7"])
         assert solved["correct"] and solved["complete"] and solved["played"]["san"] == "Qxf7#"
         assert (solved["attempts"], solved["successes"]) == (2, 1)
@@ -258,7 +258,7 @@ async def test_serving_is_least_recently_served_first_and_asks_for_more_when_low
             await problems.serve(container.ctx, theme="nonsense")
         with pytest.raises(NotFound):
             await problems.serve(container.ctx, player="nobody")
-        pool = await container.ctx.store.read(lambda s: problems.pool_view(s, None))
+        pool = await container.reader.problem_pool(None)
         assert pool["total"] == 10 and pool["never_served"] == 0
         assert pool["by_theme"]["advantage"]["total"] == 10
         assert pool["by_theme"]["fork"]["total"] == 5
@@ -356,7 +356,7 @@ async def test_the_pool_of_a_player_counts_only_their_searched_games(tmp_path: P
             for game_id in ("hO2QSrD3", "pjFW7Z3B", "vLMnoCct", "b0eP7FAA"):
                 session.add(ProblemScan(game_id=game_id, version=puzzles.GENERATOR_VERSION))
 
-        await c.ctx.store.run(scan_all)
-        carlsen = await c.ctx.store.read(lambda s: problems.pool_view(s, "Magnus Carlsen"))
-        everyone = await c.ctx.store.read(lambda s: problems.pool_view(s, None))
+        await c.sql.run(scan_all)
+        carlsen = await c.reader.problem_pool("Magnus Carlsen")
+        everyone = await c.reader.problem_pool(None)
     assert (carlsen["games_searched"], everyone["games_searched"]) == (1, 4)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kibitz.adapters.store_models import Player
 from kibitz.clock import ManualClock
-from kibitz.services import scheduler
+from kibitz.services import ingest, scheduler
 from tests.fakes.lichess import FakeLichess
 from tests.support import running, settings_for, wait_for_sync
 
@@ -21,10 +20,7 @@ async def test_followed_players_sync_every_minute_from_their_last_game(
     async with running(settings, ["ingest", "store"], clock=clock) as container:
         ctx = container.ctx
 
-        def follow(session: object) -> None:
-            session.add(Player(id="ann", name="Ann", followed=True))  # type: ignore[attr-defined]
-
-        await ctx.store.run(follow)
+        await ingest.set_followed(ctx, "Ann", True)
         assert await scheduler.tick(ctx) == ["Ann"]
         await _wait_idle(container)
         first = fake_lichess.requests[-1]["params"]
@@ -45,7 +41,7 @@ async def _wait_idle(container: object) -> None:
 
     from kibitz.adapters.store_models import Sync
 
-    store = container.ctx.store  # type: ignore[attr-defined]
+    store = container.sql  # type: ignore[attr-defined]
     ids = await store.read(lambda s: list(s.scalars(select(Sync.id))))
     for sync_id in ids:
         view = await wait_for_sync(container, sync_id)  # type: ignore[arg-type]

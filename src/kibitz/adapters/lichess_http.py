@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,10 +19,12 @@ from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from kibitz.adapters import lease_sql
 from kibitz.adapters.store_models import Lock
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock
 from kibitz.errors import LichessRateLimited, LichessUserNotFound, UpstreamUnavailable
+from kibitz.runtime.identity import process_owner
 
 log = logging.getLogger("kibitz.lichess")
 
@@ -45,7 +45,7 @@ class RequestGate:
     def __init__(self, store: SqlStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
-        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.holder = process_owner()
         self._local = asyncio.Lock()
 
     @asynccontextmanager
@@ -86,10 +86,9 @@ class RequestGate:
         lock = self._lock_row(session)
         if lock.not_before > now:
             return lock.not_before - now
-        if lock.holder not in (None, self.holder) and lock.expires_at > now:
+        if lease_sql.holder(lock, self.holder, now) is not None:
             return min(0.2, lock.expires_at - now)
-        lock.holder = self.holder
-        lock.expires_at = now + LEASE_SECONDS
+        lease_sql.take(lock, self.holder, now, LEASE_SECONDS)
         return 0.0
 
     async def _renew(self) -> None:
@@ -112,8 +111,7 @@ class RequestGate:
     def _release(self, session: Session) -> None:
         lock = session.get(Lock, LOCK_NAME)
         if lock is not None and lock.holder == self.holder:
-            lock.holder = None
-            lock.expires_at = 0.0
+            lease_sql.give_back(lock)
 
     async def rate_limited(self) -> None:
         """Record a 429: nobody in the deployment calls Lichess for the next 60 s."""

@@ -17,7 +17,7 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, synonym
 
 
 def utcnow() -> datetime:
@@ -136,6 +136,8 @@ class Lock(Base):
     holder: Mapped[str | None] = mapped_column(String(100))
     expires_at: Mapped[float] = mapped_column(Float, default=0.0)
     not_before: Mapped[float] = mapped_column(Float, default=0.0)  # e.g. 60 s after a 429
+    lease_owner = synonym("holder")  # the one lease mechanism's names (adapters.lease_sql)
+    lease_until = synonym("expires_at")
 
 
 class PositionEval(Base):
@@ -222,6 +224,7 @@ class TrackedPlayer(Base):
     game_id: Mapped[str | None] = mapped_column(String(32))
     profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     owner: Mapped[str | None] = mapped_column(String(100))
+    lease_owner = synonym("owner")  # the one lease mechanism's name for it (adapters.lease_sql)
     lease_until: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -51,9 +51,9 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         if container.settings.demo:
             from kibitz.demo import analyse_demo, load_demo
 
-            import_id = await load_demo(container.ctx)
+            import_id = await load_demo(container.ctx, container.reader)
             if import_id is not None:
-                demo = asyncio.create_task(analyse_demo(container.ctx, import_id))
+                demo = asyncio.create_task(analyse_demo(container.ctx, container.reader, import_id))
         for hub in hubs:
             hub.start()
         # Everything built to start is kept for the process's life: out of the collector's
@@ -95,7 +95,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         """Each component's state; 503 naming the failing one when any is down."""
         components: dict[str, str] = {}
         checks = {
-            "store": container.ctx.store.ping(),
+            "store": container.sql.ping(),
             "bus": container.ctx.event_log.ping(),
         }
         for name, check in checks.items():

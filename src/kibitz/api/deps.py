@@ -6,6 +6,7 @@ from typing import cast
 
 from fastapi import Request
 
+from kibitz.read.reader import Reader
 from kibitz.runtime.bootstrap import Container
 from kibitz.services.context import Context
 
@@ -16,3 +17,8 @@ def container(request: Request) -> Container:
 
 def context(request: Request) -> Context:
     return container(request).ctx
+
+
+def reader(request: Request) -> Reader:
+    """The read side."""
+    return container(request).reader

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from kibitz.api.deps import container, context
+from kibitz.api.deps import container, context, reader
 from kibitz.events import AnalysisProgress
+from kibitz.read.reader import Reader
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import analysis
 from kibitz.services.context import Context
@@ -40,9 +41,9 @@ async def request_game_analysis(
 
 
 @router.get("/games/{game_id}/analysis")
-async def get_game_analysis(game_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+async def get_game_analysis(game_id: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """Status, phase, progress (of the current phase) and every plugin's result."""
-    return await ctx.store.read(lambda s: analysis.analysis_view(s, game_id))
+    return await read.analysis(game_id)
 
 
 @router.get("/games/{game_id}/analysis/events")
@@ -50,8 +51,7 @@ async def game_analysis_events(
     game_id: str, request: Request, app: Container = Depends(container)
 ) -> StreamingResponse:
     """Server-Sent Events: `progress` for every update, then `done` (or `failed`)."""
-    ctx = app.ctx
-    first = await ctx.store.read(lambda s: analysis.analysis_view(s, game_id, with_evals=False))
+    first = await app.reader.analysis(game_id, with_evals=False)
     hub = request.app.state.progress
 
     async def stream() -> AsyncIterator[str]:
@@ -66,9 +66,7 @@ async def game_analysis_events(
                     event = await asyncio.wait_for(queue.get(), 10)
                 except TimeoutError:
                     # No news: check the store (a worker elsewhere may have failed the job).
-                    view = await ctx.store.read(
-                        lambda s: analysis.analysis_view(s, game_id, with_evals=False)
-                    )
+                    view = await app.reader.analysis(game_id, with_evals=False)
                     if view["status"] in ("done", "failed"):
                         yield sse(view["status"], _brief(view))
                         return
@@ -102,9 +100,9 @@ async def request_player_analysis(
 
 
 @router.get("/players/{username}/report")
-async def player_report(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+async def player_report(username: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """Averages over the player's analysed games and their worst openings."""
-    return await ctx.store.read(lambda s: analysis.player_report(s, username))
+    return await read.player_report(username)
 
 
 def _brief(view: dict[str, Any]) -> dict[str, Any]:

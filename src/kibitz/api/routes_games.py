@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from kibitz.api.deps import context
-from kibitz.api.views import game_detail, game_summary, get_game, get_sync, player_games
+from kibitz.api.deps import context, reader
 from kibitz.errors import InvalidInput, PayloadTooLarge
+from kibitz.read.reader import Reader
 from kibitz.services import ingest
 from kibitz.services.context import Context
 
@@ -54,9 +54,9 @@ async def unfollow_player(username: str, ctx: Context = Depends(context)) -> dic
 
 
 @router.get("/syncs/{sync_id}")
-async def sync_status(sync_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+async def sync_status(sync_id: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """A sync's or import's status and counts."""
-    return await ctx.store.read(lambda s: get_sync(s, sync_id))
+    return await read.sync(sync_id)
 
 
 @router.post(
@@ -87,14 +87,13 @@ async def list_player_games(
     username: str,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000),
-    ctx: Context = Depends(context),
+    read: Reader = Depends(reader),
 ) -> dict[str, Any]:
     """The player's games, newest first."""
-    games = await ctx.store.read(lambda s: player_games(s, username, limit, offset))
-    return {"username": username, "games": [game_summary(g) for g in games]}
+    return {"username": username, "games": await read.player_games(username, limit, offset)}
 
 
 @router.get("/games/{game_id}")
-async def game(game_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+async def game(game_id: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """One game with moves, clocks, opening and any analysis kept with it."""
-    return await ctx.store.read(lambda s: game_detail(get_game(s, game_id)))
+    return await read.game(game_id)

@@ -10,14 +10,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from kibitz.adapters.store_models import Commentary
 from kibitz.api.deps import container
 from kibitz.api.routes_analysis import sse
 from kibitz.errors import NotFound
 from kibitz.events import CommentaryPublished, LiveMove, LiveSession
 from kibitz.runtime.bootstrap import Container
-from kibitz.services.commentary import live_view
-from kibitz.services.tracker import request_tracking, tracker_active, tracking_view
+from kibitz.services.tracker import request_tracking, tracker_active
 
 router = APIRouter(prefix="/api", tags=["live"])
 
@@ -38,7 +36,7 @@ async def start_tracking(body: TrackingRequest, app: Container = Depends(contain
 @router.get("/tracking")
 async def list_tracking(app: Container = Depends(container)) -> dict[str, Any]:
     """Tracked players, active first, each with their current or last game."""
-    players = await app.ctx.store.read(tracking_view)
+    players = await app.reader.tracking()
     tracker = app.component("tracker")
     active = tracker.active if tracker else await tracker_active(app.ctx)
     return {"players": players, "active_trackers": active}
@@ -47,7 +45,7 @@ async def list_tracking(app: Container = Depends(container)) -> dict[str, Any]:
 @router.get("/live/{game_id}")
 async def get_live_game(game_id: str, app: Container = Depends(container)) -> dict[str, Any]:
     """A live game: players, status, result, every commentary line so far."""
-    return await app.ctx.store.read(lambda s: live_view(s, game_id))
+    return await app.reader.live(game_id)
 
 
 @router.get("/live/{game_id}/events")
@@ -62,7 +60,7 @@ async def live_events(
         queue = hub.subscribe(game_id)
         try:
             try:
-                view = await app.ctx.store.read(lambda s: live_view(s, game_id))
+                view = await app.reader.live(game_id)
             except NotFound:
                 view = None
             if view is not None:
@@ -94,13 +92,7 @@ async def live_audio(
     game_id: str, ply: int = Path(ge=1, le=10_000), app: Container = Depends(container)
 ) -> Response:
     """The spoken commentary of one ply (WAV), when speech was asked for."""
-    audio = await app.ctx.store.read(
-        lambda s: s.scalar(
-            Commentary.__table__.select()
-            .with_only_columns(Commentary.audio)
-            .where(Commentary.game_id == game_id, Commentary.ply == ply)
-        )
-    )
+    audio = await app.reader.audio(game_id, ply)
     if not audio:
         raise NotFound(f"no audio for ply {ply} of {game_id!r}")
     return Response(audio, media_type="audio/wav", headers={"Cache-Control": "max-age=86400"})

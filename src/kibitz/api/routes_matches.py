@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from kibitz.api.deps import container
 from kibitz.runtime.bootstrap import Container
-from kibitz.services import matches, robots
+from kibitz.services import matches
 
 router = APIRouter(prefix="/api", tags=["matches"])
 
@@ -49,7 +49,7 @@ async def create(body: MatchRequest, app: Container = Depends(container)) -> JSO
 @router.get("/matches/{match_id}")
 async def get_match(match_id: str, app: Container = Depends(container)) -> dict[str, Any]:
     """The match as the person sees it: rounds, anonymous answers, scores, ranking."""
-    return await app.ctx.store.read(lambda s: matches.match_view(s, match_id))
+    return await app.reader.match(match_id)
 
 
 @router.post(
@@ -83,4 +83,4 @@ async def vote(
 @router.get("/robots/pool")
 async def robot_pool(app: Container = Depends(container)) -> dict[str, Any]:
     """Robot instances by personality and state."""
-    return await app.ctx.store.read(robots.pool_view)
+    return await app.reader.robot_pool()

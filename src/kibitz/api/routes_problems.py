@@ -39,7 +39,7 @@ async def pool(
     app: Container = Depends(container), player: str | None = Query(default=None, max_length=64)
 ) -> dict[str, Any]:
     """Totals, never-served count, counts by theme, games searched and left to search."""
-    view = await app.ctx.store.read(lambda s: problems.pool_view(s, player))
+    view = await app.reader.problem_pool(player)
     view["min_unserved"] = app.settings.problems_min_unserved
     return view
 
@@ -47,7 +47,7 @@ async def pool(
 @router.get("/{problem_id}")
 async def get_problem(problem_id: str, app: Container = Depends(container)) -> dict[str, Any]:
     """One puzzle, without its solution (does not count as served)."""
-    return await app.ctx.store.read(lambda s: problems.problem_by_id(s, problem_id))
+    return await app.reader.problem(problem_id)
 
 
 @router.post("/{problem_id}/attempts")
@@ -56,7 +56,7 @@ async def attempt(
 ) -> dict[str, Any]:
     """Check the solver's moves: `correct`, `complete`, the `reply` to play next, or on a
     wrong move `wrong_at` and the `expected` move. An attempt counts once it ends."""
-    return await app.ctx.store.run(lambda s: problems.record_attempt(s, problem_id, body.moves))
+    return await problems.record_attempt(app.ctx, problem_id, body.moves)
 
 
 @router.post("/generate-bulk", status_code=202)

@@ -11,40 +11,33 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kibitz.api.deps import context
-from kibitz.api.views import game_detail, get_game, get_sync, player_games, recent_games
+from kibitz.api.deps import reader
 from kibitz.domain.judgment import CP_CEILING, stored_score, win_percent
 from kibitz.errors import InvalidInput, NotFound
-from kibitz.services.analysis import analysis_view, player_report
-from kibitz.services.commentary import live_view
-from kibitz.services.context import Context
-from kibitz.services.problems import check_theme, pool_view, problem_by_id
-from kibitz.services.robots import pool_view as robot_pool_view
-from kibitz.services.tracker import tracking_view
+from kibitz.read.reader import Reader
+from kibitz.services.problems import check_theme
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, ctx: Context = Depends(context)) -> Response:
-    games = await ctx.store.read(lambda s: [game_detail(g) for g in recent_games(s, 20)])
+async def home(request: Request, read: Reader = Depends(reader)) -> Response:
+    games = await read.recent_games(20)
     return templates.TemplateResponse(request, "home.html", {"games": games})
 
 
 @router.get("/imports/{sync_id}", response_class=HTMLResponse)
-async def import_page(sync_id: str, request: Request, ctx: Context = Depends(context)) -> Response:
-    sync = await ctx.store.read(lambda s: get_sync(s, sync_id))
+async def import_page(sync_id: str, request: Request, read: Reader = Depends(reader)) -> Response:
+    sync = await read.sync(sync_id)
     return templates.TemplateResponse(request, "import.html", {"sync": sync})
 
 
 @router.get("/players/{username}", response_class=HTMLResponse)
-async def player_page(username: str, request: Request, ctx: Context = Depends(context)) -> Response:
-    games = await ctx.store.read(
-        lambda s: [game_detail(g) for g in player_games(s, username, 200, 0)]
-    )
+async def player_page(username: str, request: Request, read: Reader = Depends(reader)) -> Response:
+    games = await read.player_games(username, 200, 0, detail=True)
     try:
-        report: dict[str, Any] | None = await ctx.store.read(lambda s: player_report(s, username))
+        report: dict[str, Any] | None = await read.player_report(username)
     except NotFound:
         report = None
     return templates.TemplateResponse(
@@ -53,9 +46,9 @@ async def player_page(username: str, request: Request, ctx: Context = Depends(co
 
 
 @router.get("/games/{game_id}", response_class=HTMLResponse)
-async def game_page(game_id: str, request: Request, ctx: Context = Depends(context)) -> Response:
-    game = await ctx.store.read(lambda s: game_detail(get_game(s, game_id)))
-    view = await ctx.store.read(lambda s: analysis_view(s, game_id))
+async def game_page(game_id: str, request: Request, read: Reader = Depends(reader)) -> Response:
+    game = await read.game(game_id)
+    view = await read.analysis(game_id)
     plies = len(game["moves_uci"])
     marks = {m["ply"]: m for m in view.get("results", {}).get("judgments", {}).get("moves", [])}
     return templates.TemplateResponse(
@@ -117,10 +110,10 @@ def eval_graph(
 
 @router.get("/games/{game_id}/board.svg")
 async def board_svg(
-    game_id: str, ply: int = Query(0, ge=0, le=10_000), ctx: Context = Depends(context)
+    game_id: str, ply: int = Query(0, ge=0, le=10_000), read: Reader = Depends(reader)
 ) -> Response:
     """The position after `ply` moves, drawn by python-chess, last move highlighted."""
-    game = await ctx.store.read(lambda s: game_detail(get_game(s, game_id)))
+    game = await read.game(game_id)
     moves: list[str] = game["moves_uci"]
     if ply > len(moves):
         raise InvalidInput(f"the game has {len(moves)} plies; ply {ply} does not exist")
@@ -135,16 +128,16 @@ async def board_svg(
 
 
 @router.get("/live", response_class=HTMLResponse)
-async def live_list(request: Request, ctx: Context = Depends(context)) -> Response:
-    players = await ctx.store.read(tracking_view)
+async def live_list(request: Request, read: Reader = Depends(reader)) -> Response:
+    players = await read.tracking()
     return templates.TemplateResponse(request, "live_list.html", {"players": players})
 
 
 @router.get("/live/{game_id}", response_class=HTMLResponse)
-async def live_page(game_id: str, request: Request, ctx: Context = Depends(context)) -> Response:
+async def live_page(game_id: str, request: Request, read: Reader = Depends(reader)) -> Response:
     """A live game: the board follows the moves, the bar the engine, the feed the commentary."""
     try:
-        view = await ctx.store.read(lambda s: live_view(s, game_id))
+        view = await read.live(game_id)
     except NotFound:  # not started yet: the page fills in as events arrive
         view = {"game_id": game_id, "status": "waiting", "commentary": [], "result": None}
     return templates.TemplateResponse(request, "live.html", {"game_id": game_id, "view": view})
@@ -166,29 +159,29 @@ async def trainer_page(
 @router.get("/problems/pool", response_class=HTMLResponse)
 async def pool_page(
     request: Request,
-    ctx: Context = Depends(context),
+    read: Reader = Depends(reader),
     player: str | None = Query(None, max_length=64),
 ) -> Response:
     """The puzzle pool by theme: how many, how many never served."""
-    pool = await ctx.store.read(lambda s: pool_view(s, player))
+    pool = await read.problem_pool(player)
     return templates.TemplateResponse(request, "pool.html", {"pool": pool})
 
 
 @router.get("/problems/{problem_id}", response_class=HTMLResponse)
 async def problem_page(
-    problem_id: str, request: Request, ctx: Context = Depends(context)
+    problem_id: str, request: Request, read: Reader = Depends(reader)
 ) -> Response:
     """One puzzle in the trainer (a link to share)."""
-    await ctx.store.read(lambda s: problem_by_id(s, problem_id))  # 404 for an unknown id
+    await read.problem(problem_id)  # 404 for an unknown id
     return templates.TemplateResponse(
         request, "trainer.html", {"problem_id": problem_id, "player": None, "theme": None}
     )
 
 
 @router.get("/matches", response_class=HTMLResponse)
-async def matches_page(request: Request, ctx: Context = Depends(context)) -> Response:
+async def matches_page(request: Request, read: Reader = Depends(reader)) -> Response:
     """Start a guess-the-move match; the robot pool at a glance."""
-    pool = await ctx.store.read(robot_pool_view)
+    pool = await read.robot_pool()
     return templates.TemplateResponse(request, "matches.html", {"pool": pool})
 
 
@@ -199,8 +192,8 @@ async def match_page(match_id: str, request: Request) -> Response:
 
 
 @router.get("/robots", response_class=HTMLResponse)
-async def robots_page(request: Request, ctx: Context = Depends(context)) -> Response:
-    pool = await ctx.store.read(robot_pool_view)
+async def robots_page(request: Request, read: Reader = Depends(reader)) -> Response:
+    pool = await read.robot_pool()
     return templates.TemplateResponse(request, "robots.html", {"pool": pool})
 
 

@@ -7,9 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from sqlalchemy import select
-
-from kibitz.adapters.store_models import Sync, SyncGame
+from kibitz.read.reader import Reader
 from kibitz.services.analysis import request_analysis
 from kibitz.services.context import Context
 from kibitz.services.ingest import import_pgn
@@ -19,35 +17,31 @@ DEMO_NAME = "kibitz-demo-classics.pgn"
 log = logging.getLogger("kibitz.demo")
 
 
-async def load_demo(ctx: Context) -> str | None:
+async def load_demo(ctx: Context, read: Reader) -> str | None:
     """Import the demo games once per store; returns the import id, or None if already done."""
-    done = await ctx.store.read(
-        lambda s: s.scalar(select(Sync.id).where(Sync.filename == DEMO_NAME).limit(1))
-    )
-    if done:
+    if await read.import_named(DEMO_NAME):
         return None
     return await import_pgn(ctx, DEMO_FILE.read_text(), filename=DEMO_NAME)
 
 
-async def analyse_demo(ctx: Context, import_id: str, timeout: float = 300.0) -> list[str]:
+async def analyse_demo(
+    ctx: Context, read: Reader, import_id: str, timeout: float = 300.0
+) -> list[str]:
     """Once the demo import is stored, queue its games for analysis (batch lane); returns the
     game ids. Gives up quietly after `timeout` seconds (the games stay importable by hand)."""
     try:
         async with asyncio.timeout(timeout):
             while True:
-                sync = await ctx.store.read(lambda s: s.get(Sync, import_id))
-                if sync is not None and sync.status == "failed":
+                status = (await read.sync(import_id))["status"]
+                if status == "failed":
                     return []
-                if sync is not None and sync.status == "streamed":
-                    if sync.games_stored + sync.games_rejected >= sync.games_received:
-                        break
+                if status == "done":
+                    break
                 await asyncio.sleep(0.5)
     except TimeoutError:
         log.warning("demo_not_stored import=%s", import_id)
         return []
-    ids = await ctx.store.read(
-        lambda s: list(s.scalars(select(SyncGame.game_id).where(SyncGame.sync_id == import_id)))
-    )
+    ids = await read.sync_games(import_id)
     for game_id in ids:
         await request_analysis(ctx, game_id, "batch")
     return ids

@@ -22,12 +22,14 @@ from kibitz.adapters.eval_cache_sql import SqlEvalCache
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.adapters.lichess_http import LichessClient, RequestGate
+from kibitz.adapters.repositories_sql import SqlRepositories
 from kibitz.adapters.speech_espeak import EspeakSpeech
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock, SystemClock
 from kibitz.domain.commentary import TemplateCommentator
 from kibitz.errors import ConfigurationError, UpstreamUnavailable
 from kibitz.ports import Commentator, EventLog
+from kibitz.read.reader import Reader
 from kibitz.runtime.publisher import Publisher
 from kibitz.runtime.service import Service
 from kibitz.runtime.supervisor import Supervisor
@@ -88,6 +90,8 @@ def make_commentator(settings: Settings) -> Commentator:
 class Container:
     settings: Settings
     ctx: Context
+    sql: SqlStore  # the store itself: migrations, health
+    reader: Reader  # the read side: every view
     services: dict[str, Service] = field(default_factory=dict)
     supervisor: Supervisor | None = None
     engines: EnginePool | None = None  # started only in processes that search positions
@@ -98,7 +102,7 @@ class Container:
         Raises UpstreamUnavailable naming the store or the log when it cannot be reached.
         """
         try:
-            await asyncio.to_thread(self.ctx.store.upgrade)
+            await asyncio.to_thread(self.sql.upgrade)
         except Exception as exc:
             raise UpstreamUnavailable(
                 f"cannot reach the store at {_safe_url(self.settings.database_url)}: {_why(exc)}"
@@ -130,9 +134,7 @@ class Container:
                 log.error("analysis disabled: %s", exc.detail)
                 names = [n for n in names if n not in NEEDS_ENGINES]
         self.services = {name: SERVICES[name](self.ctx) for name in names}
-        self.supervisor = Supervisor(
-            self.ctx.event_log, self.ctx.store, list(self.services.values())
-        )
+        self.supervisor = Supervisor(self.ctx.event_log, self.sql, list(self.services.values()))
         await self.supervisor.start()
 
     def component(self, name: str) -> Any:
@@ -177,7 +179,7 @@ class Container:
         if self.ctx.cpu_pool is not None:
             self.ctx.cpu_pool.shutdown(wait=True, cancel_futures=True)
         await self.ctx.event_log.close()
-        self.ctx.store.dispose()
+        self.sql.dispose()
 
 
 def exit_with_parent(parent_pid: int) -> None:
@@ -214,7 +216,7 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
     ctx = Context(
         settings=settings,
         event_log=event_log,
-        store=sql,
+        store=SqlRepositories(sql),
         publisher=Publisher(event_log),
         lichess=lichess,
         clock=clock,
@@ -232,4 +234,4 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
             else None
         ),
     )
-    return Container(settings=settings, ctx=ctx)
+    return Container(settings=settings, ctx=ctx, sql=sql, reader=Reader(sql))

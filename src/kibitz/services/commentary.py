@@ -13,18 +13,15 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import chess
 from prometheus_client import Histogram
-from sqlalchemy import CursorResult, select
-from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.store_models import Commentary, TrackedPlayer, TrackingSession
 from kibitz.domain.commentary import Comment, MoveFacts, move_facts
 from kibitz.domain.engine import EngineEval
-from kibitz.errors import MalformedEvent, NotFound, UpstreamUnavailable
+from kibitz.errors import MalformedEvent, UpstreamUnavailable
 from kibitz.events import (
     CommentaryPublished,
     Envelope,
@@ -69,8 +66,7 @@ class CommentaryWorker:
 
     async def on_move(self, envelope: Envelope, move_event: LiveMove) -> None:
         game_id, ply = move_event.game_id, move_event.ply
-        done = await self.ctx.store.read(lambda s: s.get(Commentary, (game_id, ply)) is not None)
-        if done:
+        if await self.ctx.store.commentaries.exists(game_id, ply):
             return
         try:
             board = chess.Board(move_event.fen_before)
@@ -119,8 +115,7 @@ class CommentaryWorker:
         key = username.lower()
         if key in self.profiles:
             return
-        row = await self.ctx.store.read(lambda s: s.get(TrackedPlayer, key))
-        self.profiles[key] = dict(row.profile or {}) if row is not None else {}
+        self.profiles[key] = await self.ctx.store.tracking.profile(key) or {}
 
     def _wants_speech(self, move_event: LiveMove) -> bool:
         profile = self.profiles.get(move_event.username.lower(), {})
@@ -162,17 +157,9 @@ class CommentaryWorker:
             "black_clock": move_event.black_clock,
             "audio": audio,
             "move_at": envelope.occurred_at,
-            "created_at": datetime.now(UTC),
+            "created_at": datetime.fromtimestamp(self.ctx.clock.now(), UTC),
         }
-        store = self.ctx.store
-
-        def write(session: Session) -> bool:
-            result = session.execute(
-                store.insert(Commentary).values(**row).on_conflict_do_nothing()
-            )
-            return bool(cast(CursorResult[Any], result).rowcount)
-
-        if not await store.run(write):
+        if not await self.ctx.store.commentaries.add(row):
             return  # another worker commented this ply first
         event = CommentaryPublished(
             game_id=game_id,
@@ -206,46 +193,6 @@ class CommentaryWorker:
         COMMENTARY_LATENCY.observe(
             max(0.0, (published.occurred_at - envelope.occurred_at).total_seconds())
         )
-
-
-def live_view(session: Session, game_id: str) -> dict[str, Any]:
-    """A live game: its session and every commentary line so far. NotFound when unknown."""
-    game = session.get(TrackingSession, game_id)
-    lines = session.scalars(
-        select(Commentary).where(Commentary.game_id == game_id).order_by(Commentary.ply)
-    ).all()
-    if game is None and not lines:
-        raise NotFound(f"no live game {game_id!r}")
-    return {
-        "game_id": game_id,
-        "username": game.username if game else None,
-        "white": game.white if game else None,
-        "black": game.black if game else None,
-        "status": game.status if game else "unknown",
-        "result": game.result if game else None,
-        "initial_fen": game.initial_fen if game else None,
-        "plies": game.last_ply if game else len(lines),
-        "commentary": [line_view(c) for c in lines],
-    }
-
-
-def line_view(c: Commentary) -> dict[str, Any]:
-    return {
-        "ply": c.ply,
-        "san": c.san,
-        "uci": c.uci,
-        "fen": c.fen,
-        "text": c.text,
-        "commentator": c.commentator,
-        "fallback": c.fallback,
-        "judgment": c.judgment,
-        "best_san": c.best_san,
-        "cp": c.cp,
-        "mate": c.mate,
-        "white_clock": c.white_clock,
-        "black_clock": c.black_clock,
-        "audio_url": f"/api/live/{c.game_id}/audio/{c.ply}.wav" if c.audio else None,
-    }
 
 
 def build(ctx: Context) -> Service:

@@ -8,10 +8,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from kibitz.adapters.lichess_http import LichessClient
-from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock
-from kibitz.ports import Commentator, EventLog, Speech
+from kibitz.ports import Commentator, EventLog, GameSource, Speech
+from kibitz.ports.store import Store
 from kibitz.runtime.publisher import Publisher
 from kibitz.services.evaluator import Evaluator
 from kibitz.settings import Settings
@@ -23,9 +22,9 @@ T = TypeVar("T")
 class Context:
     settings: Settings
     event_log: EventLog
-    store: SqlStore
+    store: Store  # the repositories: every write a service makes
     publisher: Publisher
-    lichess: LichessClient
+    lichess: GameSource
     clock: Clock
     evaluator: Evaluator  # every search goes through it; its engine is attached at start
     commentator: Commentator

@@ -7,18 +7,20 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from kibitz import topics
-from kibitz.adapters.store_models import Game, Player, Sync
 from kibitz.backoff import Backoff
 from kibitz.domain.games import split_pgn
 from kibitz.domain.players import check_username
-from kibitz.errors import InvalidInput, LichessRateLimited, LichessUserNotFound, UpstreamUnavailable
+from kibitz.errors import (
+    InvalidInput,
+    LichessRateLimited,
+    LichessUserNotFound,
+    MalformedEvent,
+    UpstreamUnavailable,
+)
 from kibitz.events import Envelope, Payload, RawGame, SyncRequested
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
@@ -36,14 +38,7 @@ async def set_followed(ctx: Context, username: str, followed: bool) -> dict[str,
     """Follow or unfollow a player; followed players are synced by the scheduler."""
     name = check_username(username)
 
-    def write(session: Session) -> None:
-        player = session.get(Player, name.lower())
-        if player is None:
-            session.add(Player(id=name.lower(), name=name, followed=followed))
-        else:
-            player.followed = followed
-
-    await ctx.store.run(write)
+    await ctx.store.players.follow(name.lower(), name, followed)
     return {"username": name, "followed": followed}
 
 
@@ -60,12 +55,7 @@ async def request_sync(
         raise InvalidInput("max must be at least 1")
     sync_id = str(uuid.uuid4())
 
-    def create(session: Session) -> None:
-        if session.get(Player, name.lower()) is None:
-            session.add(Player(id=name.lower(), name=name))
-        session.add(Sync(id=sync_id, kind="lichess", username=name.lower(), status="queued"))
-
-    await ctx.store.run(create)
+    await ctx.store.syncs.create_sync(sync_id, name.lower(), name)
     await ctx.publisher.publish(
         topics.GAMES_SYNC_REQUESTED,
         SyncRequested(username=name, sync_id=sync_id, since_ms=since_ms, max_games=max_games),
@@ -89,21 +79,7 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
     good = [e for e in entries if e.pgn is not None]
     rejected = [{"index": e.index, "reason": e.error} for e in entries if e.pgn is None]
 
-    def create(session: Session) -> None:
-        session.add(
-            Sync(
-                id=sync_id,
-                kind="pgn",
-                filename=filename[:255] if filename else None,
-                status="running",
-                created_at=datetime.fromtimestamp(ctx.clock.now(), UTC),
-                games_received=len(entries),
-                games_rejected=len(rejected),
-                rejected=rejected,
-            )
-        )
-
-    await ctx.store.run(create)
+    await ctx.store.syncs.create_import(sync_id, filename, len(entries), rejected, ctx.clock.now())
     # In slices: building envelopes is CPU work on the event loop, and a file of 60,000 games
     # in one call held the loop for seconds.
     for start in range(0, len(good), QUEUE_SLICE):
@@ -118,14 +94,8 @@ async def import_pgn(ctx: Context, text: str, filename: str | None = None) -> st
             ],
         )
 
-    def queued(session: Session) -> None:
-        sync = session.get(Sync, sync_id)
-        if sync is not None and sync.status == "running":
-            sync.status = "streamed"
-            if not good:  # every game was refused at the split: done already
-                sync.finished_at = datetime.fromtimestamp(ctx.clock.now(), UTC)
-
-    await ctx.store.run(queued)
+    # Every game refused at the split: the import is done already.
+    await ctx.store.syncs.import_queued(sync_id, finished=not good, now=ctx.clock.now())
     return sync_id
 
 
@@ -138,32 +108,11 @@ INTERRUPTED = (
 async def fail_interrupted_imports(ctx: Context, older_than_s: float) -> int:
     """Fail the PGN imports still queueing their games `older_than_s` seconds after they
     started: the process that queued them is gone (queueing takes seconds). Returns how many."""
-    cutoff = datetime.fromtimestamp(ctx.clock.now() - older_than_s, UTC)
-
-    def fail(session: Session) -> int:
-        stuck = session.scalars(
-            select(Sync).where(
-                Sync.kind == "pgn", Sync.status == "running", Sync.created_at <= cutoff
-            )
-        ).all()
-        now = datetime.fromtimestamp(ctx.clock.now(), UTC)
-        for sync in stuck:
-            sync.status, sync.error, sync.finished_at = "failed", INTERRUPTED, now
-        return len(stuck)
-
-    failed = await ctx.store.run(fail)
+    now = ctx.clock.now()
+    failed = await ctx.store.syncs.fail_interrupted(now - older_than_s, INTERRUPTED, now)
     if failed:
         log.warning("imports_interrupted count=%d", failed)
     return failed
-
-
-def latest_game_ms(session: Session, player_id: str) -> int | None:
-    value = session.scalar(
-        select(func.max(Game.played_at_ms)).where(
-            (Game.white_id == player_id) | (Game.black_id == player_id)
-        )
-    )
-    return int(value) if value is not None else None
 
 
 class _Pipeline:
@@ -199,111 +148,103 @@ class _Pipeline:
         await self._send()
 
 
-def build(ctx: Context) -> Service:
-    async def handle_sync_requested(envelope: Envelope, payload: Payload) -> None:
-        assert isinstance(payload, SyncRequested)
+@dataclass
+class _Position:
+    received: int  # lines of the export received by this sync, over every attempt
+    cursor: int | None  # the next attempt starts at this createdAt (ms)
+
+
+class SyncWorker:
+    """`games.sync.requested`: stream the player's export into `games.raw`, game by game,
+    resuming after the last stored game when a request is delivered again."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def handle(self, envelope: Envelope, payload: Payload) -> None:
+        if not isinstance(payload, SyncRequested):
+            raise MalformedEvent(f"ingest does not handle {envelope.type}")
         try:
-            await sync_games(envelope, payload)
+            await self.sync(envelope, payload)
         except Exception as exc:
             # Whoever watches the sync sees why; the runtime retries it (a retry resumes and
             # sets it running again) and parks it on the DLQ if it keeps failing.
-            reason = f"{type(exc).__name__}: {exc}"[:500]
-
-            def fail(session: Session) -> None:
-                sync = session.get(Sync, payload.sync_id)
-                if sync is not None and sync.status not in ("streamed", "failed"):
-                    sync.status, sync.error = "failed", reason
-
-            await ctx.store.run(fail)
+            await self.ctx.store.syncs.fail(payload.sync_id, f"{type(exc).__name__}: {exc}"[:500])
             raise
 
-    async def sync_games(envelope: Envelope, payload: SyncRequested) -> None:
-        player_id = payload.username.lower()
-        sync_id = payload.sync_id
-
-        def start(session: Session) -> tuple[int, int | None]:
-            sync = session.get(Sync, sync_id)
-            if sync is None:
-                session.add(Sync(id=sync_id, kind="lichess", username=player_id))
-                sync = session.get(Sync, sync_id)
-            assert sync is not None
-            sync.status = "running"
-            # A redelivered request resumes after the last game this sync stored.
-            resume = latest_game_ms(session, player_id) if sync.games_received else None
-            return sync.games_received, resume
-
-        received, resume_ms = await ctx.store.run(start)
+    async def sync(self, envelope: Envelope, payload: SyncRequested) -> None:
+        syncs, player_id = self.ctx.store.syncs, payload.username.lower()
+        received, resume_ms = await syncs.start(payload.sync_id, player_id)
         cursor = max(
             filter(None, [payload.since_ms, resume_ms + 1 if resume_ms else None]), default=None
         )
-        last_report = time.monotonic()
-
-        async def report(status: str, error: str | None = None) -> None:
-            now = datetime.fromtimestamp(ctx.clock.now(), UTC)
-
-            def write(session: Session) -> None:
-                sync = session.get(Sync, sync_id)
-                if sync is None:
-                    return
-                sync.games_received = received
-                sync.status = status
-                sync.error = error
-                if status in ("streamed", "failed"):
-                    sync.finished_at = now
-                    player = session.get(Player, player_id)
-                    if player is not None and status == "streamed":
-                        player.last_synced_at = now
-
-            await ctx.store.run(write)
-
-        publishing = _Pipeline(ctx, envelope)
+        publishing = _Pipeline(self.ctx, envelope)
+        at = _Position(received, cursor)
+        failure: str | None = None
         for attempt in range(1, STREAM_ATTEMPTS + 1):
-            remaining = None if payload.max_games is None else payload.max_games - received
-            if remaining is not None and remaining <= 0:
+            if payload.max_games is not None and payload.max_games - at.received <= 0:
                 break
             try:
-                async for line, obj in ctx.lichess.stream_games(
-                    payload.username,
-                    since_ms=cursor,
-                    until_ms=payload.until_ms,
-                    max_games=remaining,
-                ):
-                    received += 1
-                    # Every line is handed on with its index, a broken one too: the store
-                    # rejects it by index with its reason, and the games after it still come.
-                    game_id = obj.get("id") if obj is not None else None
-                    await publishing.add(
-                        RawGame(
-                            source="lichess", sync_id=sync_id, index=received, lichess_json=line
-                        ),
-                        game_id if isinstance(game_id, str) else f"{sync_id}:{received}",
-                    )
-                    created = obj.get("createdAt") if obj is not None else None
-                    if isinstance(created, int) and not isinstance(created, bool):
-                        cursor = created + 1
-                    if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
-                        await report("running")
-                        last_report = time.monotonic()
+                await self._stream(payload, publishing, at)
                 break
             except LichessUserNotFound as exc:
-                await publishing.flush()
-                await report("failed", exc.detail)
-                return
+                failure = exc.detail
+                break
             except LichessRateLimited:
-                log.warning("sync_rate_limited sync=%s attempt=%d", sync_id, attempt)
+                log.warning("sync_rate_limited sync=%s attempt=%d", payload.sync_id, attempt)
             except UpstreamUnavailable as exc:
-                log.warning("sync_stream_failed sync=%s attempt=%d error=%s", sync_id, attempt, exc)
+                log.warning(
+                    "sync_stream_failed sync=%s attempt=%d error=%s", payload.sync_id, attempt, exc
+                )
                 if attempt == STREAM_ATTEMPTS:
-                    await publishing.flush()
-                    await report("failed", exc.detail)
-                    return
-                await ctx.clock.sleep(STREAM_RETRY.delay(attempt))
+                    failure = exc.detail
+                    break
+                await self.ctx.clock.sleep(STREAM_RETRY.delay(attempt))
         await publishing.flush()
-        await report("streamed")
+        status = "failed" if failure else "streamed"
+        await syncs.report(
+            payload.sync_id, player_id, at.received, status, failure, self.ctx.clock.now()
+        )
 
+    async def _stream(self, payload: SyncRequested, publishing: _Pipeline, at: _Position) -> None:
+        """One attempt at the export from `at.cursor`; `at` follows every game received, so
+        the next attempt resumes after the last one."""
+        remaining = None if payload.max_games is None else payload.max_games - at.received
+        last_report = time.monotonic()
+        async for line, obj in self.ctx.lichess.stream_games(
+            payload.username, since_ms=at.cursor, until_ms=payload.until_ms, max_games=remaining
+        ):
+            at.received += 1
+            received = at.received
+            # Every line is handed on with its index, a broken one too: the store rejects it
+            # by index with its reason, and the games after it still come.
+            game_id = obj.get("id") if obj is not None else None
+            await publishing.add(
+                RawGame(
+                    source="lichess", sync_id=payload.sync_id, index=received, lichess_json=line
+                ),
+                game_id if isinstance(game_id, str) else f"{payload.sync_id}:{received}",
+            )
+            created = obj.get("createdAt") if obj is not None else None
+            if isinstance(created, int) and not isinstance(created, bool):
+                at.cursor = created + 1
+            if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
+                await self.ctx.store.syncs.report(
+                    payload.sync_id,
+                    payload.username.lower(),
+                    received,
+                    "running",
+                    None,
+                    self.ctx.clock.now(),
+                )
+                last_report = time.monotonic()
+
+
+def build(ctx: Context) -> Service:
+    worker = SyncWorker(ctx)
     return Service(
         name="ingest",
-        handlers={topics.GAMES_SYNC_REQUESTED: handle_sync_requested},
+        handlers={topics.GAMES_SYNC_REQUESTED: worker.handle},
         retry=RetryPolicy(max_attempts=3, base_delay=5.0, handler_timeout=3600.0),
         description="streams players' games from Lichess into games.raw",
     )

@@ -15,17 +15,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import chess
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.store_models import Game, MatchRow, MoveEval, Problem
 from kibitz.domain import matches as rules
-from kibitz.domain.judgment import Judgment, judge_move, stored_score
 from kibitz.domain.puzzles import pov, win_chances
 from kibitz.errors import Conflict, InvalidInput, MalformedEvent, NotFound
 from kibitz.events import (
@@ -74,13 +69,15 @@ class MatchesWorker:
 
     async def on_match_event(self, envelope: Envelope, payload: Payload) -> None:
         match_id = str(payload.model_dump()["match_id"])
-        row = await self.ctx.store.read(lambda s: _state(s, match_id))
+        row = await self.ctx.store.matches.state(match_id)
         before = rules.Match.from_json(row) if row is not None else None
         after = rules.apply(before, envelope.type, payload.model_dump())
         if after is None or after == before:
             return  # redelivered, late, duplicate or out of turn: nothing changes
         await self.decide(envelope, before, after)
-        await self.ctx.store.run(lambda s: _save(s, after))
+        await self.ctx.store.matches.save(
+            after.id, after.person, after.status, after.to_json(), self.ctx.clock.now()
+        )
 
     async def decide(self, cause: Envelope, before: rules.Match | None, state: rules.Match) -> None:
         """Publish what follows from the state an event just produced."""
@@ -130,7 +127,7 @@ class MatchesWorker:
 
     async def on_assigned(self, envelope: Envelope, assigned: RoundRobotsAssigned) -> None:
         """The pool answered: the round starts with the person and these robots."""
-        row = await self.ctx.store.read(lambda s: _state(s, assigned.match_id))
+        row = await self.ctx.store.matches.state(assigned.match_id)
         if row is None:
             return
         state = rules.Match.from_json(row)
@@ -300,7 +297,7 @@ class MatchesWorker:
     async def deadlines(self) -> None:
         """Close every phase whose deadline passed: answers → votes → scores."""
         now = self.ctx.clock.now()
-        rows = await self.ctx.store.read(_running)
+        rows = await self.ctx.store.matches.running()
         for row in rows:
             state = rules.Match.from_json(row)
             current = state.current()
@@ -332,29 +329,6 @@ def _can_vote(current: rules.Round, pid: str) -> bool:
     return any(other != pid for other in current.responses)
 
 
-def _state(session: Session, match_id: str) -> dict[str, Any] | None:
-    row = session.get(MatchRow, match_id)
-    return dict(row.state) if row is not None else None
-
-
-def _running(session: Session) -> list[dict[str, Any]]:
-    return [
-        dict(r) for r in session.scalars(select(MatchRow.state).where(MatchRow.status == "running"))
-    ]
-
-
-def _save(session: Session, state: rules.Match) -> None:
-    row = session.get(MatchRow, state.id)
-    now = datetime.now(UTC)
-    if row is None:
-        row = MatchRow(id=state.id, person=state.person, created_at=now, events_applied=0)
-        session.add(row)
-    row.state = state.to_json()
-    row.status = state.status
-    row.events_applied = (row.events_applied or 0) + 1
-    row.updated_at = now
-
-
 # --- requests (API, CLI) ---------------------------------------------------------------------
 
 SOURCES = ("problems", "games")
@@ -374,7 +348,7 @@ async def create_match(
         raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     if source == "games" and not player:
         raise InvalidInput("source 'games' needs the player whose games to use")
-    positions = await ctx.store.read(lambda s: choose_positions(s, source, player, rounds))
+    positions = await ctx.store.matches.positions(source, player, rounds)
     if len(positions) < rounds:
         where = f"{player}'s analysed games" if source == "games" else "the problem pool"
         raise InvalidInput(
@@ -395,139 +369,6 @@ async def create_match(
         match_id,
     )
     return {"id": match_id, "status": "created", "rounds": rounds}
-
-
-def choose_positions(
-    session: Session, source: str, player: str | None, count: int
-) -> list[dict[str, Any]]:
-    """`count` positions where one strong move exists: puzzle starts from the problem pool
-    (least served first), or positions of the player's analysed games where the move played
-    was a mistake or a blunder (the engine's move was the strong one)."""
-    if source == "problems":
-        query = select(Problem).order_by(Problem.last_served_at.asc().nulls_first(), Problem.id)
-        if player:
-            name = player.strip().lower()
-            query = query.where((Problem.white_id == name) | (Problem.black_id == name))
-        out = []
-        for problem in session.scalars(query.limit(count)):
-            board = chess.Board(problem.fen)
-            board.push_uci(problem.blunder_uci)
-            out.append({"fen": board.fen(), "origin": f"puzzle {problem.id}"})
-        return out
-    name = (player or "").strip().lower()
-    games = session.scalars(
-        select(Game)
-        .where((Game.white_id == name) | (Game.black_id == name))
-        .order_by(Game.played_at_ms.desc().nulls_last(), Game.id)
-    )
-    out = []
-    for game in games:
-        evals = {
-            e.ply: stored_score(e.cp, e.mate)
-            for e in session.scalars(
-                select(MoveEval).where(MoveEval.game_id == game.id, MoveEval.phase == "deep")
-            )
-        }
-        if not evals:
-            continue
-        board = chess.Board(game.initial_fen) if game.initial_fen else chess.Board()
-        previous = stored_score(15, None)
-        for ply, uci in enumerate(game.moves_uci.split(), start=1):
-            after = evals.get(ply)
-            if previous is not None and after is not None:
-                verdict = judge_move(previous, after, board.turn == chess.WHITE)
-                if verdict is not None and verdict.judgment in (Judgment.MISTAKE, Judgment.BLUNDER):
-                    out.append({"fen": board.fen(), "origin": f"game {game.id} ply {ply}"})
-                    if len(out) >= count:
-                        return out
-            board.push_uci(uci)
-            previous = after
-    return out
-
-
-def match_view(session: Session, match_id: str) -> dict[str, Any]:
-    """What the person sees: the rounds with anonymous letters, the answers once voting opens,
-    who was who once a round is over, scores and the ranking."""
-    raw = _state(session, match_id)
-    if raw is None:
-        raise NotFound(f"no match {match_id!r} (a new one appears within a moment)")
-    state = rules.Match.from_json(raw)
-    rounds = []
-    for rnd in state.rounds:
-        board = chess.Board(rnd.fen)
-        open_answers = rnd.status in ("voting", "completed")
-        answers = []
-        for pid, response in sorted(rnd.responses.items(), key=lambda kv: rnd.letters[kv[0]]):
-            if not open_answers and pid != state.person:
-                continue
-            move = chess.Move.from_uci(response["move"])
-            answers.append(
-                {
-                    "letter": rnd.letters[pid],
-                    "move": response["move"],
-                    "san": board.san(move),
-                    "reason": response["reason"],
-                    "mine": pid == state.person,
-                    **(
-                        {
-                            "who": _name(state, pid),
-                            "engine_points": rnd.engine_points.get(pid, 0),
-                            "votes": rnd.vote_points.get(pid, 0),
-                        }
-                        if rnd.status == "completed"
-                        else {}
-                    ),
-                }
-            )
-        rounds.append(
-            {
-                "number": rnd.number,
-                "fen": rnd.fen,
-                "status": rnd.status,
-                "deadline": rnd.deadline,
-                "my_letter": rnd.letters.get(state.person),
-                "letters": sorted(rnd.letters.values()),
-                "answered": len(rnd.responses),
-                "voted": len(rnd.votes),
-                "i_answered": state.person in rnd.responses,
-                "i_voted": state.person in rnd.votes,
-                "answers": answers,
-                "best": _best_san(rnd),
-                "robots": [r["id"] for r in rnd.robots],
-            }
-        )
-    standings = [
-        {"who": _name(state, pid), "id": pid, "score": state.scores.get(pid, 0)}
-        for pid in rules.ranking(state.scores)
-    ]
-    return {
-        "id": state.id,
-        "status": state.status,
-        "rounds_total": state.rounds_total,
-        "robots_per_round": state.robots_per_round,
-        "source": state.source,
-        "round": len(state.rounds),
-        "rounds": rounds,
-        "standings": standings,
-        "ranking": [_name(state, pid) for pid in state.ranking],
-    }
-
-
-def _best_san(rnd: rules.Round) -> str | None:
-    """The engine's move, once the round is scored."""
-    for evaluation in rnd.evaluations.values():
-        best = evaluation.get("best")
-        if best:
-            board = chess.Board(rnd.fen)
-            return board.san(chess.Move.from_uci(best))
-    return None
-
-
-def _name(state: rules.Match, pid: str) -> str:
-    if pid == state.person:
-        return "you"
-    identity = state.identities.get(pid, "robot")
-    return f"{identity.replace('_', ' ')} ({pid})"
 
 
 async def submit_response(
@@ -585,7 +426,7 @@ async def submit_vote(ctx: Context, match_id: str, number: int, letter: str) -> 
 async def _round_for(
     ctx: Context, match_id: str, number: int, phase: str
 ) -> tuple[rules.Match, rules.Round]:
-    raw = await ctx.store.read(lambda s: _state(s, match_id))
+    raw = await ctx.store.matches.state(match_id)
     if raw is None:
         raise NotFound(f"no match {match_id!r}")
     state = rules.Match.from_json(raw)
@@ -598,11 +439,6 @@ async def _round_for(
     if current.deadline is not None and ctx.clock.now() > current.deadline:
         raise Conflict(f"round {number}'s time for this is up")
     return state, current
-
-
-def stored_state(session: Session, match_id: str) -> dict[str, Any] | None:
-    """The match's state as the matches service stored it (None if it never did)."""
-    return _state(session, match_id)
 
 
 def replay(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:

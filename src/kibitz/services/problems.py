@@ -13,26 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import chess
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.store_models import (
-    Analysis,
-    Game,
-    MoveEval,
-    Problem,
-    ProblemScan,
-    ProblemTheme,
-)
 from kibitz.domain import puzzles
-from kibitz.domain.judgment import Score, stored_score
-from kibitz.errors import InvalidInput, MalformedEvent, NotFound, UpstreamUnavailable
+from kibitz.errors import InvalidInput, MalformedEvent, NotFound
 from kibitz.events import (
     AnalysisCompleted,
     Envelope,
@@ -40,12 +28,12 @@ from kibitz.events import (
     ProblemsGenerated,
     ProblemsGenerationRequested,
 )
+from kibitz.ports.store import ProblemScanResult, PuzzleSource, StoredPuzzle
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
 log = logging.getLogger("kibitz.problems")
-Q = TypeVar("Q")
 
 RETRY = RetryPolicy(max_attempts=5, base_delay=2.0, max_delay=60.0, handler_timeout=600.0)
 
@@ -59,7 +47,6 @@ SEARCH_SECONDS = Histogram(
     "Time to search one game for puzzles",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 40, 80, 160),
 )
-POOL_SIZE = Gauge("kibitz_problems_pool", "Puzzles in the pool", ["state"])
 ACTIVE_SEARCHES = Gauge("kibitz_problems_active_searches", "Games being searched right now")
 
 
@@ -83,7 +70,7 @@ class ProblemsWorker:
 
     async def fan_out(self, player: str | None, cause: Envelope | None = None) -> int:
         """One generation request per analysed, not yet searched game (of `player`, or all)."""
-        ids = await self.ctx.store.read(lambda s: unsearched_games(s, player))
+        ids = await self.ctx.store.problems.unsearched(player)
         await self.ctx.publisher.publish_many(
             topics.PROBLEMS_REQUESTED,
             [(ProblemsGenerationRequested(game_id=g, reason="fan_out"), g) for g in ids],
@@ -109,36 +96,39 @@ class ProblemsWorker:
                 del self._searching[game_id]
 
     async def _generate_game(self, game_id: str, cause: Envelope | None) -> list[str]:
-        loaded = await self.ctx.store.read(lambda s: _load(s, game_id))
-        if loaded is None:
+        source = await self.ctx.store.problems.source(game_id, puzzles.GENERATOR_VERSION)
+        if source is None:
             return []  # unknown, not analysed, or searched already: nothing to do
-        game, initial, moves, scores = loaded
         began = time.perf_counter()
         ACTIVE_SEARCHES.inc()
         try:
-            rows, rejected, searches, candidates = await self._solve_all(
-                game, initial, moves, scores
-            )
+            found, rejected, searches, candidates = await self._solve_all(source)
         finally:
             ACTIVE_SEARCHES.dec()
         seconds = time.perf_counter() - began
-        await self.ctx.store.run(
-            lambda s: _store(s, self.ctx, game_id, rows, rejected, searches, candidates, seconds)
+        scan = ProblemScanResult(
+            game_id=game_id,
+            version=puzzles.GENERATOR_VERSION,
+            candidates=candidates,
+            searches=searches,
+            rejected=rejected,
+            seconds=seconds,
         )
+        await self.ctx.store.problems.save_scan(scan, found, self.ctx.clock.now())
         GAMES_SEARCHED.inc()
         SEARCH_SECONDS.observe(seconds)
         CANDIDATES_REJECTED.inc(len(rejected))
-        for row in rows:
-            PROBLEMS_FOUND.labels(row["kind"]).inc()
+        for puzzle in found:
+            PROBLEMS_FOUND.labels(puzzle.kind).inc()
         log.info(
             "problems_searched game=%s candidates=%d found=%d searches=%d seconds=%.1f",
             game_id,
             candidates,
-            len(rows),
+            len(found),
             searches,
             seconds,
         )
-        ids = [r["id"] for r in rows]
+        ids = [p.id for p in found]
         await self.ctx.publisher.publish(
             topics.PROBLEMS_GENERATED,
             ProblemsGenerated(
@@ -150,14 +140,12 @@ class ProblemsWorker:
         return ids
 
     async def _solve_all(
-        self,
-        game: dict[str, Any],
-        initial: chess.Board,
-        moves: list[str],
-        scores: list[Score | None],
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
-        candidates = puzzles.find_candidates(initial, moves, scores)
-        rows: list[dict[str, Any]] = []
+        self, game: PuzzleSource
+    ) -> tuple[list[StoredPuzzle], list[dict[str, Any]], int, int]:
+        initial = chess.Board(game.initial_fen) if game.initial_fen else chess.Board()
+        moves = list(game.moves_uci)
+        candidates = puzzles.find_candidates(initial, moves, list(game.scores))
+        rows: list[StoredPuzzle] = []
         rejected: list[dict[str, Any]] = []
         searches = 0
         covered_until = 0  # a puzzle's line covers the plies it spans: no second from them
@@ -180,133 +168,33 @@ class ProblemsWorker:
 
 
 def _problem_row(
-    game: dict[str, Any],
+    game: PuzzleSource,
     candidate: puzzles.Candidate,
     before: chess.Board,
     moves: list[str],
     verdict: puzzles.Verdict,
-) -> dict[str, Any]:
+) -> StoredPuzzle:
     after = before.copy(stack=False)
     after.push_uci(moves[candidate.ply - 1])
     found = puzzles.themes(after, verdict.moves, candidate.kind)
     final = verdict.final_score
-    return {
-        "id": f"{game['id']}-{candidate.ply}",
-        "game_id": game["id"],
-        "ply": candidate.ply,
-        "fen": before.fen(),
-        "blunder_uci": moves[candidate.ply - 1],
-        "solution": list(verdict.moves),
-        "kind": candidate.kind,
-        "themes": found,
-        "rating": puzzles.difficulty(after, verdict.moves, found),
-        "solver_color": "white" if after.turn == chess.WHITE else "black",
-        "white_id": game["white_id"],
-        "black_id": game["black_id"],
-        "final_cp": final.cp if final else None,
-        "final_mate": final.mate if final else None,
-        "generator_version": puzzles.GENERATOR_VERSION,
-    }
-
-
-def _load(
-    session: Session, game_id: str
-) -> tuple[dict[str, Any], chess.Board, list[str], list[Score | None]] | None:
-    """The game, its start, moves and per-ply scores, when it is analysed and not yet searched
-    by this generator version."""
-    scan = session.get(ProblemScan, game_id)
-    if scan is not None and scan.version >= puzzles.GENERATOR_VERSION:
-        return None
-    game = session.get(Game, game_id)
-    analysis = session.get(Analysis, game_id)
-    if game is None or analysis is None or analysis.status != "done":
-        return None
-    if game.variant not in ("standard", "fromPosition"):
-        return None  # puzzles follow standard chess rules
-    phases = {
-        phase: session.execute(
-            select(MoveEval.ply, MoveEval.cp, MoveEval.mate)
-            .where(MoveEval.game_id == game_id, MoveEval.phase == phase)
-            .order_by(MoveEval.ply)
-        ).all()
-        for phase in ("deep", "quick")
-    }
-    rows = phases["deep"] or phases["quick"]
-    moves = game.moves_uci.split() if game.moves_uci else []
-    if not rows or not moves:
-        return None
-    by_ply = {r.ply: stored_score(r.cp, r.mate) for r in rows}
-    scores = [by_ply.get(ply) for ply in range(1, len(moves) + 1)]
-    initial = chess.Board(game.initial_fen) if game.initial_fen else chess.Board()
-    info = {"id": game.id, "white_id": game.white_id, "black_id": game.black_id}
-    return info, initial, moves, scores
-
-
-def _store(
-    session: Session,
-    ctx: Context,
-    game_id: str,
-    rows: list[dict[str, Any]],
-    rejected: list[dict[str, Any]],
-    searches: int,
-    candidates: int,
-    seconds: float,
-) -> None:
-    store = ctx.store
-    if rows:
-        session.execute(store.insert(Problem).on_conflict_do_nothing(), rows)
-        session.execute(
-            store.insert(ProblemTheme).on_conflict_do_nothing(),
-            [{"problem_id": r["id"], "theme": t} for r in rows for t in r["themes"]],
-        )
-    session.merge(
-        ProblemScan(
-            game_id=game_id,
-            version=puzzles.GENERATOR_VERSION,
-            candidates=candidates,
-            problems=len(rows),
-            searches=searches,
-            rejected=rejected,
-            seconds=round(seconds, 3),
-            scanned_at=datetime.now(UTC),
-        )
+    return StoredPuzzle(
+        id=f"{game.game_id}-{candidate.ply}",
+        game_id=game.game_id,
+        ply=candidate.ply,
+        fen=before.fen(),
+        blunder_uci=moves[candidate.ply - 1],
+        solution=list(verdict.moves),
+        kind=candidate.kind,
+        themes=list(found),
+        rating=puzzles.difficulty(after, verdict.moves, found),
+        solver_color="white" if after.turn == chess.WHITE else "black",
+        white_id=game.white_id,
+        black_id=game.black_id,
+        final_cp=final.cp if final else None,
+        final_mate=final.mate if final else None,
+        generator_version=puzzles.GENERATOR_VERSION,
     )
-
-
-def unsearched_games(session: Session, player: str | None) -> list[str]:
-    """Analysed games (of `player`, or all) not yet searched by this generator version."""
-    searched = select(ProblemScan.game_id).where(ProblemScan.version >= puzzles.GENERATOR_VERSION)
-    query = (
-        select(Game.id)
-        .join(Analysis, Analysis.game_id == Game.id)
-        .where(Analysis.status == "done", Game.id.not_in(searched))
-    )
-    if player is not None:
-        name = player.strip().lower()
-        query = query.where(or_(Game.white_id == name, Game.black_id == name))
-    return list(session.scalars(query.order_by(Game.id)))
-
-
-def search_progress(session: Session, player: str | None) -> tuple[int, int]:
-    """(games searched, games still waiting to be analysed or searched) among `player`'s
-    games (or all): what a caller waiting for a generation request watches."""
-    games = select(Game.id, Game.variant)
-    if player is not None:
-        name = player.strip().lower()
-        games = games.where(or_(Game.white_id == name, Game.black_id == name))
-    status = dict(session.execute(select(Analysis.game_id, Analysis.status)).all())
-    scanned = set(
-        session.scalars(
-            select(ProblemScan.game_id).where(ProblemScan.version >= puzzles.GENERATOR_VERSION)
-        )
-    )
-    searched = waiting = 0
-    for game_id, variant in session.execute(games):
-        if game_id in scanned:
-            searched += 1
-        elif variant in ("standard", "fromPosition") and status.get(game_id) != "failed":
-            waiting += 1
-    return searched, waiting
 
 
 # --- requests (API, CLI, scheduler) ----------------------------------------------------------
@@ -322,13 +210,7 @@ async def request_generation(
 
     name = player.strip().lower() if player else None
 
-    def count(session: Session) -> tuple[int, int]:
-        games = select(func.count(Game.id))
-        if name:
-            games = games.where(or_(Game.white_id == name, Game.black_id == name))
-        return session.scalar(games) or 0, len(unsearched_games(session, name))
-
-    total, unsearched = await ctx.store.read(count)
+    total, unsearched = await ctx.store.problems.games(name)
     if name and total == 0:
         raise NotFound(f"no games of {player!r} here; sync or import them first")
     queued_analysis = await request_player_analysis(ctx, name) if name else 0
@@ -355,16 +237,13 @@ async def serve(
 ) -> dict[str, Any]:
     """Serve the next puzzle (see `serve_next`) and, when fewer than `problems_min_unserved`
     never-served puzzles remain for the player, ask for more in the background."""
-    now = datetime.fromtimestamp(ctx.clock.now(), UTC)
-
-    def write(session: Session) -> tuple[dict[str, Any], int]:
-        view = serve_next(session, player, theme, now)
-        threshold = ctx.settings.problems_min_unserved
-        return view, never_served(session, player, at_most=threshold)
-
-    view, remaining = await ctx.store.run(write)
+    check_theme(theme)
+    name = player.strip().lower() if player else None
+    view, remaining = await ctx.store.problems.serve(
+        name, theme, ctx.clock.now(), ctx.settings.problems_min_unserved
+    )
     await refill_if_low(ctx, player, remaining)
-    return public(view)
+    return {k: v for k, v in view.items() if not k.startswith("_")}  # not the solution
 
 
 async def refill_if_low(ctx: Context, player: str | None, remaining: int) -> bool:
@@ -388,138 +267,27 @@ async def refill_if_low(ctx: Context, player: str | None, remaining: int) -> boo
 # --- serving ---------------------------------------------------------------------------------
 
 
-def _filtered(query: Q, player: str | None, theme: str | None) -> Q:
-    """`query` narrowed to the puzzles of `player`'s games and of `theme`."""
-    filtered: Any = query
-    if player:
-        name = player.strip().lower()
-        filtered = filtered.where(or_(Problem.white_id == name, Problem.black_id == name))
-    if theme:
-        filtered = filtered.where(
-            Problem.id.in_(select(ProblemTheme.problem_id).where(ProblemTheme.theme == theme))
-        )
-    return cast(Q, filtered)
-
-
 def check_theme(theme: str | None) -> str | None:
     if theme is not None and theme not in puzzles.THEMES:
         raise InvalidInput(f"unknown theme {theme!r}; themes are: {', '.join(puzzles.THEMES)}")
     return theme
 
 
-SERVE_CANDIDATES = 16  # puzzles looked at per round when concurrent clients take some
-
-
-def serve_next(
-    session: Session, player: str | None, theme: str | None, now: datetime
-) -> dict[str, Any]:
-    """The least recently served matching puzzle (never served first), marked served in the
-    same transaction, so concurrent clients never get the same one.
-
-    PostgreSQL: `FOR UPDATE SKIP LOCKED` alone is not enough. A row locked and served by
-    another transaction is still returned to one that read it before that commit (its WHERE
-    is checked again on the new row version, its ORDER BY is not). So the first candidates
-    are read, then each is locked only if its `served_count` is still the one read: a puzzle
-    served meanwhile fails that check and the next candidate is tried. SQLite has one writer
-    at a time."""
-    check_theme(theme)
-    order = (Problem.last_served_at.asc().nulls_first(), Problem.id)
-    for _ in range(100):
-        seen = session.execute(
-            _filtered(select(Problem.id, Problem.served_count), player, theme)
-            .order_by(*order)
-            .limit(SERVE_CANDIDATES)
-        ).all()
-        if not seen:
-            what = " ".join(x for x in (f"of {player!r}" if player else "", theme or "") if x)
-            raise NotFound(f"no puzzle {what} yet".replace("  ", " "))
-        for problem_id, served_count in seen:
-            problem = session.scalars(
-                select(Problem)
-                .where(Problem.id == problem_id, Problem.served_count == served_count)
-                .with_for_update(skip_locked=True)
-                .execution_options(populate_existing=True)
-            ).first()
-            if problem is not None:
-                problem.last_served_at = now
-                problem.served_count += 1
-                return problem_view(session, problem)
-    raise UpstreamUnavailable("the puzzle pool is too busy right now; try again")
-
-
-def never_served(session: Session, player: str | None, at_most: int | None = None) -> int:
-    """How many puzzles (of `player`'s games) were never served; counting stops at `at_most`
-    (enough to compare with a threshold without counting a large pool on every serve)."""
-    ids = _filtered(select(Problem.id), player, None).where(Problem.served_count == 0)
-    if at_most is not None:
-        ids = ids.limit(at_most)
-    return session.scalar(select(func.count()).select_from(ids.subquery())) or 0
-
-
-def problem_view(session: Session, problem: Problem) -> dict[str, Any]:
-    board = chess.Board(problem.fen)
-    blunder = chess.Move.from_uci(problem.blunder_uci)
-    blunder_san = board.san(blunder)
-    board.push(blunder)
-    puzzle_fen = board.fen()
-    sans = []
-    for uci in problem.solution:
-        move = chess.Move.from_uci(uci)
-        sans.append(board.san(move))
-        board.push(move)
-    game = session.get(Game, problem.game_id)
-    return {
-        "id": problem.id,
-        "fen": problem.fen,
-        "blunder": {"uci": problem.blunder_uci, "san": blunder_san},
-        "puzzle_fen": puzzle_fen,
-        "solution_length": len(problem.solution),
-        "solver": problem.solver_color,
-        "kind": problem.kind,
-        "themes": list(problem.themes),
-        "rating": problem.rating,
-        "game": {
-            "id": problem.game_id,
-            "ply": problem.ply,
-            "white": game.white_name if game else None,
-            "black": game.black_name if game else None,
-            "url": f"/games/{problem.game_id}#ply={problem.ply}",
-        },
-        "served_count": problem.served_count,
-        "attempts": problem.attempts,
-        "successes": problem.successes,
-        "last_served_at": problem.last_served_at.isoformat() if problem.last_served_at else None,
-        "_solution_san": sans,
-    }
-
-
-def problem_by_id(session: Session, problem_id: str) -> dict[str, Any]:
-    """One puzzle as served (without its solution); NotFound when unknown."""
-    row = session.get(Problem, problem_id)
-    if row is None:
-        raise NotFound(f"no puzzle {problem_id!r}")
-    return public(problem_view(session, row))
-
-
-def public(view: dict[str, Any]) -> dict[str, Any]:
-    """A puzzle as served: without its solution."""
-    return {k: v for k, v in view.items() if not k.startswith("_")}
-
-
-def record_attempt(session: Session, problem_id: str, moves_uci: list[str]) -> dict[str, Any]:
+async def record_attempt(ctx: Context, problem_id: str, moves_uci: list[str]) -> dict[str, Any]:
     """Check the solver's moves (theirs only; the replies are the puzzle's) against the
     solution. An attempt that ends, solved or wrong, counts once; a correct beginning counts
     nothing yet and returns the reply to play. Returns `correct`, `complete`, `reply`, and on
     a wrong move its index and the expected move. InvalidInput for a malformed or illegal move
     or too many moves, NotFound for an unknown puzzle; nothing is written then."""
-    problem = session.get(Problem, problem_id)
-    if problem is None:
+    stored = await ctx.store.problems.solution(problem_id)
+    if stored is None:
         raise NotFound(f"no puzzle {problem_id!r}")
     if not moves_uci:
         raise InvalidInput("moves: give at least one move (UCI, e.g. e2e4)")
-    board = chess.Board(problem.fen)
-    board.push_uci(problem.blunder_uci)
-    solution = [chess.Move.from_uci(u) for u in problem.solution]
+    fen, blunder_uci, solution_uci = stored
+    board = chess.Board(fen)
+    board.push_uci(blunder_uci)
+    solution = [chess.Move.from_uci(u) for u in solution_uci]
     solver_moves = (len(solution) + 1) // 2
     if len(moves_uci) > solver_moves:
         raise InvalidInput(f"moves: the solution has {solver_moves} moves, not {len(moves_uci)}")
@@ -549,73 +317,14 @@ def record_attempt(session: Session, problem_id: str, moves_uci: list[str]) -> d
             board.push(reply)
     result["complete"] = bool(result["correct"]) and len(moves_uci) == solver_moves
     result["fen"] = board.fen()  # after the last right move and its reply
-    if result["complete"] or not result["correct"]:
-        session.execute(
-            update(Problem)
-            .where(Problem.id == problem_id)
-            .values(
-                attempts=Problem.attempts + 1,
-                successes=Problem.successes + (1 if result["complete"] else 0),
-            )
-        )
-        session.refresh(problem)
-    result["attempts"], result["successes"] = problem.attempts, problem.successes
-    if result["complete"]:
-        result["solution"] = list(problem.solution)
-    return result
-
-
-def pool_view(session: Session, player: str | None = None) -> dict[str, Any]:
-    """Totals, never-served count, by theme, and what is left to search."""
-    base = _filtered(select(func.count(Problem.id)), player, None)
-    total = session.scalar(base) or 0
-    unserved = session.scalar(base.where(Problem.served_count == 0)) or 0
-    theme_rows = session.execute(
-        _filtered(
-            select(
-                ProblemTheme.theme,
-                func.count(Problem.id),
-                func.sum(func.coalesce(Problem.served_count, 0)),
-            )
-            .join(Problem, Problem.id == ProblemTheme.problem_id)
-            .group_by(ProblemTheme.theme),
-            player,
-            None,
-        )
-    ).all()
-    unserved_by_theme: dict[str, int] = dict(
-        session.execute(
-            _filtered(
-                select(ProblemTheme.theme, func.count(Problem.id))
-                .join(Problem, Problem.id == ProblemTheme.problem_id)
-                .where(Problem.served_count == 0)
-                .group_by(ProblemTheme.theme),
-                player,
-                None,
-            )
-        ).all()
+    result["attempts"], result["successes"] = await ctx.store.problems.attempted(
+        problem_id,
+        ended=bool(result["complete"] or not result["correct"]),
+        solved=bool(result["complete"]),
     )
-    scans = select(func.count(ProblemScan.game_id))
-    if player is not None:  # the player's games only, as every other figure here
-        name = player.strip().lower()
-        scans = scans.join(Game, Game.id == ProblemScan.game_id).where(
-            or_(Game.white_id == name, Game.black_id == name)
-        )
-    scanned = session.scalar(scans) or 0
-    if player is None:
-        POOL_SIZE.labels("total").set(total)
-        POOL_SIZE.labels("never_served").set(unserved)
-    return {
-        "player": player,
-        "total": total,
-        "never_served": unserved,
-        "by_theme": {
-            theme: {"total": count, "never_served": unserved_by_theme.get(theme, 0)}
-            for theme, count, _ in sorted(theme_rows, key=lambda r: (-r[1], r[0]))
-        },
-        "games_searched": scanned,
-        "games_to_search": len(unsearched_games(session, player)),
-    }
+    if result["complete"]:
+        result["solution"] = solution_uci
+    return result
 
 
 def build(ctx: Context) -> Service:

@@ -13,16 +13,8 @@ more than `robots_max` in all. Each change is an event on `robot-orchestration-e
 from __future__ import annotations
 
 import logging
-import uuid
-from collections import Counter
-from typing import Any
-
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.store_models import Robot, RobotAssignment
-from kibitz.domain.robots import PERSONALITIES
 from kibitz.events import (
     Envelope,
     MatchCompleted,
@@ -35,6 +27,7 @@ from kibitz.events import (
     RoundRobotsAssigned,
     RoundRobotsNeeded,
 )
+from kibitz.ports.store import PoolChange, ScalePolicy
 from kibitz.runtime import metrics
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
@@ -60,40 +53,15 @@ class RobotPool:
 
     async def assign(self, cause: Envelope, need: RoundRobotsNeeded) -> list[dict[str, str]]:
         """Robots for a round (the same ones if asked again), spread over personalities."""
-        now = self.ctx.clock.now()
-        created: list[Robot] = []
-
-        def write(session: Session) -> list[dict[str, str]]:
-            done = session.scalars(
-                select(RobotAssignment.robot_id).where(
-                    RobotAssignment.match_id == need.match_id, RobotAssignment.round == need.round
-                )
-            ).all()
-            if done:
-                return [_identity(session.get(Robot, r)) for r in sorted(done)]
-            chosen = _choose(session, need.count, set(need.exclude_robots))
-            live = _live_count(session)
-            order = list(PERSONALITIES)
-            while len(chosen) < need.count and live < self.settings.robots_max:
-                personality = order[len(chosen) % len(order)]
-                robot = _new_robot(personality, now)
-                session.add(robot)
-                created.append(robot)
-                chosen.append(robot)
-                live += 1
-            for robot in chosen:
-                robot.state, robot.match_id, robot.round = "busy", need.match_id, need.round
-                robot.state_since = now
-                session.add(
-                    RobotAssignment(match_id=need.match_id, round=need.round, robot_id=robot.id)
-                )
-            return [_identity(r) for r in sorted(chosen, key=lambda r: r.id)]
-
-        robots = await self.ctx.store.run(write)
-        for robot in created:
-            await self._publish(
-                RobotInstantiated(robot_id=robot.id, personality=robot.personality), robot.id, cause
-            )
+        robots, created = await self.ctx.store.robots.assign(
+            need.match_id,
+            need.round,
+            need.count,
+            set(need.exclude_robots),
+            self.settings.robots_max,
+            self.ctx.clock.now(),
+        )
+        await self._announce(created, cause)
         if len(robots) < need.count:
             log.warning(
                 "robots_short match=%s round=%d wanted=%d got=%d",
@@ -111,120 +79,55 @@ class RobotPool:
 
     async def free(self, match_id: str, number: int) -> None:
         """A round is over: its robots are idle again (the next round may exclude them)."""
-        now = self.ctx.clock.now()
-        await self.ctx.store.run(
-            lambda s: s.execute(
-                update(Robot)
-                .where(Robot.match_id == match_id, Robot.round == number, Robot.state == "busy")
-                .values(state="idle", match_id=None, round=None, state_since=now)
-            )
-        )
+        await self.ctx.store.robots.free_round(match_id, number, self.ctx.clock.now())
 
     async def release_match(self, cause: Envelope, done: MatchCompleted) -> None:
         """The match is over: every robot still held by it goes back to the pool."""
-        now = self.ctx.clock.now()
-
-        def write(session: Session) -> list[Robot]:
-            held = list(
-                session.scalars(
-                    select(Robot).where(Robot.match_id == done.match_id, Robot.state == "busy")
-                )
-            )
-            for robot in held:
-                robot.state, robot.match_id, robot.round, robot.state_since = (
-                    "idle",
-                    None,
-                    None,
-                    now,
-                )
-            return held
-
-        for robot in await self.ctx.store.run(write):
-            await self._publish(
-                RobotReleased(
-                    robot_id=robot.id, personality=robot.personality, reason="match_completed"
-                ),
-                robot.id,
-                cause,
-            )
+        released = await self.ctx.store.robots.release_match(done.match_id, self.ctx.clock.now())
+        await self._announce(released, cause)
 
     async def scale(self) -> dict[str, int]:
         """One scaling pass; returns the live instances per personality after it."""
-        now = self.ctx.clock.now()
-        settings = self.settings
-        events: list[tuple[Payload, str]] = []
-
-        def write(session: Session) -> dict[str, int]:
-            live = _live_count(session)
-            counts: dict[str, int] = {}
-            for personality in PERSONALITIES:
-                robots = list(
-                    session.scalars(
-                        select(Robot)
-                        .where(Robot.personality == personality, Robot.state != "released")
-                        .order_by(Robot.state_since, Robot.id)
-                    )
-                )
-                before = len(robots)
-                idle = [r for r in robots if r.state == "idle"]
-                busy = before - len(idle)
-                want = max(0, settings.robots_min_idle - len(idle))
-                if before and busy / before >= settings.robots_scale_up_busy:
-                    want = max(want, 1)
-                reason = "scale_up"
-                for _ in range(want):
-                    if live >= settings.robots_max:
-                        break
-                    robot = _new_robot(personality, now)
-                    session.add(robot)
-                    robots.append(robot)
-                    live += 1
-                    events.append(
-                        (RobotInstantiated(robot_id=robot.id, personality=personality), robot.id)
-                    )
-                surplus = len(idle) - settings.robots_min_idle
-                for robot in idle:
-                    if surplus <= 0 or want:
-                        break
-                    if now - robot.state_since >= settings.robots_idle_release:
-                        robot.state, robot.state_since = "released", now
-                        surplus -= 1
-                        live -= 1
-                        reason = "scale_down"
-                        events.append(
-                            (
-                                RobotReleased(
-                                    robot_id=robot.id, personality=personality, reason="idle"
-                                ),
-                                robot.id,
-                            )
-                        )
-                after = sum(1 for r in robots if r.state != "released")
-                counts[personality] = after
-                if after != before:
-                    events.append(
-                        (
-                            RobotPoolScaled(
-                                personality=personality, before=before, after=after, reason=reason
-                            ),
-                            personality,
-                        )
-                    )
-            return counts
-
-        counts = await self.ctx.store.run(write)
-        for payload, key in events:
-            await self._publish(payload, key, None)
-        view = await self.ctx.store.read(pool_view)
-        for personality, by_state in view["by_personality"].items():
+        s = self.settings
+        policy = ScalePolicy(
+            min_idle=s.robots_min_idle,
+            scale_up_busy=s.robots_scale_up_busy,
+            max_live=s.robots_max,
+            idle_release=s.robots_idle_release,
+        )
+        counts, changes = await self.ctx.store.robots.scale(policy, self.ctx.clock.now())
+        await self._announce(changes, None)
+        for personality, by_state in (await self.ctx.store.robots.by_personality()).items():
             for state in ("idle", "busy"):
                 metrics.ROBOTS.labels(personality, state).set(by_state[state])
         return counts
 
+    async def _announce(self, changes: list[PoolChange], cause: Envelope | None) -> None:
+        for change in changes:
+            payload: Payload
+            if change.kind == "instantiated":
+                payload = RobotInstantiated(
+                    robot_id=change.robot_id or "", personality=change.personality
+                )
+            elif change.kind == "released":
+                payload = RobotReleased(
+                    robot_id=change.robot_id or "",
+                    personality=change.personality,
+                    reason=change.reason,
+                )
+            else:
+                payload = RobotPoolScaled(
+                    personality=change.personality,
+                    before=change.before,
+                    after=change.after,
+                    reason=change.reason,
+                )
+            await self._publish(payload, change.robot_id or change.personality, cause)
+
     async def health(self) -> None:
         """The pool's state, and how many commands wait for a robot worker (none running, or
         all of them stuck, shows here)."""
-        states = await self.ctx.store.read(pool_states)
+        states = await self.ctx.store.robots.states()
         lag = await self.ctx.event_log.lag("kibitz.robot-worker", topics.ROBOT_COMMANDS)
         await self._publish(
             RobotHealthCheck(robots=states, unanswered=sum(lag.values())), "pool", None
@@ -232,76 +135,6 @@ class RobotPool:
 
     async def _publish(self, payload: Payload, key: str, cause: Envelope | None) -> None:
         await self.ctx.publisher.publish(topics.ROBOT_EVENTS, payload, key, cause=cause)
-
-
-def _new_robot(personality: str, now: float) -> Robot:
-    return Robot(
-        id=f"{personality.split('_')[1][:3]}-{uuid.uuid4().hex[:8]}",
-        personality=personality,
-        state="idle",
-        state_since=now,
-        created_at=now,
-    )
-
-
-def _identity(robot: Robot | None) -> dict[str, str]:
-    assert robot is not None
-    return {"id": robot.id, "identity": robot.personality}
-
-
-def _live_count(session: Session) -> int:
-    return session.scalar(select(func.count(Robot.id)).where(Robot.state != "released")) or 0
-
-
-def _choose(session: Session, count: int, exclude: set[str]) -> list[Robot]:
-    """Idle robots, one personality after another, longest idle first."""
-    idle: dict[str, list[Robot]] = {p: [] for p in PERSONALITIES}
-    for robot in session.scalars(
-        select(Robot).where(Robot.state == "idle").order_by(Robot.state_since, Robot.id)
-    ):
-        if robot.id not in exclude and robot.personality in idle:
-            idle[robot.personality].append(robot)
-    chosen: list[Robot] = []
-    while len(chosen) < count and any(idle.values()):
-        for personality in PERSONALITIES:
-            if idle[personality] and len(chosen) < count:
-                chosen.append(idle[personality].pop(0))
-    return chosen
-
-
-def pool_states(session: Session) -> dict[str, int]:
-    return dict(
-        Counter(
-            state
-            for (state,) in session.execute(select(Robot.state).where(Robot.state != "released"))
-        )
-    )
-
-
-def pool_view(session: Session) -> dict[str, Any]:
-    rows = session.scalars(select(Robot).where(Robot.state != "released").order_by(Robot.id)).all()
-    by: dict[str, dict[str, int]] = {p: {"idle": 0, "busy": 0} for p in PERSONALITIES}
-    for robot in rows:
-        by.setdefault(robot.personality, {"idle": 0, "busy": 0})[robot.state] += 1
-    released = session.scalar(select(func.count(Robot.id)).where(Robot.state == "released")) or 0
-    return {
-        "total": len(rows),
-        "released": released,
-        "by_personality": {
-            p: {**counts, "identity": PERSONALITIES[p].identity if p in PERSONALITIES else p}
-            for p, counts in by.items()
-        },
-        "robots": [
-            {
-                "id": r.id,
-                "personality": r.personality,
-                "state": r.state,
-                "match": r.match_id,
-                "round": r.round,
-            }
-            for r in rows
-        ],
-    }
 
 
 def build(ctx: Context) -> Service:

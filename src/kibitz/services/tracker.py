@@ -19,20 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import chess
 from prometheus_client import Counter, Gauge
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from kibitz import topics
-from kibitz.adapters.store_models import TrackedPlayer, TrackingSession
 from kibitz.backoff import Backoff
 from kibitz.domain.players import check_profile, check_username
 from kibitz.errors import (
@@ -51,7 +43,9 @@ from kibitz.events import (
     TrackingRequested,
     new_event,
 )
+from kibitz.ports.store import LiveGame
 from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.identity import process_owner
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
@@ -78,21 +72,10 @@ class TooManyTracked(KibitzError):
     http_status = 503
 
 
-@dataclass
-class _Game:
-    game_id: str
-    username: str
-    last_ply: int  # plies already published
-    white: str | None = None
-    black: str | None = None
-    initial_fen: str | None = None
-    initial_clock: int | None = None
-
-
 class Tracker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.owner = process_owner()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._starting = asyncio.Lock()
 
@@ -115,7 +98,10 @@ class Tracker:
                     f"this tracker follows {len(self.tasks)} players, its maximum "
                     "(KIBITZ_MAX_TRACKED); try again when one ends"
                 )
-            if not await self.ctx.store.run(self._claim(key, name, profile or {})):
+            claimed = await self.ctx.store.tracking.claim(
+                key, name, profile or {}, self.owner, self.ctx.clock.now(), LEASE_SECONDS
+            )
+            if not claimed:
                 return "already_tracking"
             task = asyncio.create_task(self._track(key, name), name=f"track-{key}")
             self.tasks[key] = task
@@ -132,44 +118,12 @@ class Tracker:
             del self.tasks[key]
         TRACKED.set(len(self.tasks))
 
-    def _claim(self, key: str, name: str, profile: dict[str, Any]) -> Any:
-        now = self.ctx.clock.now()
-        owner = self.owner
-
-        def claim(session: Session) -> bool:
-            session.execute(
-                self.ctx.store.insert(TrackedPlayer)
-                .values(username=key, name=name, status="ended", profile={}, lease_until=0.0)
-                .on_conflict_do_nothing()
-            )
-            row = session.get(
-                TrackedPlayer,
-                key,
-                with_for_update=not self.ctx.store.is_sqlite,
-                populate_existing=True,
-            )
-            assert row is not None
-            if row.status != "ended" and row.lease_until > now and row.owner != owner:
-                return False
-            row.name, row.profile, row.owner = name, profile, owner
-            row.status, row.game_id, row.end_reason, row.ended_at = "waiting", None, None, None
-            row.lease_until = now + LEASE_SECONDS
-            row.started_at = row.updated_at = datetime.now(UTC)
-            return True
-
-        return claim
-
-    async def _set_state(self, key: str, **values: Any) -> None:
-        owner = self.owner
-
-        def write(session: Session) -> None:
-            session.execute(
-                update(TrackedPlayer)
-                .where(TrackedPlayer.username == key, TrackedPlayer.owner == owner)
-                .values(updated_at=datetime.now(UTC), **values)
-            )
-
-        await self.ctx.store.run(write)
+    async def _set_state(
+        self, key: str, status: str, *, game_id: str | None = None, reason: str | None = None
+    ) -> None:
+        await self.ctx.store.tracking.set_state(
+            key, self.owner, self.ctx.clock.now(), status=status, game_id=game_id, end_reason=reason
+        )
 
     async def renew_leases(self) -> None:
         """Loop: keep this process's leases alive; when stopped, stop every tracking task."""
@@ -188,16 +142,7 @@ class Tracker:
         if not self.tasks:
             return
         until = self.ctx.clock.now() + LEASE_SECONDS
-        keys, owner = list(self.tasks), self.owner
-
-        def renew(session: Session) -> None:
-            session.execute(
-                update(TrackedPlayer)
-                .where(TrackedPlayer.username.in_(keys), TrackedPlayer.owner == owner)
-                .values(lease_until=until)
-            )
-
-        await self.ctx.store.run(renew)
+        await self.ctx.store.tracking.renew(list(self.tasks), self.owner, until)
 
     async def stop(self) -> None:
         tasks = list(self.tasks.values())
@@ -234,9 +179,9 @@ class Tracker:
                     game_id = None
                 if game_id and game_id not in followed:
                     followed.add(game_id)
-                    await self._set_state(key, status="live", game_id=game_id)
+                    await self._set_state(key, "live", game_id=game_id)
                     await self._follow(key, name, game_id)
-                    await self._set_state(key, status="waiting")
+                    await self._set_state(key, "waiting")
                     deadline = clock.now() + settings.track_wait
                     continue
                 if clock.now() >= deadline:
@@ -251,19 +196,11 @@ class Tracker:
             log.exception("tracker_failed username=%s", name)
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    self._set_state(
-                        key,
-                        status="ended",
-                        end_reason=reason,
-                        ended_at=datetime.now(UTC),
-                        lease_until=0.0,
-                    )
-                )
+                await asyncio.shield(self._set_state(key, "ended", reason=reason))
             log.info("tracking_ended username=%s reason=%s", name, reason)
 
     async def _follow(self, key: str, name: str, game_id: str) -> None:
-        game = await self.ctx.store.run(self._open_session(game_id, name))
+        game = await self.ctx.store.tracking.open_game(game_id, name)
         failures = 0
         while True:
             try:
@@ -284,26 +221,7 @@ class Tracker:
             log.info("tracker_reconnect game=%s in %.1fs: %s", game_id, delay, error)
             await self.ctx.clock.sleep(delay)
 
-    @staticmethod
-    def _open_session(game_id: str, username: str) -> Any:
-        def open_(session: Session) -> _Game:
-            row = session.get(TrackingSession, game_id)
-            if row is None:
-                row = TrackingSession(game_id=game_id, username=username, status="started")
-                session.add(row)
-                session.flush()
-            return _Game(
-                game_id=game_id,
-                username=row.username,
-                last_ply=row.last_ply or 0,
-                white=row.white,
-                black=row.black,
-                initial_fen=row.initial_fen,
-            )
-
-        return open_
-
-    async def _stream_once(self, game: _Game) -> bool:
+    async def _stream_once(self, game: LiveGame) -> bool:
         """Read the game stream once; True when the game ended, False when the stream did."""
         board: chess.Board | None = None
         async for line in self.ctx.lichess.stream_game(game.game_id):
@@ -342,7 +260,7 @@ class Tracker:
             await self._publish_move(game, ply, move, san, fen_before, board.fen(), line)
         return False
 
-    async def _game_started(self, game: _Game, info: dict[str, Any]) -> chess.Board:
+    async def _game_started(self, game: LiveGame, info: dict[str, Any]) -> chess.Board:
         initial = info.get("initialFen")
         board = chess.Board(initial) if initial and initial != "startpos" else chess.Board()
         players = info.get("players") or {}
@@ -352,14 +270,10 @@ class Tracker:
         clock = info.get("clock") or {}
         game.initial_clock = clock.get("initial") if isinstance(clock, dict) else None
 
-        def write(session: Session) -> bool:
-            row = session.get(TrackingSession, game.game_id)
-            assert row is not None
-            announce = row.white is None  # announce each game once, whatever reconnects
-            row.white, row.black, row.initial_fen = game.white, game.black, game.initial_fen
-            return announce
-
-        if await self.ctx.store.run(write):
+        announce = await self.ctx.store.tracking.game_started(
+            game.game_id, game.white, game.black, game.initial_fen
+        )
+        if announce:
             await self.ctx.publisher.publish_envelope(
                 topics.LIVE_SESSIONS,
                 new_event(
@@ -380,7 +294,7 @@ class Tracker:
 
     async def _publish_move(
         self,
-        game: _Game,
+        game: LiveGame,
         ply: int,
         move: chess.Move,
         san: str,
@@ -406,18 +320,11 @@ class Tracker:
         log.info("move game=%s ply=%d san=%s", game.game_id, ply, san)
         game.last_ply = ply
         LIVE_PLIES.inc()
-        game_id = game.game_id
+        await self.ctx.store.tracking.ply_published(game.game_id, ply)
 
-        def record(session: Session) -> None:
-            session.execute(
-                update(TrackingSession)
-                .where(TrackingSession.game_id == game_id, TrackingSession.last_ply < ply)
-                .values(last_ply=ply)
-            )
-
-        await self.ctx.store.run(record)
-
-    async def _game_ended(self, game: _Game, info: dict[str, Any], status: str, plies: int) -> None:
+    async def _game_ended(
+        self, game: LiveGame, info: dict[str, Any], status: str, plies: int
+    ) -> None:
         winner = info.get("winner")
         result = (
             "1-0"
@@ -429,12 +336,7 @@ class Tracker:
             else "*"
         )
 
-        def write(session: Session) -> None:
-            row = session.get(TrackingSession, game.game_id)
-            assert row is not None
-            row.status, row.result, row.ended_at = status, result, datetime.now(UTC)
-
-        await self.ctx.store.run(write)
+        await self.ctx.store.tracking.game_ended(game.game_id, status, result, self.ctx.clock.now())
         await self.ctx.publisher.publish_envelope(
             topics.LIVE_SESSIONS,
             new_event(
@@ -521,28 +423,6 @@ async def request_tracking(
         new_event(TrackingRequested(username=name, profile=profile), name.lower()),
     )
     return {"status": "requested", "username": name, "via": "topic"}
-
-
-def tracking_view(session: Session, limit: int = 50) -> list[dict[str, Any]]:
-    """Tracked players, the active ones first, with their current or last game."""
-    rows = session.scalars(
-        select(TrackedPlayer).order_by(TrackedPlayer.updated_at.desc()).limit(limit)
-    ).all()
-    out = []
-    for r in sorted(rows, key=lambda r: r.status == "ended"):
-        out.append(
-            {
-                "username": r.name,
-                "status": r.status,
-                "game_id": r.game_id,
-                "started_at": r.started_at,
-                "updated_at": r.updated_at,
-                "ended_at": r.ended_at,
-                "end_reason": r.end_reason,
-                "live_url": f"/live/{r.game_id}" if r.game_id else None,
-            }
-        )
-    return out
 
 
 def build(ctx: Context) -> Service:

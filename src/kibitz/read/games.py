@@ -1,4 +1,4 @@
-"""Read models shared by the JSON API and the web pages."""
+"""Read side: syncs and imports, games, a player's games."""
 
 from __future__ import annotations
 

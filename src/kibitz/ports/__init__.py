@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import chess
 
@@ -201,3 +201,34 @@ class Speech(Protocol):
     """Speaks a line: WAV bytes; UpstreamUnavailable when it cannot."""
 
     async def speak(self, text: str) -> bytes: ...
+
+
+# --- game sources ----------------------------------------------------------------------------
+
+
+class GameSource(Protocol):
+    """A server players' games come from (Lichess today; room for a second one). Every call
+    raises LichessUserNotFound for an unknown player or game, LichessRateLimited when the
+    server asks to slow down, UpstreamUnavailable when it cannot be reached."""
+
+    def stream_games(
+        self,
+        username: str,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        max_games: int | None = None,
+    ) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
+        """A player's games oldest first, each as it arrives: (the line as received, the
+        parsed game or None when the line is not a game object)."""
+        ...
+
+    async def playing_game(self, username: str) -> str | None:
+        """The id of the game the player is playing now, if any."""
+        ...
+
+    def stream_game(self, game_id: str) -> AsyncIterator[dict[str, Any]]:
+        """A game's state, then each move as it is played, until it ends."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,196 @@
+"""The problems repository (`kibitz.ports.store.Problems`) on SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from kibitz.adapters.store_models import (
+    Analysis,
+    Game,
+    MoveEval,
+    Problem,
+    ProblemScan,
+    ProblemTheme,
+)
+from kibitz.adapters.store_sql import SqlStore
+from kibitz.domain.judgment import stored_score
+from kibitz.errors import NotFound, UpstreamUnavailable
+from kibitz.ports.store import ProblemScanResult, PuzzleSource, StoredPuzzle
+from kibitz.read.problems import _filtered, problem_view, unsearched_games
+
+SERVE_CANDIDATES = 16  # puzzles looked at per round when concurrent clients take some
+SERVE_ROUNDS = 100
+
+
+def never_served(session: Session, player: str | None, at_most: int | None = None) -> int:
+    """How many puzzles (of `player`'s games) were never served; counting stops at `at_most`
+    (enough to compare with a threshold without counting a large pool on every serve)."""
+    ids = _filtered(select(Problem.id), player, None).where(Problem.served_count == 0)
+    if at_most is not None:
+        ids = ids.limit(at_most)
+    return session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+
+
+def serve_next(
+    session: Session, player: str | None, theme: str | None, now: datetime
+) -> dict[str, Any]:
+    """The least recently served matching puzzle (never served first), marked served in the
+    same transaction, so concurrent clients never get the same one.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED` alone is not enough. A row locked and served by
+    another transaction is still returned to one that read it before that commit (its WHERE
+    is checked again on the new row version, its ORDER BY is not). So the first candidates
+    are read, then each is locked only if its `served_count` is still the one read: a puzzle
+    served meanwhile fails that check and the next candidate is tried. SQLite has one writer
+    at a time."""
+    order = (Problem.last_served_at.asc().nulls_first(), Problem.id)
+    for _ in range(SERVE_ROUNDS):
+        seen = session.execute(
+            _filtered(select(Problem.id, Problem.served_count), player, theme)
+            .order_by(*order)
+            .limit(SERVE_CANDIDATES)
+        ).all()
+        if not seen:
+            what = " ".join(x for x in (f"of {player!r}" if player else "", theme or "") if x)
+            raise NotFound(f"no puzzle {what} yet".replace("  ", " "))
+        for problem_id, served_count in seen:
+            problem = session.scalars(
+                select(Problem)
+                .where(Problem.id == problem_id, Problem.served_count == served_count)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            ).first()
+            if problem is not None:
+                problem.last_served_at = now
+                problem.served_count += 1
+                return problem_view(session, problem)
+    raise UpstreamUnavailable("the puzzle pool is too busy right now; try again")
+
+
+class SqlProblems:
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    async def source(self, game_id: str, version: int) -> PuzzleSource | None:
+        def read(session: Session) -> PuzzleSource | None:
+            scan = session.get(ProblemScan, game_id)
+            if scan is not None and scan.version >= version:
+                return None
+            game = session.get(Game, game_id)
+            analysis = session.get(Analysis, game_id)
+            if game is None or analysis is None or analysis.status != "done":
+                return None
+            if game.variant not in ("standard", "fromPosition"):
+                return None  # puzzles follow standard chess rules
+            phases = {
+                phase: session.execute(
+                    select(MoveEval.ply, MoveEval.cp, MoveEval.mate)
+                    .where(MoveEval.game_id == game_id, MoveEval.phase == phase)
+                    .order_by(MoveEval.ply)
+                ).all()
+                for phase in ("deep", "quick")
+            }
+            rows = phases["deep"] or phases["quick"]
+            moves = game.moves_uci.split() if game.moves_uci else []
+            if not rows or not moves:
+                return None
+            by_ply = {r.ply: stored_score(r.cp, r.mate) for r in rows}
+            return PuzzleSource(
+                game_id=game.id,
+                white_id=game.white_id,
+                black_id=game.black_id,
+                initial_fen=game.initial_fen,
+                moves_uci=moves,
+                scores=[by_ply.get(ply) for ply in range(1, len(moves) + 1)],
+            )
+
+        return await self.store.read(read)
+
+    async def save_scan(
+        self, scan: ProblemScanResult, puzzles: Sequence[StoredPuzzle], now: float
+    ) -> None:
+        rows = [p.__dict__ for p in puzzles]
+        store = self.store
+
+        def write(session: Session) -> None:
+            if rows:
+                session.execute(store.insert(Problem).on_conflict_do_nothing(), rows)
+                session.execute(
+                    store.insert(ProblemTheme).on_conflict_do_nothing(),
+                    [{"problem_id": r["id"], "theme": t} for r in rows for t in r["themes"]],
+                )
+            session.merge(
+                ProblemScan(
+                    game_id=scan.game_id,
+                    version=scan.version,
+                    candidates=scan.candidates,
+                    problems=len(rows),
+                    searches=scan.searches,
+                    rejected=list(scan.rejected),
+                    seconds=round(scan.seconds, 3),
+                    scanned_at=datetime.fromtimestamp(now, UTC),
+                )
+            )
+
+        await store.run(write)
+
+    async def unsearched(self, player: str | None) -> list[str]:
+        return await self.store.read(lambda s: unsearched_games(s, player))
+
+    async def games(self, player: str | None) -> tuple[int, int]:
+        def read(session: Session) -> tuple[int, int]:
+            games = select(func.count(Game.id))
+            if player:
+                games = games.where(or_(Game.white_id == player, Game.black_id == player))
+            return session.scalar(games) or 0, len(unsearched_games(session, player))
+
+        return await self.store.read(read)
+
+    async def low_pool(self, player: str | None, threshold: int) -> bool:
+        def read(session: Session) -> bool:
+            return never_served(session, player) < threshold and bool(
+                unsearched_games(session, player)
+            )
+
+        return await self.store.read(read)
+
+    async def serve(
+        self, player: str | None, theme: str | None, now: float, count_up_to: int
+    ) -> tuple[dict[str, Any], int]:
+        at = datetime.fromtimestamp(now, UTC)
+
+        def write(session: Session) -> tuple[dict[str, Any], int]:
+            view = serve_next(session, player, theme, at)
+            return view, never_served(session, player, at_most=count_up_to)
+
+        return await self.store.run(write)
+
+    async def solution(self, problem_id: str) -> tuple[str, str, list[str]] | None:
+        def read(session: Session) -> tuple[str, str, list[str]] | None:
+            row = session.get(Problem, problem_id)
+            return (row.fen, row.blunder_uci, list(row.solution)) if row is not None else None
+
+        return await self.store.read(read)
+
+    async def attempted(self, problem_id: str, *, ended: bool, solved: bool) -> tuple[int, int]:
+        def write(session: Session) -> tuple[int, int]:
+            if ended:
+                session.execute(
+                    update(Problem)
+                    .where(Problem.id == problem_id)
+                    .values(
+                        attempts=Problem.attempts + 1,
+                        successes=Problem.successes + (1 if solved else 0),
+                    )
+                )
+            row = session.execute(
+                select(Problem.attempts, Problem.successes).where(Problem.id == problem_id)
+            ).one()
+            return int(row[0]), int(row[1])
+
+        return await self.store.run(write)

@@ -1,0 +1,121 @@
+"""Read side: a game's analysis and a player's report, straight from the store."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kibitz.adapters.store_models import Analysis, Game, MoveEval, PluginResult
+from kibitz.errors import GameNotFound, NotFound
+
+
+def analysis_view(session: Session, game_id: str, *, with_evals: bool = True) -> dict[str, Any]:
+    """A game's analysis status, progress and results (NotFound for an unknown game)."""
+    game = session.get(Game, game_id)
+    if game is None:
+        raise GameNotFound(f"no game {game_id!r}")
+    row = session.get(Analysis, game_id)
+    if row is None:
+        return {"game_id": game_id, "status": "none", "phase": None, "progress": 0.0}
+    total = row.positions_total or 0
+    view: dict[str, Any] = {
+        "game_id": game_id,
+        "status": row.status,
+        "phase": row.phase,
+        "priority": row.priority,
+        "progress": round(row.positions_done / total, 4) if total else 0.0,
+        "positions_done": row.positions_done,
+        "positions_total": total,
+        "source": row.source,
+        "engine": row.engine,
+        "nodes": {"quick": row.quick_nodes, "deep": row.deep_nodes},
+        "error": row.error,
+        "attempts": row.attempts,
+        "requested_at": row.requested_at,
+        "quick_done_at": row.quick_done_at,
+        "finished_at": row.finished_at,
+    }
+    results = session.scalars(select(PluginResult).where(PluginResult.game_id == game_id)).all()
+    view["results"] = {
+        r.plugin: {**r.result, "_version": r.version, "_phase": r.phase} for r in results
+    }
+    view["results_phase"] = results[0].phase if results else None
+    if with_evals and results:
+        phase = results[0].phase
+        evals = session.scalars(
+            select(MoveEval)
+            .where(MoveEval.game_id == game_id, MoveEval.phase == phase)
+            .order_by(MoveEval.ply)
+        ).all()
+        view["evals"] = [
+            {"ply": e.ply, "cp": e.cp, "mate": e.mate, "best": e.best_uci, "line": e.line_san}
+            for e in evals
+        ]
+    return view
+
+
+def player_report(session: Session, username: str) -> dict[str, Any]:
+    """A player's averages over their analysed games: accuracy, ACPL, errors per game, and the
+    openings they play worst (lowest mean accuracy). NotFound when no game of theirs is here."""
+    name = username.strip().lower()
+    games = session.execute(
+        select(Game.id, Game.white_id, Game.black_id, Game.opening_name, Game.opening_eco).where(
+            (Game.white_id == name) | (Game.black_id == name)
+        )
+    ).all()
+    if not games:
+        raise NotFound(f"no games of {username!r} here; sync or import them first")
+    by_id = {g.id: g for g in games}
+    results = session.execute(
+        select(PluginResult.game_id, PluginResult.result).where(
+            PluginResult.plugin == "judgments", PluginResult.game_id.in_(list(by_id))
+        )
+    ).all()
+    rows = []
+    for game_id, result in results:
+        game = by_id[game_id]
+        side = "white" if game.white_id == name else "black"
+        mine = result.get(side) or {}
+        rows.append((game, mine))
+    analysed = len(rows)
+
+    def mean(values: list[float]) -> float | None:
+        return round(sum(values) / len(values), 1) if values else None
+
+    accuracies = [m["accuracy"] for _, m in rows if m.get("accuracy") is not None]
+    acpls = [m["acpl"] for _, m in rows if m.get("acpl") is not None]
+    openings: dict[str, list[float]] = defaultdict(list)
+    for game, mine in rows:
+        if mine.get("accuracy") is not None:
+            label = f"{game.opening_eco or '?'} {game.opening_name or 'unknown opening'}"
+            openings[label].append(mine["accuracy"])
+    ranked = sorted(openings.items(), key=lambda kv: (sum(kv[1]) / len(kv[1]), -len(kv[1])))
+    worst = [{"opening": k, "games": len(v), "accuracy": mean(v)} for k, v in ranked[:5]]
+    return {
+        "username": username,
+        "games": len(games),
+        "analysed": analysed,
+        "accuracy": mean(accuracies),
+        "acpl": mean([float(a) for a in acpls]),
+        "per_game": {
+            kind: (round(sum(m.get(kind, 0) for _, m in rows) / analysed, 2) if analysed else None)
+            for kind in ("inaccuracy", "mistake", "blunder")
+        },
+        "worst_openings": worst,
+    }
+
+
+def pending(session: Session, player: str) -> list[str]:
+    """The player's games whose analysis is queued or running."""
+    name = player.strip().lower()
+    return list(
+        session.scalars(
+            select(Analysis.game_id)
+            .join(Game, Game.id == Analysis.game_id)
+            .where((Game.white_id == name) | (Game.black_id == name))
+            .where(Analysis.status.in_(("queued", "running")))
+        )
+    )

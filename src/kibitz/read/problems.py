@@ -1,0 +1,169 @@
+"""Read side: the puzzle pool and puzzles as served."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+import chess
+from prometheus_client import Gauge
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from kibitz.adapters.store_models import Analysis, Game, Problem, ProblemScan, ProblemTheme
+from kibitz.domain import puzzles
+from kibitz.errors import NotFound
+
+Q = TypeVar("Q")
+POOL_SIZE = Gauge("kibitz_problems_pool", "Puzzles in the pool", ["state"])
+
+
+def _filtered(query: Q, player: str | None, theme: str | None) -> Q:
+    """`query` narrowed to the puzzles of `player`'s games and of `theme`."""
+    filtered: Any = query
+    if player:
+        name = player.strip().lower()
+        filtered = filtered.where(or_(Problem.white_id == name, Problem.black_id == name))
+    if theme:
+        filtered = filtered.where(
+            Problem.id.in_(select(ProblemTheme.problem_id).where(ProblemTheme.theme == theme))
+        )
+    return cast(Q, filtered)
+
+
+def unsearched_games(session: Session, player: str | None) -> list[str]:
+    """Analysed games (of `player`, or all) not yet searched by this generator version."""
+    searched = select(ProblemScan.game_id).where(ProblemScan.version >= puzzles.GENERATOR_VERSION)
+    query = (
+        select(Game.id)
+        .join(Analysis, Analysis.game_id == Game.id)
+        .where(Analysis.status == "done", Game.id.not_in(searched))
+    )
+    if player is not None:
+        name = player.strip().lower()
+        query = query.where(or_(Game.white_id == name, Game.black_id == name))
+    return list(session.scalars(query.order_by(Game.id)))
+
+
+def search_progress(session: Session, player: str | None) -> tuple[int, int]:
+    """(games searched, games still waiting to be analysed or searched) among `player`'s
+    games (or all): what a caller waiting for a generation request watches."""
+    games = select(Game.id, Game.variant)
+    if player is not None:
+        name = player.strip().lower()
+        games = games.where(or_(Game.white_id == name, Game.black_id == name))
+    status = dict(session.execute(select(Analysis.game_id, Analysis.status)).all())
+    scanned = set(
+        session.scalars(
+            select(ProblemScan.game_id).where(ProblemScan.version >= puzzles.GENERATOR_VERSION)
+        )
+    )
+    searched = waiting = 0
+    for game_id, variant in session.execute(games):
+        if game_id in scanned:
+            searched += 1
+        elif variant in ("standard", "fromPosition") and status.get(game_id) != "failed":
+            waiting += 1
+    return searched, waiting
+
+
+def problem_view(session: Session, problem: Problem) -> dict[str, Any]:
+    board = chess.Board(problem.fen)
+    blunder = chess.Move.from_uci(problem.blunder_uci)
+    blunder_san = board.san(blunder)
+    board.push(blunder)
+    puzzle_fen = board.fen()
+    sans = []
+    for uci in problem.solution:
+        move = chess.Move.from_uci(uci)
+        sans.append(board.san(move))
+        board.push(move)
+    game = session.get(Game, problem.game_id)
+    return {
+        "id": problem.id,
+        "fen": problem.fen,
+        "blunder": {"uci": problem.blunder_uci, "san": blunder_san},
+        "puzzle_fen": puzzle_fen,
+        "solution_length": len(problem.solution),
+        "solver": problem.solver_color,
+        "kind": problem.kind,
+        "themes": list(problem.themes),
+        "rating": problem.rating,
+        "game": {
+            "id": problem.game_id,
+            "ply": problem.ply,
+            "white": game.white_name if game else None,
+            "black": game.black_name if game else None,
+            "url": f"/games/{problem.game_id}#ply={problem.ply}",
+        },
+        "served_count": problem.served_count,
+        "attempts": problem.attempts,
+        "successes": problem.successes,
+        "last_served_at": problem.last_served_at.isoformat() if problem.last_served_at else None,
+        "_solution_san": sans,
+    }
+
+
+def problem_by_id(session: Session, problem_id: str) -> dict[str, Any]:
+    """One puzzle as served (without its solution); NotFound when unknown."""
+    row = session.get(Problem, problem_id)
+    if row is None:
+        raise NotFound(f"no puzzle {problem_id!r}")
+    return public(problem_view(session, row))
+
+
+def public(view: dict[str, Any]) -> dict[str, Any]:
+    """A puzzle as served: without its solution."""
+    return {k: v for k, v in view.items() if not k.startswith("_")}
+
+
+def pool_view(session: Session, player: str | None = None) -> dict[str, Any]:
+    """Totals, never-served count, by theme, and what is left to search."""
+    base = _filtered(select(func.count(Problem.id)), player, None)
+    total = session.scalar(base) or 0
+    unserved = session.scalar(base.where(Problem.served_count == 0)) or 0
+    theme_rows = session.execute(
+        _filtered(
+            select(
+                ProblemTheme.theme,
+                func.count(Problem.id),
+                func.sum(func.coalesce(Problem.served_count, 0)),
+            )
+            .join(Problem, Problem.id == ProblemTheme.problem_id)
+            .group_by(ProblemTheme.theme),
+            player,
+            None,
+        )
+    ).all()
+    unserved_by_theme: dict[str, int] = dict(
+        session.execute(
+            _filtered(
+                select(ProblemTheme.theme, func.count(Problem.id))
+                .join(Problem, Problem.id == ProblemTheme.problem_id)
+                .where(Problem.served_count == 0)
+                .group_by(ProblemTheme.theme),
+                player,
+                None,
+            )
+        ).all()
+    )
+    scans = select(func.count(ProblemScan.game_id))
+    if player is not None:  # the player's games only, as every other figure here
+        name = player.strip().lower()
+        scans = scans.join(Game, Game.id == ProblemScan.game_id).where(
+            or_(Game.white_id == name, Game.black_id == name)
+        )
+    scanned = session.scalar(scans) or 0
+    if player is None:
+        POOL_SIZE.labels("total").set(total)
+        POOL_SIZE.labels("never_served").set(unserved)
+    return {
+        "player": player,
+        "total": total,
+        "never_served": unserved,
+        "by_theme": {
+            theme: {"total": count, "never_served": unserved_by_theme.get(theme, 0)}
+            for theme, count, _ in sorted(theme_rows, key=lambda r: (-r[1], r[0]))
+        },
+        "games_searched": scanned,
+        "games_to_search": len(unsearched_games(session, player)),
+    }

@@ -1,0 +1,116 @@
+"""The read side's one entry point: every view the API, the web pages and the CLI show, each
+a read-only query on the store (no write lock, never on the event loop)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kibitz.adapters.store_models import Commentary, Sync, SyncGame, TrackedPlayer
+from kibitz.adapters.store_sql import SqlStore
+from kibitz.read import analysis, games, live, matches, problems, robots
+
+
+class Reader:
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    # --- games and syncs ---
+
+    async def sync(self, sync_id: str) -> dict[str, Any]:
+        """A sync or import as users see it; NotFound."""
+        return await self.store.read(lambda s: games.get_sync(s, sync_id))
+
+    async def sync_games(self, sync_id: str) -> list[str]:
+        """The ids of the games a sync or import stored."""
+        return await self.store.read(
+            lambda s: list(s.scalars(select(SyncGame.game_id).where(SyncGame.sync_id == sync_id)))
+        )
+
+    async def import_named(self, filename: str) -> str | None:
+        """The id of an import of a file of that name, if one was made."""
+        return await self.store.read(
+            lambda s: s.scalar(select(Sync.id).where(Sync.filename == filename).limit(1))
+        )
+
+    async def game(self, game_id: str) -> dict[str, Any]:
+        """A game with its moves; GameNotFound."""
+        return await self.store.read(lambda s: games.game_detail(games.get_game(s, game_id)))
+
+    async def player_games(
+        self, username: str, limit: int, offset: int, *, detail: bool = False
+    ) -> list[dict[str, Any]]:
+        """The player's games, newest first: summaries, or with their moves (`detail`)."""
+        view = games.game_detail if detail else games.game_summary
+        return await self.store.read(
+            lambda s: [view(g) for g in games.player_games(s, username, limit, offset)]
+        )
+
+    async def recent_games(self, limit: int) -> list[dict[str, Any]]:
+        return await self.store.read(
+            lambda s: [games.game_detail(g) for g in games.recent_games(s, limit)]
+        )
+
+    # --- analysis ---
+
+    async def analysis(self, game_id: str, *, with_evals: bool = True) -> dict[str, Any]:
+        return await self.store.read(
+            lambda s: analysis.analysis_view(s, game_id, with_evals=with_evals)
+        )
+
+    async def analyses_pending(self, player: str) -> list[str]:
+        """The player's games whose analysis is queued or running."""
+        return await self.store.read(lambda s: analysis.pending(s, player))
+
+    async def player_report(self, username: str) -> dict[str, Any]:
+        return await self.store.read(lambda s: analysis.player_report(s, username))
+
+    # --- live ---
+
+    async def live(self, game_id: str) -> dict[str, Any]:
+        return await self.store.read(lambda s: live.live_view(s, game_id))
+
+    async def tracking(self) -> list[dict[str, Any]]:
+        return await self.store.read(live.tracking_view)
+
+    async def tracking_ended(self, key: str) -> tuple[datetime | None, str | None]:
+        """When (and why) the latest tracking of the player ended; (None, None) while on."""
+
+        def read(session: Session) -> tuple[datetime | None, str | None]:
+            row = session.get(TrackedPlayer, key)
+            return (row.ended_at, row.end_reason) if row is not None else (None, None)
+
+        return await self.store.read(read)
+
+    async def audio(self, game_id: str, ply: int) -> bytes | None:
+        return await self.store.read(
+            lambda s: s.scalar(
+                select(Commentary.audio).where(Commentary.game_id == game_id, Commentary.ply == ply)
+            )
+        )
+
+    # --- problems ---
+
+    async def problem_pool(self, player: str | None = None) -> dict[str, Any]:
+        return await self.store.read(lambda s: problems.pool_view(s, player))
+
+    async def problem(self, problem_id: str) -> dict[str, Any]:
+        """A puzzle as served (without its solution); NotFound."""
+        return await self.store.read(lambda s: problems.problem_by_id(s, problem_id))
+
+    async def search_progress(self, player: str | None) -> tuple[int, int]:
+        return await self.store.read(lambda s: problems.search_progress(s, player))
+
+    # --- matches and robots ---
+
+    async def match(self, match_id: str) -> dict[str, Any]:
+        return await self.store.read(lambda s: matches.match_view(s, match_id))
+
+    async def stored_match(self, match_id: str) -> dict[str, Any] | None:
+        return await self.store.read(lambda s: matches.stored_state(s, match_id))
+
+    async def robot_pool(self) -> dict[str, Any]:
+        return await self.store.read(robots.pool_view)
