@@ -95,6 +95,7 @@ case "${1:-}" in
     ensure_postgres
     echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench
     echo "== mypy"; .venv/bin/mypy
+    echo "== layering"; .venv/bin/lint-imports --no-cache
     echo "== pytest"; exec .venv/bin/pytest "$@"
     ;;
   *)

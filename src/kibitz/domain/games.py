@@ -15,7 +15,7 @@ from typing import Any
 import chess
 import chess.pgn
 
-from kibitz.errors import InvalidPgn
+from kibitz.domain.errors import InvalidPgn
 
 logging.getLogger("chess.pgn").setLevel(logging.CRITICAL)  # we report errors ourselves
 

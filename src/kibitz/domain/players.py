@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from kibitz.errors import InvalidInput
+from kibitz.domain.errors import InvalidInput
 
 # lila's rule: 2 to 30 ASCII letters, digits, '_' or '-', starting and ending with a letter or
 # a digit.
