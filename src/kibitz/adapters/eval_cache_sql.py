@@ -26,7 +26,7 @@ class SqlEvalCache:
     async def keep(self, found: Sequence[tuple[str, EngineEval]]) -> None:
         now = datetime.now(UTC)
         rows = {
-            epd: {
+            (epd, r.nodes): {
                 "epd": epd,
                 "nodes": r.nodes,
                 "cp": r.score.cp if r.score else None,

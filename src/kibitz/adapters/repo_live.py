@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from kibitz.adapters import lease_sql
@@ -152,9 +152,16 @@ class SqlCommentaries:
         return await self.store.read(lambda s: s.get(Commentary, (game_id, ply)) is not None)
 
     async def add(self, line: dict[str, Any]) -> bool:
-        statement = self.store.insert(Commentary).values(**line).on_conflict_do_nothing()
+        # RETURNING, not the row count: psycopg reports -1 for an INSERT … ON CONFLICT, which
+        # read as "stored" let two workers both publish the same ply's line.
+        statement = (
+            self.store.insert(Commentary)
+            .values(**line)
+            .on_conflict_do_nothing()
+            .returning(Commentary.ply)
+        )
 
         def write(session: Session) -> bool:
-            return bool(cast(CursorResult[Any], session.execute(statement)).rowcount)
+            return session.execute(statement).scalar() is not None
 
         return await self.store.run(write)

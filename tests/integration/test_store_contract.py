@@ -1,0 +1,224 @@
+"""The store's contract (`kibitz.ports.store`): one suite, run on SQLite, on PostgreSQL and on
+the in-memory twin the service tests use, so the twin cannot drift from the real adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import chess
+import pytest
+
+from kibitz.adapters.eval_cache_sql import SqlEvalCache
+from kibitz.adapters.repositories_sql import SqlRepositories
+from kibitz.adapters.store_sql import SqlStore
+from kibitz.domain.analysis import PlyEval
+from kibitz.domain.engine import EngineEval
+from kibitz.domain.games import game_from_lichess
+from kibitz.domain.judgment import Score
+from kibitz.errors import GameNotFound, NotFound
+from kibitz.ports import EvalCache
+from kibitz.ports.store import PhaseResult, ProblemScanResult, ScalePolicy, Store, StoredPuzzle
+from tests.fakes.lichess import BASE_TIME_MS, random_game
+from tests.twins.store import MemoryStore
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+async def repos(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """(the store's repositories, its evaluation cache), once per implementation."""
+    if request.param == "memory":
+        memory = MemoryStore()
+        yield memory, memory.eval_cache
+        return
+    url = (
+        f"sqlite:///{tmp_path / 'k.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("fresh_pg_url")
+    )
+    sql = SqlStore(url)
+    await asyncio.to_thread(sql.upgrade)
+    try:
+        yield SqlRepositories(sql), SqlEvalCache(sql)
+    finally:
+        sql.dispose()
+
+
+def _records(count: int, seed: int = 1) -> list[Any]:
+    rng = random.Random(seed)
+    games = [
+        random_game(rng, f"c{seed}{i:05d}", "Ann", f"opp{i}", BASE_TIME_MS + i * 1000)
+        for i in range(count)
+    ]
+    return [game_from_lichess(g, json.dumps(g)) for g in games]
+
+
+async def test_an_index_counts_into_its_sync_once_however_often_it_is_delivered(
+    repos: Any,
+) -> None:
+    store: Store = repos[0]
+    records = _records(3)
+    await store.syncs.create_sync("s1", "ann", "Ann")
+    await store.syncs.report("s1", "ann", 4, "streamed", None, 10.0)
+    items = [(r, "s1", i) for i, r in enumerate(records, start=1)]
+    first = await store.games.store_games(items, 11.0)
+    assert [new for _, new in first] == [True, True, True]
+    again = await store.games.store_games(items[:2], 12.0)  # a redelivery
+    assert [new for _, new in again] == [False, False]
+    await store.syncs.reject("s1", 4, "not a game", 13.0)
+    await store.syncs.reject("s1", 4, "not a game", 14.0)  # redelivered rejection
+    resumed = await store.syncs.start("s1", "ann")
+    assert resumed == (4, records[-1].played_at_ms)
+    assert await store.players.due_for_sync(0.0) == []  # not followed
+
+
+async def test_an_analysis_lease_is_held_until_it_expires_and_attempts_end_in_failed(
+    repos: Any,
+) -> None:
+    store: Store = repos[0]
+    (record,) = _records(1)
+    await store.games.store_games([(record, None, None)], 0.0)
+    with pytest.raises(GameNotFound):
+        await store.analyses.request("nope", "batch", force=False, now=1.0)
+    queued = await store.analyses.request(record.id, "batch", force=False, now=1.0)
+    assert queued["status"] == "queued"
+    moved = await store.analyses.request(record.id, "interactive", force=False, now=2.0)
+    assert moved["priority"] == "interactive"
+
+    def claim(owner: str, now: float) -> Any:
+        return store.analyses.claim(
+            record.id,
+            owner,
+            "batch",
+            force=False,
+            now=now,
+            lease_seconds=20,
+            nodes=(1, 2),
+            engine="sf",
+        )
+
+    assert await claim("a", 100.0) == "taken"
+    assert await claim("b", 110.0) == "a"  # a holds it
+    await store.analyses.renew(record.id, "a", 140.0)
+    assert await claim("b", 130.0) == "a"
+    assert await claim("b", 141.0) == "taken"  # a's lease ran out
+    assert await store.analyses.release(record.id, "a", "late", 2) is None  # not a's any more
+    assert await store.analyses.release(record.id, "b", "boom", 2) == ("failed", "engine")
+    job = await store.analyses.job(record.id)
+    assert job is not None and job.status == "failed"
+
+    assert await claim("c", 200.0) == "taken"
+    evals = [PlyEval(score=Score(cp=10)) for _ in record.moves_uci]
+    await store.analyses.store_phase(
+        record.id,
+        PhaseResult("deep", evals, None, 2, "engine", {"p": (1, {"x": 1})}, True, "ev1"),
+        201.0,
+    )
+    assert await claim("d", 202.0) == "done"
+    assert await store.analyses.pending_completion(record.id) == ("ev1", "engine")
+    await store.analyses.completion_published(record.id, "ev1")
+    assert await store.analyses.pending_completion(record.id) is None
+    assert await store.analyses.missing_results([("p", 1)], 10) == []
+    assert await store.analyses.missing_results([("p", 2)], 10) == [record.id]
+    stored = await store.analyses.stored(record.id)
+    assert stored is not None and stored[1] == "deep" and len(stored[0].evals) == len(evals)
+
+
+def _puzzle(i: int) -> StoredPuzzle:
+    board = chess.Board()
+    return StoredPuzzle(
+        id=f"g{i}-1",
+        game_id=f"g{i}",
+        ply=1,
+        fen=board.fen(),
+        blunder_uci="f2f3",
+        solution=["e7e5"],
+        kind="advantage",
+        themes=["advantage", "short"],
+        rating=1500,
+        solver_color="black",
+        white_id="ann",
+        black_id="bo",
+        final_cp=-300,
+        final_mate=None,
+        generator_version=1,
+    )
+
+
+async def test_concurrent_clients_are_served_distinct_puzzles_least_recently_served_first(
+    repos: Any,
+) -> None:
+    store: Store = repos[0]
+    scan = ProblemScanResult("g0", 1, 10, 20, [], 0.5)
+    await store.problems.save_scan(scan, [_puzzle(i) for i in range(12)], 5.0)
+    await store.problems.save_scan(scan, [_puzzle(0)], 5.0)  # stored once
+    served = await asyncio.gather(*(store.problems.serve(None, None, 10.0, 5) for _ in range(12)))
+    assert len({view["id"] for view, _ in served}) == 12  # no puzzle served twice
+    view, remaining = await store.problems.serve("ann", "short", 20.0, 5)
+    assert remaining == 0 and view["id"] in {f"g{i}-1" for i in range(12)}
+    with pytest.raises(NotFound):
+        await store.problems.serve("nobody", None, 21.0, 5)
+    assert await store.problems.solution("g3-1") == (chess.Board().fen(), "f2f3", ["e7e5"])
+    assert await store.problems.attempted("g3-1", ended=False, solved=False) == (0, 0)
+    assert await store.problems.attempted("g3-1", ended=True, solved=True) == (1, 1)
+
+
+async def test_robots_are_assigned_once_per_round_within_the_maximum(repos: Any) -> None:
+    store: Store = repos[0]
+    policy = ScalePolicy(min_idle=1, scale_up_busy=0.8, max_live=5, idle_release=10)
+    counts, changes = await store.robots.scale(policy, 0.0)
+    assert sum(counts.values()) == len(changes) - len(counts) or sum(counts.values()) <= 5
+    chosen, _ = await store.robots.assign("m", 1, 9, set(), 5, 1.0)
+    assert len(chosen) == 5
+    again, created = await store.robots.assign("m", 1, 9, set(), 5, 2.0)
+    assert again == chosen and created == []
+    assert await store.robots.states() == {"busy": 5}
+    released = await store.robots.release_match("m", 3.0)
+    assert sorted(c.robot_id or "" for c in released) == sorted(r["id"] for r in chosen)
+    assert await store.robots.states() == {"idle": 5}
+
+
+async def test_a_tracking_lease_belongs_to_one_owner_until_it_ends(repos: Any) -> None:
+    store: Store = repos[0]
+    assert await store.tracking.claim("ann", "Ann", {"speech": True}, "a", 10.0, 30.0)
+    assert not await store.tracking.claim("ann", "Ann", {}, "b", 20.0, 30.0)
+    await store.tracking.renew(["ann"], "a", 100.0)
+    assert not await store.tracking.claim("ann", "Ann", {}, "b", 60.0, 30.0)
+    await store.tracking.set_state("ann", "a", 61.0, status="ended", end_reason="done")
+    assert await store.tracking.claim("ann", "Ann", {}, "b", 62.0, 30.0)
+    assert await store.tracking.profile("ann") == {}
+    game = await store.tracking.open_game("g1", "ann")
+    assert game.last_ply == 0
+    assert await store.tracking.game_started("g1", "Ann", "Bo", None)
+    assert not await store.tracking.game_started("g1", "Ann", "Bo", None)  # announced once
+    await store.tracking.ply_published("g1", 5)
+    await store.tracking.ply_published("g1", 3)  # late: never goes back
+    assert (await store.tracking.open_game("g1", "ann")).last_ply == 5
+
+
+async def test_one_commentary_line_per_ply_and_matches_saved_by_state(repos: Any) -> None:
+    store: Store = repos[0]
+    line = {"game_id": "g", "ply": 1, "uci": "e2e4", "san": "e4", "fen": "x", "text": "t"}
+    line |= {"commentator": "engine", "fallback": False}
+    assert await store.commentaries.add(line)
+    assert not await store.commentaries.add(line)
+    assert await store.commentaries.exists("g", 1) and not await store.commentaries.exists("g", 2)
+    await store.matches.save("m1", "person:you", "running", {"id": "m1", "n": 1}, 1.0)
+    await store.matches.save("m1", "person:you", "completed", {"id": "m1", "n": 2}, 2.0)
+    assert await store.matches.state("m1") == {"id": "m1", "n": 2}
+    assert await store.matches.running() == []
+
+
+async def test_the_eval_cache_gives_the_smallest_budget_at_least_the_one_asked(repos: Any) -> None:
+    cache: EvalCache = repos[1]
+    epd = chess.Board().epd()
+    small = EngineEval(Score(cp=20), "e2e4", ("e2e4", "e7e5"), 10, 1000)
+    big = EngineEval(Score(cp=30), "d2d4", ("d2d4",), 18, 100_000)
+    await cache.keep([(epd, small), (epd, big)])
+    await cache.keep([(epd, EngineEval(Score(cp=99), "a2a3", ("a2a3",), 1, 1000))])  # first wins
+    assert await cache.lookup([epd], 500) == {epd: small}
+    assert await cache.lookup([epd], 5000) == {epd: big}
+    assert await cache.lookup([epd, "8/8/8/8/8/8/8/8 w - -"], 200_000) == {}

@@ -1,0 +1,354 @@
+"""Every service on the twins: ingest, analysis (phases, lanes, retries, DLQ), live commentary,
+problems, matches and robots. The services, the runtime and the event log are the real ones."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import chess
+import pytest
+
+from kibitz import topics
+from kibitz.domain import matches as rules
+from kibitz.domain.analysis import BUILTIN_PLUGINS
+from kibitz.domain.games import game_from_lichess, game_from_pgn, split_pgn
+from kibitz.domain.puzzles import GENERATOR_VERSION
+from kibitz.errors import EngineUnavailable, InvalidInput, NotFound
+from kibitz.events import (
+    AnalysisCompleted,
+    AnalysisProgress,
+    CommentaryPublished,
+    LiveMove,
+    ProblemsGenerated,
+    RoundRobotsNeeded,
+    new_event,
+)
+from kibitz.runtime.consumer import DLQ_SUFFIX, RetryPolicy
+from kibitz.services import analysis, ingest, matches, problems, robots
+from kibitz.services.analysis import request_analysis
+from tests.fakes.lichess import BASE_TIME_MS, random_game
+from tests.service.conftest import Twin, until
+from tests.support import MATCH_POSITIONS
+from tests.twins.engine import recording_mode
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+CLASSICS = Path(problems.__file__).parent.parent / "demo" / "classics.pgn"
+# matyizom vs veloce (Lichess game NchH5KBj, 47 plies) with Lichess's own analysis.
+REAL_GAME = json.loads((FIXTURES / "lichess_real_analysis.ndjson").read_text().splitlines()[1])
+
+
+def _games(name: str, count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        random_game(rng, f"s{seed}{i:05d}", name, f"opp{i % 5}", BASE_TIME_MS + i * 60_000)
+        for i in range(count)
+    ]
+
+
+async def _stored(twin: Twin, *games: dict[str, Any]) -> list[str]:
+    records = [game_from_lichess(g, json.dumps(g)) for g in games]
+    await twin.store.games.store_games([(r, None, None) for r in records], 0.0)
+    return [r.id for r in records]
+
+
+async def _when(read: Any, count: int) -> Any:
+    """`read()`'s value once it holds `count` items (None before)."""
+    value = await read()
+    return value if len(value) >= count else None
+
+
+# --- ingest ----------------------------------------------------------------------------------
+
+
+async def test_a_sync_survives_a_broken_stream_and_a_broken_line_and_a_second_adds_nothing(
+    twin_factory: Any,
+) -> None:
+    twin: Twin = await twin_factory()
+    games = _games("Alice", 40, seed=3)
+    twin.lichess.add_games("Alice", games[:20])
+    twin.lichess.add_line("Alice", '{"id": "broken", "moves": 12}')  # line 21: not a game
+    twin.lichess.add_games("Alice", games[20:])
+    twin.lichess.drop_after = 15
+    await twin.start("ingest", "store")
+    sync_id = await ingest.request_sync(twin.ctx, "Alice")
+    view = await until(lambda: (v := twin.store.syncs.view(sync_id))["status"] == "done" and v)
+    assert (view["games_received"], view["games_stored"], view["games_rejected"]) == (41, 40, 1)
+    assert view["rejected"][0]["index"] == 21 and "moves" in view["rejected"][0]["reason"]
+    assert set(twin.store.state.games) == {g["id"] for g in games}
+    # The broken stream was opened again after the last game received, not from the start.
+    assert len(twin.lichess.requests) == 2
+    assert twin.lichess.requests[1]["since"] == games[14]["createdAt"] + 1
+
+    again = await ingest.request_sync(twin.ctx, "Alice")
+    second = await until(lambda: (v := twin.store.syncs.view(again))["status"] == "done" and v)
+    assert second["games_created"] == 0 and len(twin.store.state.games) == 40
+
+
+async def test_a_pgn_import_rejects_the_broken_game_by_index_and_stores_the_rest(
+    twin_factory: Any,
+) -> None:
+    twin: Twin = await twin_factory()
+    await twin.start("store")
+    text = (FIXTURES / "three_good_one_broken.pgn").read_text()
+    import_id = await ingest.import_pgn(twin.ctx, text, "four.pgn")
+    view = await until(lambda: (v := twin.store.syncs.view(import_id))["status"] == "done" and v)
+    assert (view["games_stored"], view["games_rejected"]) == (3, 1)
+    assert len(twin.store.state.games) == 3
+    with pytest.raises(InvalidInput, match="no PGN game"):
+        await ingest.import_pgn(twin.ctx, "\n\n")
+
+
+# --- analysis --------------------------------------------------------------------------------
+
+
+async def test_quick_then_deep_results_each_lane_at_its_priority_then_the_cache(
+    twin_factory: Any,
+) -> None:
+    twin: Twin = await twin_factory()
+    fast, slow = await _stored(twin, *_games("Bo", 2, seed=11))
+    await twin.start("analysis")
+    await request_analysis(twin.ctx, fast, "interactive")
+    await until(lambda: twin.store.state.analyses[fast]["status"] == "done")
+    interactive = set(twin.engine.priorities)
+    twin.engine.priorities.clear()
+    await request_analysis(twin.ctx, slow, "batch")
+    await until(lambda: twin.store.state.analyses[slow]["status"] == "done")
+    assert interactive == {0, 1} and set(twin.engine.priorities) == {2, 3}
+
+    plies = len(twin.store.state.games[fast].moves_uci)
+    for game_id in (fast, slow):
+        assert len(twin.store.state.evals[(game_id, "quick")]) == plies or game_id == slow
+        assert len(twin.store.state.evals[(game_id, "deep")]) == len(
+            twin.store.state.games[game_id].moves_uci
+        )
+        assert set(twin.store.state.results[game_id]) == {
+            (p.name, p.version) for p in BUILTIN_PLUGINS
+        }
+    events = await twin.events(topics.ANALYSIS_PROGRESS)
+    mine = [p for _, p in events if isinstance(p, AnalysisProgress) and p.game_id == fast]
+    assert mine[-1].status == "done" and mine[-1].positions_done == plies + 1
+    deep_counts = [p.positions_done for p in mine if p.phase == "deep" and p.status == "running"]
+    assert deep_counts == sorted(deep_counts)  # progress only goes forward
+
+    async def completed() -> list[str]:
+        done = [p for _, p in await twin.events(topics.ANALYSIS_COMPLETED)]
+        return sorted(p.game_id for p in done if isinstance(p, AnalysisCompleted))
+
+    assert await until(lambda: _when(completed, 2)) == sorted([fast, slow])  # once each
+
+    searches = twin.engine.searches  # analysed again: every position from the cache
+    await request_analysis(twin.ctx, fast, "interactive", force=True)
+    assert await until(lambda: _when(completed, 3)) == sorted([fast, fast, slow])
+    assert twin.engine.searches == searches
+
+
+class _FailingEngine:
+    name = "broken"
+
+    async def analyse(self, board: chess.Board, nodes: int, priority: Any = 0) -> Any:
+        raise EngineUnavailable("the engine failed twice: it crashed")
+
+    async def analyse_lines(self, *args: Any, **kwargs: Any) -> Any:
+        raise EngineUnavailable("the engine failed twice: it crashed")
+
+
+async def test_a_failing_job_is_retried_then_fails_and_lands_on_the_dlq_with_its_reason(
+    twin_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, handler_timeout=30)
+    monkeypatch.setattr(analysis, "RETRY", retry)
+    twin: Twin = await twin_factory()
+    twin.ctx.evaluator.attach(_FailingEngine())
+    twin.ctx.evaluator.breaker.failures_to_open = 10**6  # every attempt, the engine itself
+    (game_id,) = await _stored(twin, *_games("Cy", 1, seed=5))
+    await twin.start("analysis", retry=retry)
+    await request_analysis(twin.ctx, game_id, "interactive")
+    row = await until(lambda: (a := twin.store.state.analyses[game_id])["status"] == "failed" and a)
+    assert row["attempts"] == 3 and "it crashed" in row["error"]
+    dlq_topic = topics.ANALYSIS_INTERACTIVE + DLQ_SUFFIX
+    parked = await until(lambda: twin.log.read(dlq_topic, 0, 0, 10))
+    assert len(parked) == 1 and b"it crashed" in (parked[0].header("error") or b"")
+
+
+async def test_lichess_analysis_is_reused_without_searching(twin_factory: Any) -> None:
+    twin: Twin = await twin_factory()
+    (game_id,) = await _stored(twin, REAL_GAME)
+    await twin.start("analysis")
+    await request_analysis(twin.ctx, game_id, "batch")
+    row = await until(lambda: (a := twin.store.state.analyses[game_id])["status"] == "done" and a)
+    assert row["source"] == "lichess" and twin.engine.searches == 0
+
+
+# --- live commentary -------------------------------------------------------------------------
+
+
+def _live_moves(plies: int) -> list[LiveMove]:
+    board, out = chess.Board(), []
+    for ply, san in enumerate(REAL_GAME["moves"].split()[:plies], start=1):
+        before = board.fen()
+        move = board.parse_san(san)
+        board.push(move)
+        out.append(
+            LiveMove(
+                game_id="live1",
+                username="matyizom",
+                ply=ply,
+                uci=move.uci(),
+                san=san,
+                fen_before=before,
+                fen=board.fen(),
+                white="matyizom",
+                black="veloce",
+            )
+        )
+    return out
+
+
+async def test_every_live_move_gets_one_line_once_and_speech_failing_costs_only_the_audio(
+    twin_factory: Any,
+) -> None:
+    twin: Twin = await twin_factory(speech=True)
+    await twin.start("commentary")
+    moves = _live_moves(12)
+    for move in moves:
+        await twin.ctx.publisher.publish_envelope(topics.LIVE_MOVES, new_event(move, "live1"))
+    await until(lambda: len(twin.store.state.commentary) == 12)
+    twin.speech.fail = True
+    await twin.ctx.publisher.publish_envelope(topics.LIVE_MOVES, new_event(moves[3], "live1"))
+    extra = _live_moves(13)[12]
+    await twin.ctx.publisher.publish_envelope(topics.LIVE_MOVES, new_event(extra, "live1"))
+    await until(lambda: len(twin.store.state.commentary) == 13)
+    lines = [p for _, p in await twin.events(topics.COMMENTARY)]
+    assert [p.ply for p in lines if isinstance(p, CommentaryPublished)] == list(range(1, 14))
+    assert all(twin.store.state.commentary[("live1", n)]["audio"] for n in range(1, 13))
+    assert twin.store.state.commentary[("live1", 13)]["audio"] is None  # speech failed
+    assert len(twin.speech.spoken) == 12
+    assert all(line.text for line in lines if isinstance(line, CommentaryPublished))
+
+
+# --- problems --------------------------------------------------------------------------------
+
+
+async def test_puzzles_come_from_an_analysed_game_once_and_are_served_least_recently_first(
+    twin_factory: Any,
+) -> None:
+    twin: Twin = await twin_factory(deep_nodes=100_000, problem_nodes=300_000)
+    first = split_pgn(CLASSICS.read_text())[0].pgn
+    assert first is not None
+    opera = game_from_pgn(first)
+    await twin.store.games.store_games([(opera, None, None)], 0.0)
+    game_id = opera.id
+    await twin.start("analysis", "problems")
+    await request_analysis(twin.ctx, game_id, "batch")
+    generated = await until(
+        lambda: [p for _, p in twin.store.state.scans.items()] and twin.store.state.scans
+    )
+    assert generated[game_id]["version"] == GENERATOR_VERSION
+    found = [p for p in twin.store.state.problems.values() if p["game_id"] == game_id]
+    # After 16...Nxb8, 17.Rd8# is the only mate (a back-rank mate).
+    mate = [p for p in found if p["solution"] == ["d1d8"]]
+    assert mate and mate[0]["ply"] == 32 and "backRankMate" in mate[0]["themes"]
+    for puzzle in found:  # each solution is legal from the position after the blunder
+        board = chess.Board(puzzle["fen"])
+        board.push_uci(puzzle["blunder_uci"])
+        for uci in puzzle["solution"]:
+            assert chess.Move.from_uci(uci) in board.legal_moves
+            board.push_uci(uci)
+
+    async def generated_for() -> list[str]:
+        events = [p for _, p in await twin.events(topics.PROBLEMS_GENERATED)]
+        return [p.game_id for p in events if isinstance(p, ProblemsGenerated)]
+
+    assert await until(lambda: _when(generated_for, 1)) == [game_id]
+    searches = twin.engine.searches
+    worker = twin.component("problems")
+    assert await worker.generate_game(game_id) == []  # searched once per generator version
+    assert twin.engine.searches == searches
+
+    served = [(await problems.serve(twin.ctx))["id"] for _ in range(len(found) + 1)]
+    assert sorted(served[: len(found)]) == sorted(p["id"] for p in found)  # each once first
+    assert served[-1] == served[0]  # then the least recently served
+    with pytest.raises(NotFound):
+        await problems.serve(twin.ctx, player="nobody")
+
+
+# --- matches and robots ----------------------------------------------------------------------
+
+
+def _seed_positions(twin: Twin) -> None:
+    for i, fen in enumerate(MATCH_POSITIONS):
+        blunder = min(chess.Board(fen).legal_moves, key=lambda m: m.uci()).uci()
+        twin.store.state.problems[f"m{i}-1"] = {
+            "id": f"m{i}-1",
+            "game_id": f"m{i}",
+            "fen": fen,
+            "blunder_uci": blunder,
+            "solution": [],
+            "themes": ["advantage"],
+            "white_id": "ana",
+            "black_id": "bo",
+            "served_count": 0,
+            "last_served_at": None,
+        }
+
+
+def _match(twin: Twin, match_id: str) -> rules.Match | None:
+    row = twin.store.state.matches.get(match_id)
+    return rules.Match.from_json(row["state"]) if row else None
+
+
+async def test_a_match_with_two_robots_plays_two_rounds_to_the_end(twin_factory: Any) -> None:
+    twin: Twin = await twin_factory(match_response_seconds=20, match_vote_seconds=20)
+    _seed_positions(twin)
+    if recording_mode():  # robots choose by a random seed: record every reply's position
+        for fen in MATCH_POSITIONS:
+            board = chess.Board(fen)
+            board.push(min(board.legal_moves, key=lambda m: m.uci()))  # the round's position
+            for move in list(board.legal_moves):
+                board.push(move)
+                await twin.engine.analyse(board, twin.ctx.settings.match_nodes)
+                board.pop()
+    await twin.start("matches", "robots", "robot-worker")
+    made = await matches.create_match(twin.ctx, rounds=2, robots_per_round=2, source="problems")
+    match_id = made["id"]
+    for number in (1, 2):
+
+        def current(status: str, n: int = number) -> rules.Round | None:
+            state = _match(twin, match_id)
+            rnd = state.current() if state else None
+            return rnd if rnd and rnd.number == n and rnd.status == status else None
+
+        rnd = await until(lambda: current("responding"))
+        move = min(chess.Board(rnd.fen).legal_moves, key=lambda m: m.uci()).uci()
+        await matches.submit_response(twin.ctx, match_id, number, move, "it looks natural")
+        rnd = await until(lambda: current("voting"))
+        state = _match(twin, match_id)
+        assert state is not None and len(rnd.responses) == 3  # the two robots answered too
+        mine = rnd.letters[state.person]
+        other = next(letter for letter in rnd.letters.values() if letter != mine)
+        await matches.submit_vote(twin.ctx, match_id, number, other)
+    final = await until(lambda: (m := _match(twin, match_id)) and m.status == "completed" and m)
+    assert len(final.rounds) == 2 and all(r.status == "completed" for r in final.rounds)
+    first, second = ({r["id"] for r in rnd.robots} for rnd in final.rounds)
+    assert len(first) == len(second) == 2 and not first & second  # round 2 excludes round 1's
+    assert set(final.ranking) == {final.person} | first | second
+    await until(lambda: all(r["state"] == "idle" for r in twin.store.state.robots.values()))
+
+
+async def test_the_robot_pool_keeps_its_idle_minimum_and_never_passes_its_maximum(
+    twin_factory: Any,
+) -> None:
+    twin: Twin = await twin_factory(robots_min_idle=1, robots_max=4, robots_idle_release=0)
+    pool = robots.RobotPool(twin.ctx)
+    counts = await pool.scale()
+    assert sum(counts.values()) == min(4, len(counts))
+    need = RoundRobotsNeeded(match_id="m", round=1, count=6, exclude_robots=[])
+    chosen = await pool.assign(new_event(need, "m"), need)
+    assert len(chosen) == 4  # the maximum, though 6 were asked for
+    again = await pool.assign(new_event(need, "m"), need)
+    assert again == chosen  # asked again: the same robots
+    await pool.free("m", 1)
+    assert await twin.store.robots.states() == {"idle": 4}
