@@ -29,6 +29,7 @@ from kibitz.api import (
 )
 from kibitz.api.guard import RequestGuard
 from kibitz.api.progress import TopicHub
+from kibitz.read import models
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import ingest
 
@@ -90,7 +91,12 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     )
     errors.install(app)
 
-    @app.get("/api/health", tags=["ops"])
+    @app.get(
+        "/api/health",
+        tags=["ops"],
+        response_model=models.Health,
+        responses={503: {"model": models.Health, "description": "a component is down"}},
+    )
     async def health() -> JSONResponse:
         """Each component's state; 503 naming the failing one when any is down."""
         components: dict[str, str] = {}

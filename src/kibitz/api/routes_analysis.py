@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from kibitz.api.deps import container, context, reader
 from kibitz.events import AnalysisProgress
+from kibitz.read import models
 from kibitz.read.reader import Reader
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import analysis
@@ -30,7 +31,7 @@ class PlayerAnalysisRequest(BaseModel):
     priority: Literal["interactive", "batch"] = "batch"
 
 
-@router.post("/games/{game_id}/analysis", status_code=202)
+@router.post("/games/{game_id}/analysis", status_code=202, response_model=models.AnalysisQueued)
 async def request_game_analysis(
     game_id: str, body: AnalysisRequest | None = None, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
@@ -40,13 +41,22 @@ async def request_game_analysis(
     return {**view, "url": f"/api/games/{game_id}/analysis"}
 
 
-@router.get("/games/{game_id}/analysis")
+@router.get("/games/{game_id}/analysis", response_model=models.AnalysisView)
 async def get_game_analysis(game_id: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """Status, phase, progress (of the current phase) and every plugin's result."""
     return await read.analysis(game_id)
 
 
-@router.get("/games/{game_id}/analysis/events")
+@router.get(
+    "/games/{game_id}/analysis/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events",
+            "content": {"text/event-stream": {"schema": models.ProgressEvent.model_json_schema()}},
+        }
+    },
+)
 async def game_analysis_events(
     game_id: str, request: Request, app: Container = Depends(container)
 ) -> StreamingResponse:
@@ -89,7 +99,11 @@ async def game_analysis_events(
     )
 
 
-@router.post("/players/{username}/analysis", status_code=202)
+@router.post(
+    "/players/{username}/analysis",
+    status_code=202,
+    response_model=models.PlayerAnalysisQueued,
+)
 async def request_player_analysis(
     username: str, body: PlayerAnalysisRequest | None = None, ctx: Context = Depends(context)
 ) -> dict[str, Any]:
@@ -99,7 +113,7 @@ async def request_player_analysis(
     return {"username": username, "queued": queued, "priority": body.priority}
 
 
-@router.get("/players/{username}/report")
+@router.get("/players/{username}/report", response_model=models.PlayerReport)
 async def player_report(username: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """Averages over the player's analysed games and their worst openings."""
     return await read.player_report(username)

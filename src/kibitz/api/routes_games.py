@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from kibitz.api.deps import context, reader
 from kibitz.errors import InvalidInput, PayloadTooLarge
+from kibitz.read import models
 from kibitz.read.reader import Reader
 from kibitz.services import ingest
 from kibitz.services.context import Context
@@ -41,19 +42,19 @@ async def sync_player(
     return Accepted(id=sync_id, status="queued", url=f"/api/syncs/{sync_id}")
 
 
-@router.post("/players/{username}/follow")
+@router.post("/players/{username}/follow", response_model=models.Followed)
 async def follow_player(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
     """Keep the player in sync: the scheduler syncs followed players every minute."""
     return await ingest.set_followed(ctx, username, True)
 
 
-@router.delete("/players/{username}/follow")
+@router.delete("/players/{username}/follow", response_model=models.Followed)
 async def unfollow_player(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
     """Stop the scheduler's syncs of the player (their games stay)."""
     return await ingest.set_followed(ctx, username, False)
 
 
-@router.get("/syncs/{sync_id}")
+@router.get("/syncs/{sync_id}", response_model=models.SyncView)
 async def sync_status(sync_id: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """A sync's or import's status and counts."""
     return await read.sync(sync_id)
@@ -82,7 +83,7 @@ async def import_pgn(
     return Accepted(id=import_id, status="queued", url=f"/api/syncs/{import_id}")
 
 
-@router.get("/players/{username}/games")
+@router.get("/players/{username}/games", response_model=models.PlayerGames)
 async def list_player_games(
     username: str,
     limit: int = Query(50, ge=1, le=500),
@@ -93,7 +94,7 @@ async def list_player_games(
     return {"username": username, "games": await read.player_games(username, limit, offset)}
 
 
-@router.get("/games/{game_id}")
+@router.get("/games/{game_id}", response_model=models.GameDetail)
 async def game(game_id: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """One game with moves, clocks, opening and any analysis kept with it."""
     return await read.game(game_id)

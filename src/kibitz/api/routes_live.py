@@ -14,6 +14,7 @@ from kibitz.api.deps import container
 from kibitz.api.routes_analysis import sse
 from kibitz.errors import NotFound
 from kibitz.events import CommentaryPublished, LiveMove, LiveSession
+from kibitz.read import models
 from kibitz.runtime.bootstrap import Container
 from kibitz.services.tracker import request_tracking, tracker_active
 
@@ -25,7 +26,7 @@ class TrackingRequest(BaseModel):
     profile: dict[str, Any] = Field(default_factory=dict)
 
 
-@router.post("/tracking")
+@router.post("/tracking", response_model=models.TrackingStarted)
 async def start_tracking(body: TrackingRequest, app: Container = Depends(container)) -> Any:
     """Start following a Lichess player's ongoing game (and their next ones for a while):
     `tracking_started`, `already_tracking`, or `requested` (queued on the topic because the
@@ -33,7 +34,7 @@ async def start_tracking(body: TrackingRequest, app: Container = Depends(contain
     return await request_tracking(app.ctx, app.component("tracker"), body.username, body.profile)
 
 
-@router.get("/tracking")
+@router.get("/tracking", response_model=models.Tracking)
 async def list_tracking(app: Container = Depends(container)) -> dict[str, Any]:
     """Tracked players, active first, each with their current or last game."""
     players = await app.reader.tracking()
@@ -42,13 +43,22 @@ async def list_tracking(app: Container = Depends(container)) -> dict[str, Any]:
     return {"players": players, "active_trackers": active}
 
 
-@router.get("/live/{game_id}")
+@router.get("/live/{game_id}", response_model=models.LiveView)
 async def get_live_game(game_id: str, app: Container = Depends(container)) -> dict[str, Any]:
     """A live game: players, status, result, every commentary line so far."""
     return await app.reader.live(game_id)
 
 
-@router.get("/live/{game_id}/events")
+@router.get(
+    "/live/{game_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events",
+            "content": {"text/event-stream": {"schema": models.CommentaryLine.model_json_schema()}},
+        }
+    },
+)
 async def live_events(
     game_id: str, request: Request, app: Container = Depends(container)
 ) -> StreamingResponse:
@@ -87,7 +97,16 @@ async def live_events(
     )
 
 
-@router.get("/live/{game_id}/audio/{ply}.wav", response_class=Response)
+@router.get(
+    "/live/{game_id}/audio/{ply}.wav",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the spoken line",
+            "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def live_audio(
     game_id: str, ply: int = Path(ge=1, le=10_000), app: Container = Depends(container)
 ) -> Response:

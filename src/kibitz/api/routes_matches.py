@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from kibitz.api.deps import container
+from kibitz.read import models
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import matches
 
@@ -32,7 +33,7 @@ class VoteRequest(BaseModel):
     identity: str = Field(min_length=1, max_length=2, description="the answer's letter")
 
 
-@router.post("/matches", status_code=201)
+@router.post("/matches", status_code=201, response_model=models.MatchCreated)
 async def create(body: MatchRequest, app: Container = Depends(container)) -> JSONResponse:
     """Start a match: positions from the problem pool or the player's analysed games."""
     made = await matches.create_match(
@@ -46,7 +47,7 @@ async def create(body: MatchRequest, app: Container = Depends(container)) -> JSO
     return JSONResponse(made, status_code=201, headers={"Location": f"/api/matches/{made['id']}"})
 
 
-@router.get("/matches/{match_id}")
+@router.get("/matches/{match_id}", response_model=models.MatchView)
 async def get_match(match_id: str, app: Container = Depends(container)) -> dict[str, Any]:
     """The match as the person sees it: rounds, anonymous answers, scores, ranking."""
     return await app.reader.match(match_id)
@@ -55,6 +56,7 @@ async def get_match(match_id: str, app: Container = Depends(container)) -> dict[
 @router.post(
     "/matches/{match_id}/rounds/{number}/response",
     status_code=202,
+    response_model=models.AnswerAccepted,
 )
 async def respond(
     match_id: str,
@@ -69,6 +71,7 @@ async def respond(
 @router.post(
     "/matches/{match_id}/rounds/{number}/vote",
     status_code=202,
+    response_model=models.AnswerAccepted,
 )
 async def vote(
     match_id: str,
@@ -80,7 +83,7 @@ async def vote(
     return await matches.submit_vote(app.ctx, match_id, number, body.identity)
 
 
-@router.get("/robots/pool")
+@router.get("/robots/pool", response_model=models.RobotPool)
 async def robot_pool(app: Container = Depends(container)) -> dict[str, Any]:
     """Robot instances by personality and state."""
     return await app.reader.robot_pool()

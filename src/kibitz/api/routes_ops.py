@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from kibitz import topics
 from kibitz.api.deps import container
 from kibitz.errors import NotFound
+from kibitz.read import models
 from kibitz.runtime import dlq
 from kibitz.runtime.bootstrap import SERVICES, Container
 from kibitz.runtime.ops import ops_view
@@ -52,21 +53,21 @@ def _topic(topic: str) -> str:
     return topic
 
 
-@router.get("")
+@router.get("", response_model=models.OpsView)
 async def overview(request: Request, app: Container = Depends(container)) -> dict[str, Any]:
     """Per consumer group: members (workers alive), lag, committed offsets; messages parked
     per DLQ; the latest failures."""
     return await ops_view(app.ctx.event_log, consumer_groups(request.app.state, app))
 
 
-@router.get("/dlq/{topic}")
+@router.get("/dlq/{topic}", response_model=models.ParkedList)
 async def parked(topic: str, app: Container = Depends(container)) -> dict[str, Any]:
     """What is parked on `topic`'s DLQ, oldest first, with the error of each."""
     records = await dlq.parked(app.ctx.event_log, _topic(topic))
     return {"topic": topic, "parked": [dlq.describe(r) for r in records]}
 
 
-@router.post("/dlq/{topic}/replay")
+@router.post("/dlq/{topic}/replay", response_model=models.Replayed)
 async def replay(
     topic: str, request: Request, app: Container = Depends(container)
 ) -> dict[str, Any]:
@@ -75,7 +76,7 @@ async def replay(
     return {"topic": topic, "replayed": count}
 
 
-@router.post("/dlq/{topic}/discard")
+@router.post("/dlq/{topic}/discard", response_model=models.Discarded)
 async def discard(topic: str, app: Container = Depends(container)) -> dict[str, Any]:
     """Drop every parked message of `topic`'s DLQ (they stay in the log, marked dealt with)."""
     count = await dlq.settle(app.ctx.event_log, _topic(topic), discard=True)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from kibitz.api.deps import container
+from kibitz.read import models
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import problems
 
@@ -23,7 +24,7 @@ class BulkRequest(BaseModel):
     player: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-@router.get("/random")
+@router.get("/random", response_model=models.PuzzleView)
 async def random_problem(
     app: Container = Depends(container),
     player: str | None = Query(default=None, max_length=64),
@@ -34,7 +35,7 @@ async def random_problem(
     return await problems.serve(app.ctx, player, theme)
 
 
-@router.get("/pool")
+@router.get("/pool", response_model=models.PoolView)
 async def pool(
     app: Container = Depends(container), player: str | None = Query(default=None, max_length=64)
 ) -> dict[str, Any]:
@@ -44,13 +45,13 @@ async def pool(
     return view
 
 
-@router.get("/{problem_id}")
+@router.get("/{problem_id}", response_model=models.PuzzleView)
 async def get_problem(problem_id: str, app: Container = Depends(container)) -> dict[str, Any]:
     """One puzzle, without its solution (does not count as served)."""
     return await app.reader.problem(problem_id)
 
 
-@router.post("/{problem_id}/attempts")
+@router.post("/{problem_id}/attempts", response_model=models.AttemptResult)
 async def attempt(
     problem_id: str, body: AttemptRequest, app: Container = Depends(container)
 ) -> dict[str, Any]:
@@ -59,7 +60,7 @@ async def attempt(
     return await problems.record_attempt(app.ctx, problem_id, body.moves)
 
 
-@router.post("/generate-bulk", status_code=202)
+@router.post("/generate-bulk", status_code=202, response_model=models.GenerationAccepted)
 async def generate_bulk(
     body: BulkRequest | None = None, app: Container = Depends(container)
 ) -> JSONResponse:

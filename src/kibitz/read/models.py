@@ -1,0 +1,437 @@
+"""The typed shape of every JSON body the API answers with: each route declares one of these as
+its response model, so `/openapi.json` describes every 2xx body field by field.
+
+Views keep any field a model does not list yet (`extra="allow"`): a view that grows a field
+never loses it on the way out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class View(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- players, games, syncs -------------------------------------------------------------------
+
+
+class Accepted(View):
+    id: str
+    status: str = Field(description="queued")
+    url: str = Field(description="where to follow it")
+
+
+class Followed(View):
+    username: str
+    followed: bool
+
+
+class Rejection(View):
+    index: int | None = Field(description="the game's place in the file or the export (1-based)")
+    reason: str
+
+
+class SyncView(View):
+    id: str
+    kind: Literal["lichess", "pgn"] | str
+    username: str | None
+    filename: str | None
+    status: str = Field(description="queued, running, storing, done or failed")
+    games_received: int
+    games_stored: int
+    games_new: int
+    games_rejected: int
+    rejected: list[Rejection]
+    accounted: int
+    error: str | None
+    created_at: str | None
+    finished_at: str | None
+
+
+class Opening(View):
+    eco: str | None
+    name: str | None
+    ply: int | None
+
+
+class GameSummary(View):
+    id: str
+    source: str
+    white: str | None
+    black: str | None
+    white_rating: int | None
+    black_rating: int | None
+    result: str
+    status: str | None
+    speed: str | None
+    opening: Opening
+    plies: int | None
+    played_at: str | None
+
+
+class Clock(View):
+    initial: int | None
+    increment: int | None
+
+
+class GameDetail(GameSummary):
+    variant: str
+    rated: bool | None
+    perf: str | None
+    initial_fen: str | None
+    moves_uci: list[str]
+    moves_san: list[str]
+    clock: Clock
+    clocks_cs: list[int] | None
+    server_analysis: list[dict[str, Any]] | None
+    player_analysis: dict[str, Any] | None
+    pgn_evals: list[dict[str, Any] | None] | None
+    headers: dict[str, str] | None
+
+
+class PlayerGames(View):
+    username: str
+    games: list[GameSummary]
+
+
+# --- analysis --------------------------------------------------------------------------------
+
+
+class AnalysisQueued(View):
+    game_id: str
+    status: str
+    priority: str
+    url: str
+
+
+class PlayerAnalysisQueued(View):
+    username: str
+    queued: int
+    priority: str
+
+
+class Nodes(View):
+    quick: int | None
+    deep: int | None
+
+
+class MoveEvalView(View):
+    ply: int
+    cp: int | None = Field(description="centipawns after the ply, White's side")
+    mate: int | None
+    best: str | None = Field(description="the best move (UCI) in the position before the ply")
+    line: str | None = Field(description="the best line from there, in SAN")
+
+
+class AnalysisView(View):
+    game_id: str
+    status: str = Field(description="none, queued, running, done or failed")
+    phase: str | None
+    progress: float = Field(description="of the current phase, 0 to 1")
+    priority: str | None = None
+    positions_done: int | None = None
+    positions_total: int | None = None
+    source: str | None = Field(None, description="engine, lichess or pgn")
+    engine: str | None = None
+    nodes: Nodes | None = None
+    error: str | None = None
+    attempts: int | None = None
+    requested_at: Any = None
+    quick_done_at: Any = None
+    finished_at: Any = None
+    results: dict[str, dict[str, Any]] | None = Field(None, description="per plugin")
+    results_phase: str | None = None
+    evals: list[MoveEvalView] | None = None
+
+
+class OpeningScore(View):
+    opening: str
+    games: int
+    accuracy: float | None
+
+
+class PerGame(View):
+    inaccuracy: float | None
+    mistake: float | None
+    blunder: float | None
+
+
+class PlayerReport(View):
+    username: str
+    games: int
+    analysed: int
+    accuracy: float | None
+    acpl: float | None
+    per_game: PerGame
+    worst_openings: list[OpeningScore]
+
+
+class ProgressEvent(View):
+    """One Server-Sent Event's `data`: `progress` while running, then `done` or `failed`."""
+
+    game_id: str
+    status: str
+    phase: str | None
+    positions_done: int | None
+    positions_total: int | None
+    progress: float | None
+
+
+# --- live ------------------------------------------------------------------------------------
+
+
+class TrackingStarted(View):
+    status: str = Field(description="tracking_started, already_tracking or requested")
+    username: str
+    via: str = Field(description="in-process, tracker or topic")
+
+
+class TrackedPlayerView(View):
+    username: str
+    status: str
+    game_id: str | None
+    started_at: Any
+    updated_at: Any
+    ended_at: Any
+    end_reason: str | None
+    live_url: str | None
+
+
+class Tracking(View):
+    players: list[TrackedPlayerView]
+    active_trackers: int | None
+
+
+class CommentaryLine(View):
+    ply: int
+    san: str
+    uci: str
+    fen: str
+    text: str
+    commentator: str
+    fallback: bool
+    judgment: str | None
+    best_san: str | None
+    cp: int | None
+    mate: int | None
+    white_clock: int | None
+    black_clock: int | None
+    audio_url: str | None
+
+
+class LiveView(View):
+    game_id: str
+    username: str | None
+    white: str | None
+    black: str | None
+    status: str
+    result: str | None
+    initial_fen: str | None
+    plies: int
+    commentary: list[CommentaryLine]
+
+
+# --- problems --------------------------------------------------------------------------------
+
+
+class MoveRef(View):
+    uci: str
+    san: str
+
+
+class PuzzleGame(View):
+    id: str
+    ply: int
+    white: str | None
+    black: str | None
+    url: str
+
+
+class PuzzleView(View):
+    id: str
+    fen: str = Field(description="before the blunder")
+    blunder: MoveRef
+    puzzle_fen: str = Field(description="the position to solve")
+    solution_length: int
+    solver: str
+    kind: str
+    themes: list[str]
+    rating: int
+    game: PuzzleGame
+    served_count: int
+    attempts: int
+    successes: int
+    last_served_at: str | None
+
+
+class AttemptResult(View):
+    id: str
+    correct: bool
+    complete: bool
+    reply: MoveRef | None
+    played: MoveRef | None = None
+    wrong_at: int | None = None
+    expected: MoveRef | None = None
+    fen: str
+    attempts: int
+    successes: int
+    solution: list[str] | None = None
+
+
+class ThemeCount(View):
+    total: int
+    never_served: int
+
+
+class PoolView(View):
+    player: str | None
+    total: int
+    never_served: int
+    by_theme: dict[str, ThemeCount]
+    games_searched: int
+    games_to_search: int
+
+
+class GenerationAccepted(View):
+    player: str | None
+    games: int
+    games_to_search: int
+    games_queued_for_analysis: int
+    status: str
+
+
+# --- matches and robots ----------------------------------------------------------------------
+
+
+class MatchCreated(View):
+    id: str
+    status: str
+    rounds: int
+
+
+class AnswerAccepted(View):
+    match: str
+    round: int
+    status: str
+
+
+class AnswerView(View):
+    letter: str
+    move: str
+    san: str
+    reason: str
+    mine: bool
+    who: str | None = None
+    engine_points: int | None = None
+    votes: int | None = None
+
+
+class RoundView(View):
+    number: int
+    fen: str
+    status: str
+    deadline: float | None
+    my_letter: str | None
+    letters: list[str]
+    answered: int
+    voted: int
+    i_answered: bool
+    i_voted: bool
+    answers: list[AnswerView]
+    best: str | None
+    robots: list[str]
+
+
+class Standing(View):
+    who: str
+    id: str
+    score: int
+
+
+class MatchView(View):
+    id: str
+    status: str
+    rounds_total: int
+    robots_per_round: int
+    source: str
+    round: int
+    rounds: list[RoundView]
+    standings: list[Standing]
+    ranking: list[str]
+
+
+class PersonalityCount(View):
+    idle: int
+    busy: int
+    identity: str
+
+
+class RobotView(View):
+    id: str
+    personality: str
+    state: str
+    match: str | None
+    round: int | None
+
+
+class RobotPool(View):
+    total: int
+    released: int
+    by_personality: dict[str, PersonalityCount]
+    robots: list[RobotView]
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+class Health(View):
+    status: Literal["ok", "degraded"]
+    components: dict[str, str] = Field(description="store, bus, services, engine: ok or why not")
+
+
+class GroupView(View):
+    group: str
+    topics: list[str]
+    members: int
+    lag: int
+    committed: int
+
+
+class DlqCount(View):
+    topic: str
+    parked: int
+
+
+class Parked(View):
+    offset: int
+    key: str
+    attempts: str
+    error: str
+    group: str
+    source: str
+    at_ms: int | None
+    topic: str | None = None
+
+
+class OpsView(View):
+    groups: list[GroupView]
+    dlq: list[DlqCount]
+    failures: list[Parked]
+
+
+class ParkedList(View):
+    topic: str
+    parked: list[Parked]
+
+
+class Replayed(View):
+    topic: str
+    replayed: int
+
+
+class Discarded(View):
+    topic: str
+    discarded: int
