@@ -22,8 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
-from kibitz.devtools import start_broker
 from kibitz.ports import EventLog, TopicSpec
+from kibitz.runtime.cluster import start_broker
 
 PAYLOAD = (
     b'{"id":"00000000-0000-0000-0000-000000000000","type":"probe","key":"k","payload":{"n":1}}'

@@ -45,9 +45,9 @@ from bench.analysis import real_games_pgn  # noqa: E402
 from tests.support import wait_for_sync  # noqa: E402
 
 from kibitz.adapters.store_models import Analysis, Problem, ProblemScan, ProblemTheme  # noqa: E402
-from kibitz.devtools import free_port  # noqa: E402
 from kibitz.domain import puzzles  # noqa: E402
 from kibitz.runtime.bootstrap import bootstrap  # noqa: E402
+from kibitz.runtime.cluster import free_port  # noqa: E402
 from kibitz.services.analysis import request_analysis  # noqa: E402
 from kibitz.services.ingest import import_pgn  # noqa: E402
 from kibitz.services.problems import request_generation  # noqa: E402

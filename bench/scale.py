@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.lichess import FakeLichess  # noqa: E402
 
-from kibitz.devtools import free_port  # noqa: E402
+from kibitz.runtime.cluster import free_port  # noqa: E402
 from kibitz.settings import load_settings  # noqa: E402
 
 PG_ADMIN = os.environ.get("KIBITZ_TEST_PG", "postgresql://kibitz:kibitz@127.0.0.1:5432/postgres")

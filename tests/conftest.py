@@ -12,9 +12,10 @@ import pytest
 
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
-from kibitz.devtools import LocalBroker, LocalS3, start_broker, start_s3
 from kibitz.ports import EventLog
+from kibitz.runtime.cluster import LocalBroker, start_broker
 from tests.fakes.lichess import FakeLichess
+from tests.fakes.s3 import LocalS3, start_s3
 
 PG_ADMIN_URL = os.environ.get(
     "KIBITZ_TEST_PG", "postgresql://kibitz:kibitz@127.0.0.1:5432/postgres"

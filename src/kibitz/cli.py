@@ -239,7 +239,8 @@ def up(
     each service as its own process. `kibitz down` stops what it started."""
     import os
 
-    from kibitz.devtools import (
+    from kibitz.runtime.bootstrap import SERVICES
+    from kibitz.runtime.cluster import (
         ClusterProcess,
         check_broker_storage,
         cluster_file,
@@ -249,7 +250,6 @@ def up(
         start_broker,
         stop_cluster,
     )
-    from kibitz.runtime.bootstrap import SERVICES
 
     if not distributed:
         raise _fail(
@@ -329,7 +329,7 @@ def up(
 def _write_cluster(home: Path, env: dict[str, str], started: list[Any]) -> None:
     from dataclasses import asdict
 
-    from kibitz.devtools import cluster_file
+    from kibitz.runtime.cluster import cluster_file
 
     home.mkdir(parents=True, exist_ok=True)
     cluster_file(home).write_text(
@@ -356,7 +356,7 @@ def _healthy(url: str, timeout: float) -> bool:
 @app.command()
 def down() -> None:
     """Stop what `kibitz up --distributed` started (services first, the broker last)."""
-    from kibitz.devtools import stop_cluster
+    from kibitz.runtime.cluster import stop_cluster
 
     settings = _settings()
     stopped = stop_cluster(settings.home)

@@ -258,6 +258,7 @@ class CommentaryPublished(Payload):
     best_san: str | None = None  # the engine's move in the position before, when different
     cp: int | None = None  # White's side, after the move
     mate: int | None = None
+    white_percent: float | None = None  # White's winning chances after the move (0-100)
     white: str | None = None
     black: str | None = None
     audio_url: str | None = None

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from kibitz.devtools import free_port
+from kibitz.runtime.cluster import free_port
 from tests.fakes.lichess import FakeLichess
 
 KIBITZ = str(Path(sys.executable).parent / "kibitz")

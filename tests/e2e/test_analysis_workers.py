@@ -12,10 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kibitz.devtools import LocalS3
 from kibitz.domain.analysis import BUILTIN_PLUGINS
 from tests.e2e.conftest import KIBITZ
 from tests.fakes.lichess import FakeLichess
+from tests.fakes.s3 import LocalS3
 
 pytestmark = pytest.mark.kafka
 
@@ -141,7 +141,7 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
 
     import httpx
 
-    from kibitz.devtools import free_port, restart, running_cluster
+    from kibitz.runtime.cluster import free_port, restart, running_cluster
 
     fake_lichess.add_user("Chaos", 200, seed=5)
     port = free_port()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kibitz.devtools import free_port
+from kibitz.runtime.cluster import free_port
 from tests.e2e.conftest import KIBITZ
 from tests.fakes.lichess import FakeLichess
 
@@ -243,7 +243,7 @@ def test_run_tracker_serves_its_own_http_interface_and_stops_on_sigterm(
 def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_them(
     tmp_path: Path, fresh_pg_url: str
 ) -> None:
-    from kibitz.devtools import running_cluster
+    from kibitz.runtime.cluster import running_cluster
 
     assert "add --distributed" in kibitz(tmp_path, "up").stderr
     sqlite_store = kibitz(tmp_path, "up", "--distributed", KIBITZ_DATABASE_URL="sqlite:///x.db")

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from kibitz.devtools import free_port
+from kibitz.runtime.cluster import free_port
 
 BASE_TIME_MS = 1_700_000_000_000
 OPENINGS = [

@@ -185,7 +185,7 @@ async def test_api_only_asks_the_tracker_process_how_many_players_it_follows(
     import uvicorn
 
     from kibitz.api.tracker_app import create_tracker_app
-    from kibitz.devtools import free_port
+    from kibitz.runtime.cluster import free_port
 
     url = f"sqlite:///{tmp_path / 'k.db'}"
     port = free_port()

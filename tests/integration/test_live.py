@@ -23,9 +23,9 @@ from starlette.routing import Route
 from kibitz import topics
 from kibitz.adapters.store_models import Commentary, TrackedPlayer, TrackingSession
 from kibitz.api.tracker_app import create_tracker_app
-from kibitz.devtools import free_port
 from kibitz.events import LiveMove, LiveSession, TrackingRequested, new_event
 from kibitz.runtime.bootstrap import Container
+from kibitz.runtime.cluster import free_port
 from kibitz.services.tracker import Tracker
 from tests.fakes.lichess import FakeLichess
 from tests.support import read_topic, running, settings_for, until

@@ -73,6 +73,16 @@ def win_percent(cp: float) -> float:
     return 50 + 50 * winning_chances(max(-CP_CEILING, min(CP_CEILING, cp)))
 
 
+def white_percent(score: Score | None) -> float | None:
+    """What an evaluation bar shows: White's win percentage, 100 or 0 for a forced mate, None
+    for a finished game (the one curve: the web pages get it from here)."""
+    if score is None:
+        return None
+    if score.mate is not None:
+        return 100.0 if score.mate > 0 else 0.0
+    return round(win_percent(score.cp or 0), 2)
+
+
 @dataclass(frozen=True)
 class MoveJudgment:
     judgment: Judgment

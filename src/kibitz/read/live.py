@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kibitz.adapters.store_models import Commentary, TrackedPlayer, TrackingSession
+from kibitz.domain.judgment import stored_score, white_percent
 from kibitz.errors import NotFound
 
 
@@ -48,6 +49,7 @@ def line_view(c: Commentary) -> dict[str, Any]:
         "white_clock": c.white_clock,
         "black_clock": c.black_clock,
         "audio_url": f"/api/live/{c.game_id}/audio/{c.ply}.wav" if c.audio else None,
+        "white_percent": white_percent(stored_score(c.cp, c.mate)),
     }
 
 

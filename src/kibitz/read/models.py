@@ -211,15 +211,18 @@ class CommentaryLine(View):
     uci: str
     fen: str
     text: str
-    commentator: str
-    fallback: bool
+    commentator: str = Field(description="engine or llm")
+    fallback: str | None = Field(description="why the LLM's line was not used, when it was not")
     judgment: str | None
     best_san: str | None
     cp: int | None
     mate: int | None
-    white_clock: int | None
-    black_clock: int | None
+    white_clock: int | None = None
+    black_clock: int | None = None
     audio_url: str | None
+    white_percent: float | None = Field(
+        description="White's winning chances after the move, 0-100 (Lichess's curve)"
+    )
 
 
 class LiveView(View):

@@ -21,6 +21,7 @@ from prometheus_client import Histogram
 from kibitz import topics
 from kibitz.domain.commentary import Comment, MoveFacts, move_facts
 from kibitz.domain.engine import EngineEval
+from kibitz.domain.judgment import white_percent
 from kibitz.errors import MalformedEvent, UpstreamUnavailable
 from kibitz.events import (
     CommentaryPublished,
@@ -174,6 +175,7 @@ class CommentaryWorker:
             best_san=facts.best_san,
             cp=row["cp"],
             mate=row["mate"],
+            white_percent=white_percent(score),
             white=move_event.white,
             black=move_event.black,
             audio_url=audio_url,

@@ -224,13 +224,6 @@ function initLiveList() {
   }, 2000);
 }
 
-function whitePercent(cp, mate) {
-  if (mate !== null && mate !== undefined) return mate > 0 ? 100 : 0;
-  if (cp === null || cp === undefined) return null;
-  const capped = Math.max(-1000, Math.min(1000, cp));
-  return 50 + 50 * (2 / (1 + Math.exp(-0.00368208 * capped)) - 1);
-}
-
 function initLive() {
   const root = document.getElementById("live");
   if (!root) return;
@@ -266,8 +259,8 @@ function initLive() {
     const later = [...feed.children].find((li) => Number(li.dataset.ply) < c.ply);
     feed.insertBefore(item, later || null);
     showPosition(c.fen, c.uci, c.ply);
-    const percent = whitePercent(c.cp, c.mate);
-    if (percent !== null) bar.style.height = `${percent.toFixed(1)}%`;
+    const percent = c.white_percent;  // computed by the server: one win-chance curve
+    if (percent != null) bar.style.height = `${percent.toFixed(1)}%`;
     if (audioToggle.checked && c.audio_url) {
       if (player.paused && !queue.length) { player.src = c.audio_url; player.play().catch(() => {}); }
       else queue.push(c.audio_url);

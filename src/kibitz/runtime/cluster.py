@@ -117,67 +117,6 @@ def start_broker(
     return LocalBroker(port, process, log_path, argv)
 
 
-# --- an S3 store on 127.0.0.1 for the broker's log (tests; try-outs) -------------------------
-
-
-@dataclass
-class LocalS3:
-    """An S3-protocol server on 127.0.0.1 (moto's, in its own process) holding one bucket.
-    It keeps objects in memory: they outlive the broker that writes them, not this process."""
-
-    port: int
-    bucket: str
-    process: subprocess.Popen[bytes]
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def storage(self) -> str:
-        """The broker's `--storage-engine` for this bucket."""
-        return f"s3://{self.bucket}/"
-
-    def broker_env(self) -> dict[str, str]:
-        """What Tansu's S3 client reads to reach this server (no credentials are checked)."""
-        return {
-            "AWS_ENDPOINT": self.endpoint,
-            "AWS_ALLOW_HTTP": "true",
-            "AWS_ACCESS_KEY_ID": "kibitz",
-            "AWS_SECRET_ACCESS_KEY": "kibitz",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-
-    def stop(self) -> None:
-        terminate(self.process)
-
-
-def start_s3(log_dir: Path, bucket: str = "kibitz", timeout: float = 30.0) -> LocalS3:
-    """Start `python -m kibitz.s3dev` (moto's S3 server, a test dependency) and create
-    `bucket` in it."""
-    import sys
-
-    import httpx
-
-    port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"s3-{port}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kibitz.s3dev", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    wait_listening(process, port, log_path, "S3 server", timeout)
-    store = LocalS3(port, bucket, process)
-    created = httpx.put(f"{store.endpoint}/{bucket}", timeout=10)
-    if created.status_code != 200:
-        store.stop()
-        raise RuntimeError(f"cannot create bucket {bucket}: HTTP {created.status_code}")
-    return store
-
-
 # --- `kibitz up --distributed`: every service its own process, on this machine -------------
 
 

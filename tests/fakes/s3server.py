@@ -1,4 +1,5 @@
-"""`python -m kibitz.s3dev PORT`: an S3-protocol server on 127.0.0.1:PORT for a local broker's log.
+"""`python -m tests.fakes.s3server PORT` (from a checkout): an S3-protocol server on
+127.0.0.1:PORT for a local broker's log.
 
 moto's S3 server (the `moto[server]` test dependency) with one correction: its object listings
 round `LastModified` down to the second, where S3 itself keeps milliseconds. Tansu's S3 storage
@@ -24,7 +25,7 @@ def _serialize_precisely(self: object, value: datetime) -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: python -m kibitz.s3dev PORT", file=sys.stderr)
+        print("usage: python -m tests.fakes.s3server PORT", file=sys.stderr)
         return 2
     try:
         from moto.core.serialize import TimestampSerializer
