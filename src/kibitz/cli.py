@@ -943,8 +943,8 @@ def replay_match(match_id: Annotated[str, typer.Argument(help="The match's id.")
                         break
                     for record in records:
                         if record.key == match_id:
-                            envelope, payload = decode(record.value)
-                            events.append((envelope.type, payload.model_dump()))
+                            _, payload = decode(record.value)
+                            events.append(payload)
                     offset = records[-1].offset + 1
             stored = await container.reader.stored_match(match_id)
             return len(events), replay(events), stored

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -117,103 +118,199 @@ def ranking(scores: dict[str, int]) -> list[str]:
     return sorted(scores, key=lambda pid: (-scores[pid], pid))
 
 
-def apply(state: Match | None, event_type: str, p: dict[str, Any]) -> Match | None:
-    """The state after one event; unchanged when the event does not fit."""
-    if event_type == "match.created":
-        if state is not None:
-            return state
-        return Match(
-            id=p["match_id"],
-            person=p["person"],
-            rounds_total=p["rounds"],
-            robots_per_round=p["robots_per_round"],
-            source=p["source"],
-            positions=list(p["positions"]),
-            scores={p["person"]: 0},
-        )
+# --- the events a match is folded from (typed; `kibitz.events` carries them on the log) ------
+
+
+@dataclass(frozen=True)
+class Created:
+    match_id: str
+    person: str
+    rounds: int
+    robots_per_round: int
+    source: str
+    positions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Starting:
+    match_id: str
+    round: int
+
+
+@dataclass(frozen=True)
+class Started:
+    match_id: str
+    round: int
+    robots: list[dict[str, str]]
+    letters: dict[str, str]
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Responded:
+    match_id: str
+    round: int
+    participant: str
+    move: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VotingStarted:
+    match_id: str
+    round: int
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Voted:
+    match_id: str
+    round: int
+    participant: str
+    letter: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    match_id: str
+    round: int
+    engine_points: dict[str, int]
+    vote_points: dict[str, int]
+    evaluations: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finished:
+    match_id: str
+    scores: dict[str, int]
+    robots: list[str] = field(default_factory=list)
+
+
+MatchEvent = Created | Starting | Started | Responded | VotingStarted | Voted | Scored | Finished
+
+
+def _created(state: Match | None, e: Created) -> Match | None:
+    if state is not None:
+        return state
+    return Match(
+        id=e.match_id,
+        person=e.person,
+        rounds_total=e.rounds,
+        robots_per_round=e.robots_per_round,
+        source=e.source,
+        positions=list(e.positions),
+        scores={e.person: 0},
+    )
+
+
+def _starting(state: Match, e: Starting) -> Match:
+    current = state.current()
+    if e.round != len(state.rounds) + 1 or e.round > state.rounds_total:
+        return state
+    if current is not None and current.status != "completed":
+        return state
+    fen = state.positions[e.round - 1]["fen"]
+    return replace(state, status="running", rounds=[*state.rounds, Round(e.round, fen)])
+
+
+def _finished(state: Match, e: Finished) -> Match:
+    current = state.current()
+    if current is None or current.status != "completed" or len(state.rounds) < state.rounds_total:
+        return state
+    return replace(state, status="completed", ranking=ranking(state.scores))
+
+
+def _started(state: Match, current: Round, e: Started) -> Match:
+    if current.status != "starting":
+        return state
+    robots = list(e.robots)
+    started = replace(
+        current, status="responding", robots=robots, letters=dict(e.letters), deadline=e.deadline
+    )
+    identities = {**state.identities, **{r["id"]: r["identity"] for r in robots}}
+    scores = {**state.scores, **{r["id"]: state.scores.get(r["id"], 0) for r in robots}}
+    return _with_round(replace(state, identities=identities, scores=scores), started)
+
+
+def _responded(state: Match, current: Round, e: Responded) -> Match:
+    pid = e.participant
+    if current.status != "responding" or pid not in current.letters:
+        return state
+    if pid in current.responses or legal_move(current.fen, e.move) is None:
+        return state
+    responses = {**current.responses, pid: {"move": e.move, "reason": e.reason}}
+    return _with_round(state, replace(current, responses=responses))
+
+
+def _voting(state: Match, current: Round, e: VotingStarted) -> Match:
+    if current.status != "responding":
+        return state
+    return _with_round(state, replace(current, status="voting", deadline=e.deadline))
+
+
+def _voted(state: Match, current: Round, e: Voted) -> Match:
+    pid, letter = e.participant, e.letter
+    if current.status != "voting" or pid not in current.letters or pid in current.votes:
+        return state
+    if current.letters.get(pid) == letter or letter not in current.by_letter():
+        return state
+    if current.by_letter()[letter] not in current.responses:
+        return state
+    return _with_round(state, replace(current, votes={**current.votes, pid: letter}))
+
+
+def _scored(state: Match, current: Round, e: Scored) -> Match:
+    if current.status not in ("responding", "voting"):
+        return state
+    engine, votes = dict(e.engine_points), dict(e.vote_points)
+    done = replace(
+        current,
+        status="completed",
+        engine_points=engine,
+        vote_points=votes,
+        evaluations=dict(e.evaluations),
+        deadline=None,
+    )
+    scores = dict(state.scores)
+    for pid in set(engine) | set(votes):
+        scores[pid] = scores.get(pid, 0) + engine.get(pid, 0) + votes.get(pid, 0)
+    return _with_round(replace(state, scores=scores), done)
+
+
+# Each event of the current round, by its type.
+_ROUND_RULES: dict[type, Callable[[Match, Round, Any], Match]] = {
+    Started: _started,
+    Responded: _responded,
+    VotingStarted: _voting,
+    Voted: _voted,
+    Scored: _scored,
+}
+
+
+def apply(state: Match | None, event: MatchEvent) -> Match | None:
+    """The state after one event; unchanged when the event does not fit (redelivered, late,
+    duplicate or out of turn)."""
+    if isinstance(event, Created):
+        return _created(state, event)
     if state is None or state.status == "completed":
         return state
+    if isinstance(event, Starting):
+        return _starting(state, event)
+    if isinstance(event, Finished):
+        return _finished(state, event)
     current = state.current()
-    number = p.get("round")
-    if event_type == "round.starting":
-        expected = len(state.rounds) + 1
-        if number != expected or number > state.rounds_total:
-            return state
-        if current is not None and current.status != "completed":
-            return state
-        fen = state.positions[number - 1]["fen"]
-        return replace(state, status="running", rounds=[*state.rounds, Round(number, fen)])
-    if event_type == "match.completed":
-        if (
-            current is None
-            or current.status != "completed"
-            or len(state.rounds) < state.rounds_total
-        ):
-            return state
-        return replace(state, status="completed", ranking=ranking(state.scores))
-    if current is None or number != current.number:
+    if current is None or event.round != current.number:
         return state
-    if event_type == "round.started":
-        if current.status != "starting":
-            return state
-        robots = list(p["robots"])
-        started = replace(
-            current,
-            status="responding",
-            robots=robots,
-            letters=dict(p["letters"]),
-            deadline=p["deadline"],
-        )
-        identities = {**state.identities, **{r["id"]: r["identity"] for r in robots}}
-        scores = {**state.scores, **{r["id"]: state.scores.get(r["id"], 0) for r in robots}}
-        return _with_round(replace(state, identities=identities, scores=scores), started)
-    if event_type == "response.submitted":
-        pid = p["participant"]
-        if current.status != "responding" or pid not in current.letters:
-            return state
-        if pid in current.responses or legal_move(current.fen, p["move"]) is None:
-            return state
-        responses = {**current.responses, pid: {"move": p["move"], "reason": p["reason"]}}
-        return _with_round(state, replace(current, responses=responses))
-    if event_type == "round.voting_started":
-        if current.status != "responding":
-            return state
-        return _with_round(state, replace(current, status="voting", deadline=p["deadline"]))
-    if event_type == "vote.submitted":
-        pid, letter = p["participant"], p["letter"]
-        if current.status != "voting" or pid not in current.letters or pid in current.votes:
-            return state
-        if current.letters.get(pid) == letter or letter not in current.by_letter():
-            return state
-        if current.by_letter()[letter] not in current.responses:
-            return state
-        return _with_round(state, replace(current, votes={**current.votes, pid: letter}))
-    if event_type == "round.completed":
-        if current.status not in ("responding", "voting"):
-            return state
-        engine, votes = dict(p["engine_points"]), dict(p["vote_points"])
-        done = replace(
-            current,
-            status="completed",
-            engine_points=engine,
-            vote_points=votes,
-            evaluations=dict(p["evaluations"]),
-            deadline=None,
-        )
-        scores = dict(state.scores)
-        for pid in set(engine) | set(votes):
-            scores[pid] = scores.get(pid, 0) + engine.get(pid, 0) + votes.get(pid, 0)
-        return _with_round(replace(state, scores=scores), done)
-    return state
+    return _ROUND_RULES[type(event)](state, current, event)
 
 
 def _with_round(state: Match, updated: Round) -> Match:
     return replace(state, rounds=[*state.rounds[:-1], updated])
 
 
-def fold(events: list[tuple[str, dict[str, Any]]]) -> Match | None:
+def fold(events: list[MatchEvent]) -> Match | None:
     """The state of a match from its events, in log order."""
     state: Match | None = None
-    for event_type, payload in events:
-        state = apply(state, event_type, payload)
+    for event in events:
+        state = apply(state, event)
     return state

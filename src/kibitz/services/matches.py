@@ -13,6 +13,7 @@ that does not answer is skipped and the round goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any
@@ -58,37 +59,36 @@ class MatchesWorker:
             await self.on_assigned(envelope, payload)
         elif isinstance(payload, RobotAnswered):
             await self.on_answer(envelope, payload)
-        elif envelope.type in MATCH_EVENT_TYPES:
-            await self.on_match_event(envelope, payload)
-        elif envelope.type.startswith("robot."):
-            return  # the pool's own news (instantiated, released, scaled, health)
+        elif type(payload) in TO_DOMAIN:
+            await self.on_match_event(envelope, to_domain(payload))
+        elif envelope.type.startswith("robot.") or isinstance(payload, RoundRobotsNeeded):
+            return  # the pool's own news (instantiated, released, scaled, health, requests)
         else:
             raise MalformedEvent(f"the matches service does not handle {envelope.type}")
 
     # --- the fold and what follows from it ---
 
-    async def on_match_event(self, envelope: Envelope, payload: Payload) -> None:
-        match_id = str(payload.model_dump()["match_id"])
-        row = await self.ctx.store.matches.state(match_id)
+    async def on_match_event(self, envelope: Envelope, event: rules.MatchEvent) -> None:
+        row = await self.ctx.store.matches.state(event.match_id)
         before = rules.Match.from_json(row) if row is not None else None
-        after = rules.apply(before, envelope.type, payload.model_dump())
+        after = rules.apply(before, event)
         if after is None or after == before:
             return  # redelivered, late, duplicate or out of turn: nothing changes
-        await self.decide(envelope, before, after)
+        await self.decide(envelope, event, after)
         await self.ctx.store.matches.save(
             after.id, after.person, after.status, after.to_json(), self.ctx.clock.now()
         )
 
-    async def decide(self, cause: Envelope, before: rules.Match | None, state: rules.Match) -> None:
-        """Publish what follows from the state an event just produced."""
+    async def decide(self, cause: Envelope, event: rules.MatchEvent, state: rules.Match) -> None:
+        """Publish what follows from the state `event` just produced."""
         current = state.current()
-        kind = cause.type
-        if kind == "match.created":
+        if isinstance(event, rules.Created):
             await self._publish(RoundStarting(match_id=state.id, round=1), state.id, cause)
-        elif kind == "round.starting" and current is not None:
+        elif current is None:
+            return
+        elif isinstance(event, rules.Starting):
             previous = state.rounds[-2].robots if len(state.rounds) > 1 else []
-            await self.ctx.publisher.publish(
-                topics.MATCH_EVENTS,
+            await self._publish(
                 RoundRobotsNeeded(
                     match_id=state.id,
                     round=current.number,
@@ -96,31 +96,34 @@ class MatchesWorker:
                     exclude_robots=[r["id"] for r in previous],
                 ),
                 state.id,
-                cause=cause,
+                cause,
             )
-        elif kind == "round.started" and current is not None:
+        elif isinstance(event, rules.Started):
             await self._command_responses(cause, state, current)
-        elif kind == "response.submitted" and current is not None:
+        elif isinstance(event, rules.Responded):
             if set(current.responses) >= set(current.letters):
                 await self.start_voting(cause, state)
-        elif kind == "round.voting_started" and current is not None:
+        elif isinstance(event, rules.VotingStarted):
             await self._command_votes(cause, state, current)
-        elif kind == "vote.submitted" and current is not None:
+        elif isinstance(event, rules.Voted):
             voters = {pid for pid in current.letters if _can_vote(current, pid)}
             if set(current.votes) >= voters:
                 await self.complete_round(cause, state)
-        elif kind == "round.completed" and current is not None:
-            if current.number < state.rounds_total:
-                await self._publish(
-                    RoundStarting(match_id=state.id, round=current.number + 1), state.id, cause
-                )
-            else:
-                robots = sorted({r["id"] for rnd in state.rounds for r in rnd.robots})
-                await self._publish(
-                    MatchCompleted(match_id=state.id, scores=state.scores, robots=robots),
-                    state.id,
-                    cause,
-                )
+        elif isinstance(event, rules.Scored):
+            await self._next_round_or_end(cause, state, current)
+
+    async def _next_round_or_end(
+        self, cause: Envelope, state: rules.Match, current: rules.Round
+    ) -> None:
+        if current.number < state.rounds_total:
+            await self._publish(
+                RoundStarting(match_id=state.id, round=current.number + 1), state.id, cause
+            )
+            return
+        robots = sorted({r["id"] for rnd in state.rounds for r in rnd.robots})
+        await self._publish(
+            MatchCompleted(match_id=state.id, scores=state.scores, robots=robots), state.id, cause
+        )
 
     async def _publish(self, payload: Payload, key: str, cause: Envelope | None) -> None:
         await self.ctx.publisher.publish(topics.MATCH_EVENTS, payload, key, cause=cause)
@@ -309,19 +312,25 @@ class MatchesWorker:
                 await self.complete_round(None, state)
 
 
-MATCH_EVENT_TYPES = frozenset(
-    {
-        "match.created",
-        "round.starting",
-        "round.robots_needed",
-        "round.started",
-        "response.submitted",
-        "round.voting_started",
-        "vote.submitted",
-        "round.completed",
-        "match.completed",
-    }
-)
+# The log's match events and the domain's typed events they are folded as.
+TO_DOMAIN: dict[type[Payload], type[rules.MatchEvent]] = {
+    MatchCreated: rules.Created,
+    RoundStarting: rules.Starting,
+    RoundStarted: rules.Started,
+    ResponseSubmitted: rules.Responded,
+    RoundVotingStarted: rules.VotingStarted,
+    VoteSubmitted: rules.Voted,
+    RoundCompleted: rules.Scored,
+    MatchCompleted: rules.Finished,
+}
+
+
+def to_domain(payload: Payload) -> rules.MatchEvent:
+    """The domain event a match event payload carries."""
+    kind = TO_DOMAIN[type(payload)]
+    data = payload.model_dump()
+    names = {f.name for f in dataclasses.fields(kind)}
+    return kind(**{k: v for k, v in data.items() if k in names})
 
 
 def _can_vote(current: rules.Round, pid: str) -> bool:
@@ -441,9 +450,9 @@ async def _round_for(
     return state, current
 
 
-def replay(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
+def replay(payloads: list[Payload]) -> dict[str, Any] | None:
     """A match's state rebuilt from its events alone."""
-    state = rules.fold(events)
+    state = rules.fold([to_domain(p) for p in payloads if type(p) in TO_DOMAIN])
     return state.to_json() if state is not None else None
 
 
