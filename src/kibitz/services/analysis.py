@@ -37,13 +37,13 @@ from kibitz.events import (
     AnalysisProgress,
     AnalysisRequested,
     Envelope,
-    Payload,
     new_event,
     new_event_id,
 )
 from kibitz.ports.store import AnalysisJob, PhaseResult
 from kibitz.runtime import metrics
 from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.identity import process_owner
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
@@ -129,8 +129,7 @@ class AnalysisWorker:
         return self._plugins if self._plugins is not None else list(PLUGINS)
 
     # The consumer runtime calls this for both lanes.
-    async def handle(self, envelope: Envelope, payload: Payload) -> None:
-        assert isinstance(payload, AnalysisRequested)
+    async def handle(self, envelope: Envelope, payload: AnalysisRequested) -> None:
         game_id = payload.game_id
         if payload.priority not in LANES:
             raise MalformedEvent(f"unknown lane {payload.priority!r}")
@@ -416,7 +415,10 @@ def build(ctx: Context) -> Service:
     worker = AnalysisWorker(ctx)  # the engine pool is started by `Container.start`
     return Service(
         name="analysis",
-        handlers={topics.ANALYSIS_INTERACTIVE: worker.handle, topics.ANALYSIS_BATCH: worker.handle},
+        handlers=dict.fromkeys(
+            (topics.ANALYSIS_INTERACTIVE, topics.ANALYSIS_BATCH),
+            by_type("the analysis", {AnalysisRequested: worker.handle}),
+        ),
         retry=RetryPolicy(
             max_attempts=RETRY.max_attempts,
             base_delay=RETRY.base_delay,

@@ -28,10 +28,10 @@ from kibitz.events import (
     Envelope,
     LiveMove,
     LiveSession,
-    Payload,
     ProfilePublished,
 )
 from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
@@ -54,16 +54,12 @@ class CommentaryWorker:
         self.profiles: dict[str, dict[str, Any]] = {}
         self.evals: OrderedDict[str, tuple[int, EngineEval]] = OrderedDict()
 
-    async def handle(self, envelope: Envelope, payload: Payload) -> None:
-        if isinstance(payload, LiveMove):
-            await self.on_move(envelope, payload)
-        elif isinstance(payload, ProfilePublished):
-            self.profiles[payload.username.lower()] = dict(payload.profile)
-        elif isinstance(payload, LiveSession):
-            if payload.state == "ended":
-                self.evals.pop(payload.game_id, None)
-        else:
-            raise MalformedEvent(f"the commentary does not handle {envelope.type}")
+    async def on_profile(self, envelope: Envelope, published: ProfilePublished) -> None:
+        self.profiles[published.username.lower()] = dict(published.profile)
+
+    async def on_session(self, envelope: Envelope, session: LiveSession) -> None:
+        if session.state == "ended":
+            self.evals.pop(session.game_id, None)
 
     async def on_move(self, envelope: Envelope, move_event: LiveMove) -> None:
         game_id, ply = move_event.game_id, move_event.ply
@@ -199,13 +195,17 @@ class CommentaryWorker:
 
 def build(ctx: Context) -> Service:
     worker = CommentaryWorker(ctx)
+    handle = by_type(
+        "the commentary",
+        {
+            LiveMove: worker.on_move,
+            ProfilePublished: worker.on_profile,
+            LiveSession: worker.on_session,
+        },
+    )
     return Service(
         name="commentary",
-        handlers={
-            topics.LIVE_MOVES: worker.handle,
-            topics.PROFILES: worker.handle,
-            topics.LIVE_SESSIONS: worker.handle,
-        },
+        handlers={topics.LIVE_MOVES: handle, topics.PROFILES: handle, topics.LIVE_SESSIONS: handle},
         retry=RetryPolicy(max_attempts=3, base_delay=0.2, max_delay=2.0, handler_timeout=30.0),
         record_event_ids=False,  # one line per (game, ply): the natural key
         description="a line of commentary for every live move (engine text, LLM, speech)",

@@ -18,11 +18,11 @@ from kibitz.errors import (
     InvalidInput,
     LichessRateLimited,
     LichessUserNotFound,
-    MalformedEvent,
     UpstreamUnavailable,
 )
 from kibitz.events import Envelope, Payload, RawGame, SyncRequested
 from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
@@ -161,9 +161,7 @@ class SyncWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def handle(self, envelope: Envelope, payload: Payload) -> None:
-        if not isinstance(payload, SyncRequested):
-            raise MalformedEvent(f"ingest does not handle {envelope.type}")
+    async def handle(self, envelope: Envelope, payload: SyncRequested) -> None:
         try:
             await self.sync(envelope, payload)
         except Exception as exc:
@@ -244,7 +242,7 @@ def build(ctx: Context) -> Service:
     worker = SyncWorker(ctx)
     return Service(
         name="ingest",
-        handlers={topics.GAMES_SYNC_REQUESTED: worker.handle},
+        handlers={topics.GAMES_SYNC_REQUESTED: by_type("ingest", {SyncRequested: worker.handle})},
         retry=RetryPolicy(max_attempts=3, base_delay=5.0, handler_timeout=3600.0),
         description="streams players' games from Lichess into games.raw",
     )

@@ -33,6 +33,10 @@ from kibitz.events import (
     Payload,
     ResponseSubmitted,
     RobotAnswered,
+    RobotHealthCheck,
+    RobotInstantiated,
+    RobotPoolScaled,
+    RobotReleased,
     RoundCompleted,
     RoundRobotsAssigned,
     RoundRobotsNeeded,
@@ -41,6 +45,7 @@ from kibitz.events import (
     RoundVotingStarted,
     VoteSubmitted,
 )
+from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
@@ -54,17 +59,9 @@ class MatchesWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def handle(self, envelope: Envelope, payload: Payload) -> None:
-        if isinstance(payload, RoundRobotsAssigned):
-            await self.on_assigned(envelope, payload)
-        elif isinstance(payload, RobotAnswered):
-            await self.on_answer(envelope, payload)
-        elif type(payload) in TO_DOMAIN:
-            await self.on_match_event(envelope, to_domain(payload))
-        elif envelope.type.startswith("robot.") or isinstance(payload, RoundRobotsNeeded):
-            return  # the pool's own news (instantiated, released, scaled, health, requests)
-        else:
-            raise MalformedEvent(f"the matches service does not handle {envelope.type}")
+    async def on_logged(self, envelope: Envelope, payload: Payload) -> None:
+        """A match event from the log: fold it (as its domain event)."""
+        await self.on_match_event(envelope, to_domain(payload))
 
     # --- the fold and what follows from it ---
 
@@ -458,6 +455,22 @@ def replay(payloads: list[Payload]) -> dict[str, Any] | None:
 
 def build(ctx: Context) -> Service:
     worker = MatchesWorker(ctx)
+    handle = by_type(
+        "the matches service",
+        {
+            RoundRobotsAssigned: worker.on_assigned,
+            RobotAnswered: worker.on_answer,
+            **dict.fromkeys(TO_DOMAIN, worker.on_logged),
+        },
+        # the pool's own news and requests
+        ignore=(
+            RoundRobotsNeeded,
+            RobotInstantiated,
+            RobotReleased,
+            RobotPoolScaled,
+            RobotHealthCheck,
+        ),
+    )
 
     async def deadline_loop() -> None:
         while True:
@@ -470,9 +483,9 @@ def build(ctx: Context) -> Service:
     return Service(
         name="matches",
         handlers={
-            topics.MATCH_EVENTS: worker.handle,
-            topics.ROBOT_EVENTS: worker.handle,
-            topics.ROBOT_RESPONSES: worker.handle,
+            topics.MATCH_EVENTS: handle,
+            topics.ROBOT_EVENTS: handle,
+            topics.ROBOT_RESPONSES: handle,
         },
         loops=[deadline_loop],
         record_event_ids=False,  # the fold is idempotent: a redelivered event changes nothing

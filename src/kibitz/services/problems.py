@@ -20,16 +20,16 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from kibitz import topics
 from kibitz.domain import puzzles
-from kibitz.errors import InvalidInput, MalformedEvent, NotFound
+from kibitz.errors import InvalidInput, NotFound
 from kibitz.events import (
     AnalysisCompleted,
     Envelope,
-    Payload,
     ProblemsGenerated,
     ProblemsGenerationRequested,
 )
 from kibitz.ports.store import ProblemScanResult, PuzzleSource, StoredPuzzle
 from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
@@ -57,16 +57,14 @@ class ProblemsWorker:
         # request fanned out): the second waits for the first, then finds it searched.
         self._searching: dict[str, asyncio.Lock] = {}
 
-    async def handle(self, envelope: Envelope, payload: Payload) -> None:
-        if isinstance(payload, AnalysisCompleted):
-            await self.generate_game(payload.game_id, envelope)
-        elif isinstance(payload, ProblemsGenerationRequested):
-            if payload.game_id is not None:
-                await self.generate_game(payload.game_id, envelope)
-            else:
-                await self.fan_out(payload.player, envelope)
+    async def on_analysed(self, envelope: Envelope, done: AnalysisCompleted) -> None:
+        await self.generate_game(done.game_id, envelope)
+
+    async def on_request(self, envelope: Envelope, asked: ProblemsGenerationRequested) -> None:
+        if asked.game_id is not None:
+            await self.generate_game(asked.game_id, envelope)
         else:
-            raise MalformedEvent(f"the problems service does not handle {envelope.type}")
+            await self.fan_out(asked.player, envelope)
 
     async def fan_out(self, player: str | None, cause: Envelope | None = None) -> int:
         """One generation request per analysed, not yet searched game (of `player`, or all)."""
@@ -329,12 +327,13 @@ async def record_attempt(ctx: Context, problem_id: str, moves_uci: list[str]) ->
 
 def build(ctx: Context) -> Service:
     worker = ProblemsWorker(ctx)
+    handle = by_type(
+        "the problems service",
+        {AnalysisCompleted: worker.on_analysed, ProblemsGenerationRequested: worker.on_request},
+    )
     return Service(
         name="problems",
-        handlers={
-            topics.ANALYSIS_COMPLETED: worker.handle,
-            topics.PROBLEMS_REQUESTED: worker.handle,
-        },
+        handlers={topics.ANALYSIS_COMPLETED: handle, topics.PROBLEMS_REQUESTED: handle},
         retry=RETRY,
         record_event_ids=False,  # idempotent: one scan per game and version, ids by game+ply
         description="puzzles from analysed games, validated for a unique solution",

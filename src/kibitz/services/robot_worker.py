@@ -15,8 +15,9 @@ from kibitz.domain import robots
 from kibitz.domain.engine import EngineEval
 from kibitz.domain.judgment import Score
 from kibitz.errors import MalformedEvent
-from kibitz.events import Envelope, GenerateResponse, GenerateVote, Payload, RobotAnswered
+from kibitz.events import Envelope, GenerateResponse, GenerateVote, RobotAnswered
 from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
@@ -29,9 +30,7 @@ class RobotWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def handle(self, envelope: Envelope, payload: Payload) -> None:
-        if not isinstance(payload, GenerateResponse | GenerateVote):
-            raise MalformedEvent(f"the robot worker does not handle {envelope.type}")
+    async def handle(self, envelope: Envelope, payload: GenerateResponse | GenerateVote) -> None:
         if self.ctx.clock.now() > payload.deadline:
             log.info("command_too_late robot=%s match=%s", payload.robot_id, payload.match_id)
             return
@@ -90,7 +89,11 @@ def build(ctx: Context) -> Service:
     worker = RobotWorker(ctx)
     return Service(
         name="robot-worker",
-        handlers={topics.ROBOT_COMMANDS: worker.handle},
+        handlers={
+            topics.ROBOT_COMMANDS: by_type(
+                "the robot worker", {GenerateResponse: worker.handle, GenerateVote: worker.handle}
+            )
+        },
         retry=RetryPolicy(max_attempts=2, base_delay=0.2, max_delay=1.0, handler_timeout=30.0),
         description="robot players' moves, reasons and votes, on command",
         component=worker,

@@ -29,6 +29,7 @@ from kibitz.events import (
 )
 from kibitz.ports.store import PoolChange, ScalePolicy
 from kibitz.runtime import metrics
+from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
@@ -41,15 +42,6 @@ class RobotPool:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
-
-    async def handle(self, envelope: Envelope, payload: Payload) -> None:
-        if isinstance(payload, RoundRobotsNeeded):
-            await self.assign(envelope, payload)
-        elif isinstance(payload, RoundCompleted):
-            await self.free(payload.match_id, payload.round)
-        elif isinstance(payload, MatchCompleted):
-            await self.release_match(envelope, payload)
-        # every other match event is none of the pool's business
 
     async def assign(self, cause: Envelope, need: RoundRobotsNeeded) -> list[dict[str, str]]:
         """Robots for a round (the same ones if asked again), spread over personalities."""
@@ -76,6 +68,12 @@ class RobotPool:
             cause,
         )
         return robots
+
+    async def on_needed(self, envelope: Envelope, need: RoundRobotsNeeded) -> None:
+        await self.assign(envelope, need)
+
+    async def on_round_completed(self, envelope: Envelope, done: RoundCompleted) -> None:
+        await self.free(done.match_id, done.round)
 
     async def free(self, match_id: str, number: int) -> None:
         """A round is over: its robots are idle again (the next round may exclude them)."""
@@ -154,7 +152,17 @@ def build(ctx: Context) -> Service:
 
     return Service(
         name="robots",
-        handlers={topics.MATCH_EVENTS: pool.handle},
+        handlers={
+            topics.MATCH_EVENTS: by_type(
+                "the robot pool",
+                {
+                    RoundRobotsNeeded: pool.on_needed,
+                    RoundCompleted: pool.on_round_completed,
+                    MatchCompleted: pool.release_match,
+                },
+                ignore=(Payload,),  # every other match event is none of the pool's business
+            )
+        },
         loops=[scaling],
         record_event_ids=False,  # assignments are keyed by (match, round, robot)
         description="the robot pool: personalities, scaling, per-round assignment, health",

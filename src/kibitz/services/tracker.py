@@ -38,13 +38,13 @@ from kibitz.events import (
     Envelope,
     LiveMove,
     LiveSession,
-    Payload,
     ProfilePublished,
     TrackingRequested,
     new_event,
 )
 from kibitz.ports.store import LiveGame
 from kibitz.runtime.consumer import RetryPolicy
+from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.identity import process_owner
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
@@ -150,9 +150,8 @@ class Tracker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def handle_request(self, envelope: Envelope, payload: Payload) -> None:
+    async def handle_request(self, envelope: Envelope, payload: TrackingRequested) -> None:
         """`tracking.requested`: start tracking unless the request is older than 5 minutes."""
-        assert isinstance(payload, TrackingRequested)
         age = self.ctx.clock.now() - envelope.occurred_at.timestamp()
         if age > STALE_REQUEST_SECONDS:
             STALE_REQUESTS.inc()
@@ -429,7 +428,11 @@ def build(ctx: Context) -> Service:
     tracker = Tracker(ctx)
     return Service(
         name="tracker",
-        handlers={topics.TRACKING_REQUESTED: tracker.handle_request},
+        handlers={
+            topics.TRACKING_REQUESTED: by_type(
+                "the tracker", {TrackingRequested: tracker.handle_request}
+            )
+        },
         loops=[tracker.renew_leases],
         retry=RetryPolicy(max_attempts=3, base_delay=1.0, handler_timeout=30.0),
         record_event_ids=True,
