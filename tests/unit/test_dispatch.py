@@ -24,5 +24,5 @@ async def test_each_payload_goes_to_its_types_handler_and_an_unknown_type_is_mal
     await handle(new_event(session, "g2"), session)  # ignored
     assert seen == ["g1"]
     other = SyncRequested(username="ann", sync_id="s1")
-    with pytest.raises(MalformedEvent, match="the test does not handle games.sync.requested"):
+    with pytest.raises(MalformedEvent, match=r"the test does not handle games\.sync\.requested"):
         await handle(new_event(other, "ann"), other)
