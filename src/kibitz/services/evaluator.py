@@ -118,23 +118,7 @@ class Evaluator:
         time an engine frees up, so work moved to another lane moves its waiting searches too.
         `on_cached(n)` is told how many came from the cache; `on_searched()` after each search.
         Fresh results go to the cache once all are in."""
-        out: list[tuple[EngineEval, bool] | None] = [None] * len(boards)
-        todo: list[int] = []
-        for i, board in enumerate(boards):
-            if board.is_game_over(claim_draw=False):
-                out[i] = (FINISHED, False)
-            else:
-                todo.append(i)
-        epds = [boards[i].epd() for i in todo]
-        cache = await self.cache.lookup(epds, nodes) if self.cache is not None and epds else {}
-        metrics.EVAL_CACHE_LOOKUPS.inc(len(epds))
-        metrics.EVAL_CACHE_HITS.inc(sum(1 for e in epds if e in cache))
-        missing = []
-        for i, epd in zip(todo, epds, strict=True):
-            if epd in cache:
-                out[i] = (cache[epd], True)
-            else:
-                missing.append(i)
+        out, missing = await self._from_cache(boards, nodes)
         if on_cached is not None:
             await on_cached(len(boards) - len(missing))
         if missing:
@@ -165,6 +149,30 @@ class Evaluator:
                 }
                 await self.cache.keep([(epd, r[0]) for epd, r in fresh.items()])
         return [r for r in out if r is not None]
+
+    async def _from_cache(
+        self, boards: Sequence[chess.Board], nodes: int
+    ) -> tuple[list[tuple[EngineEval, bool] | None], list[int]]:
+        """What the cache (and the rules: a finished game needs no search) already know, and
+        the indexes still to search."""
+        out: list[tuple[EngineEval, bool] | None] = [None] * len(boards)
+        todo: list[int] = []
+        for i, board in enumerate(boards):
+            if board.is_game_over(claim_draw=False):
+                out[i] = (FINISHED, False)
+            else:
+                todo.append(i)
+        epds = [boards[i].epd() for i in todo]
+        cache = await self.cache.lookup(epds, nodes) if self.cache is not None and epds else {}
+        metrics.EVAL_CACHE_LOOKUPS.inc(len(epds))
+        metrics.EVAL_CACHE_HITS.inc(sum(1 for e in epds if e in cache))
+        missing = []
+        for i, epd in zip(todo, epds, strict=True):
+            if epd in cache:
+                out[i] = (cache[epd], True)
+            else:
+                missing.append(i)
+        return out, missing
 
     async def lines(
         self, board: chess.Board, nodes: int, lines: int, use: Use, *, who: str = "the evaluator"

@@ -1,0 +1,192 @@
+"""`kibitz up --distributed`, `kibitz down`, `kibitz services`: a local cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from kibitz.cli.common import (
+    _fail,
+    _settings,
+    app,
+    console,
+)
+from kibitz.settings import Settings
+
+if TYPE_CHECKING:
+    from kibitz.runtime.cluster import ClusterProcess
+
+
+@app.command()
+def up(
+    distributed: Annotated[
+        bool, typer.Option("--distributed", help="Every service its own process, on Kafka.")
+    ] = False,
+    analysis_workers: Annotated[int, typer.Option(help="Analysis worker processes.")] = 2,
+    port: Annotated[int | None, typer.Option(help="The API's port (default: KIBITZ_PORT).")] = None,
+    broker_storage: Annotated[
+        str,
+        typer.Option(
+            envvar="KIBITZ_BROKER_STORAGE",
+            help="Where the local broker keeps its log: memory:// (lost when it stops) or "
+            "s3://BUCKET/ (kept; AWS_ENDPOINT, AWS_ACCESS_KEY_ID, … say which S3).",
+        ),
+    ] = "memory://tansu/",
+) -> None:
+    """Start a local distributed kibitz: a Kafka-protocol broker on 127.0.0.1 (Tansu, unless
+    KIBITZ_BUS_URL names Kafka), the store at KIBITZ_DATABASE_URL (PostgreSQL), the API and
+    each service as its own process. `kibitz down` stops what it started."""
+    from kibitz.runtime.cluster import stop_cluster
+
+    settings = _check_up(distributed, analysis_workers, broker_storage)
+    logs = settings.home / "logs"
+    started: list[ClusterProcess] = []
+    env = {**os.environ, "KIBITZ_DATABASE_URL": settings.database_url, "KIBITZ_DEMO": "false"}
+    api_port = port or settings.port
+    try:
+        _start_processes(settings, env, logs, broker_storage, analysis_workers, api_port, started)
+    except BaseException:
+        _write_cluster(settings.home, env, started)
+        stop_cluster(settings.home)
+        raise
+    _write_cluster(settings.home, env, started)
+    url = f"http://127.0.0.1:{api_port}"
+    if not _healthy(url, 60):
+        stop_cluster(settings.home)
+        raise _fail(f"the API did not come up within 60 s; logs in {logs}")
+    table = Table("process", "pid", "metrics", "log")
+    for p in started:
+        table.add_row(p.name, str(p.pid), str(p.metrics_port or ""), p.log)
+    console.print(table)
+    console.print(
+        f"kibitz (distributed) on {url}  bus {env['KIBITZ_BUS_URL']}; `kibitz down` stops it"
+    )
+
+
+def _check_up(distributed: bool, analysis_workers: int, broker_storage: str) -> Settings:
+    """The settings, once `kibitz up`'s options and the machine allow a cluster; else exit 2."""
+    from kibitz.runtime.cluster import check_broker_storage, cluster_file, running_cluster
+
+    if not distributed:
+        raise _fail(
+            "`kibitz up` starts the distributed shape: add --distributed "
+            "(one process: `kibitz serve`)"
+        )
+    if not 1 <= analysis_workers <= 32:
+        raise _fail("--analysis-workers must be between 1 and 32")
+    try:
+        check_broker_storage(broker_storage)
+    except ValueError as exc:
+        raise _fail(f"--broker-storage: {exc}") from None
+    settings = _settings()
+    if running_cluster(settings.home):
+        raise _fail(
+            f"a cluster is already up (see {cluster_file(settings.home)}); `kibitz down` stops it"
+        )
+    if not settings.database_url.startswith("postgresql"):
+        raise _fail(
+            "KIBITZ_DATABASE_URL: the distributed shape needs PostgreSQL, e.g. "
+            "postgresql+psycopg://postgres@127.0.0.1:5432/kibitz"
+        )
+    return settings
+
+
+def _start_processes(
+    settings: Settings,
+    env: dict[str, str],
+    logs: Path,
+    broker_storage: str,
+    analysis_workers: int,
+    api_port: int,
+    started: list[ClusterProcess],
+) -> None:
+    """The broker (unless Kafka is given), the migration, every service, then the API; each
+    process started is added to `started` at once (a failure stops them all)."""
+    from kibitz.runtime.bootstrap import SERVICES
+    from kibitz.runtime.cluster import ClusterProcess, free_port, spawn, start_broker
+
+    if settings.bus_is_kafka:
+        env["KIBITZ_BUS_URL"] = settings.bus_url
+    else:
+        try:
+            broker = start_broker(logs, storage=broker_storage, env=env)
+        except RuntimeError as exc:
+            raise _fail(f"cannot start the broker: {exc}") from None
+        started.append(
+            ClusterProcess("broker", broker.process.pid, str(broker.log_path), argv=broker.argv)
+        )
+        env["KIBITZ_BUS_URL"] = f"kafka://{broker.bootstrap}"
+    kibitz = str(Path(sys.argv[0]).resolve()) if Path(sys.argv[0]).name == "kibitz" else "kibitz"
+    migrated = subprocess.run([kibitz, "db", "upgrade"], env=env, capture_output=True, text=True)
+    if migrated.returncode != 0:
+        raise _fail(f"cannot migrate the store: {migrated.stderr.strip()[-500:]}")
+    for name in SERVICES:
+        for i in range(analysis_workers if name == "analysis" else 1):
+            label = f"{name}-{i + 1}" if name == "analysis" else name
+            metrics = free_port()
+            process = spawn(label, [kibitz, "run", name, "--metrics-port", str(metrics)], env, logs)
+            process.metrics_port = metrics
+            started.append(process)
+    started.append(
+        spawn("api", [kibitz, "serve", "--api-only", "--port", str(api_port)], env, logs)
+    )
+
+
+def _write_cluster(home: Path, env: dict[str, str], started: list[Any]) -> None:
+    from dataclasses import asdict
+
+    from kibitz.runtime.cluster import cluster_file
+
+    home.mkdir(parents=True, exist_ok=True)
+    cluster_file(home).write_text(
+        json.dumps(
+            {"bus": env.get("KIBITZ_BUS_URL"), "processes": [asdict(p) for p in started]}, indent=2
+        )
+    )
+
+
+def _healthy(url: str, timeout: float) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+@app.command()
+def down() -> None:
+    """Stop what `kibitz up --distributed` started (services first, the broker last)."""
+    from kibitz.runtime.cluster import stop_cluster
+
+    settings = _settings()
+    stopped = stop_cluster(settings.home)
+    console.print(f"stopped {len(stopped)} processes" if stopped else "nothing was up")
+
+
+@app.command()
+def services() -> None:
+    """List the services `kibitz run` can start."""
+    from kibitz.runtime.bootstrap import SERVICES, bootstrap
+
+    table = Table("service", "consumes", "what it does")
+    settings = _settings()
+
+    container = bootstrap(settings)
+    for name, build in SERVICES.items():
+        service = build(container.ctx)
+        table.add_row(name, ", ".join(service.topics) or "(clock)", service.description)
+    console.print(table)

@@ -1,0 +1,143 @@
+"""`kibitz import lichess|pgn`: bring games in and watch them stored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from kibitz.cli.common import (
+    _fail,
+    _run,
+    _settings,
+    console,
+    err,
+    import_app,
+)
+from kibitz.errors import InvalidInput
+from kibitz.settings import Settings
+
+
+def _parse_since(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--since {value!r} is not a date (YYYY-MM-DD)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+async def _follow_sync(container: Any, sync_id: str, label: str) -> dict[str, Any]:
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[stored]} stored · {task.fields[rate]:.1f} games/s"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=None, stored=0, rate=0.0)
+        while True:
+            view = await container.reader.sync(sync_id)
+            elapsed = max(0.001, time.monotonic() - started)
+            total = view["games_received"] if view["status"] in ("done", "storing") else None
+            progress.update(
+                task,
+                total=total,
+                completed=view["accounted"],
+                stored=view["games_stored"],
+                rate=view["games_stored"] / elapsed,
+            )
+            if view["status"] in ("done", "failed"):
+                return dict(view)
+            await asyncio.sleep(0.2)
+
+
+def _local_services(settings: Settings) -> list[str]:
+    # Embedded: this process runs the ingest and store services itself. Distributed: they run
+    # as their own processes and this command only asks and watches.
+    return [] if settings.bus_is_kafka else ["ingest", "store"]
+
+
+@import_app.command("lichess")
+def import_lichess(
+    username: Annotated[str, typer.Argument(help="Lichess username.")],
+    max_games: Annotated[int | None, typer.Option("--max", help="At most this many games.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only games since this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Import a player's games from Lichess, with a progress bar."""
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.ingest import request_sync
+
+    settings = _settings()
+    settings.demo = False
+    if max_games is not None and max_games < 1:
+        raise _fail("--max must be at least 1")
+
+    async def main() -> dict[str, Any]:
+        since_ms = _parse_since(since)
+        container = bootstrap(settings)
+        await container.start(_local_services(settings))
+        try:
+            sync_id = await request_sync(
+                container.ctx, username, max_games=max_games, since_ms=since_ms
+            )
+            return await _follow_sync(container, sync_id, f"{username} from Lichess")
+        finally:
+            await container.close()
+
+    view = _run(main)
+    if view["status"] == "failed":
+        raise _fail(view["error"] or "the sync failed")
+    console.print(
+        f"{view['games_stored']} games stored ({view['games_new']} new, "
+        f"{view['games_rejected']} rejected) for {username}"
+    )
+
+
+@import_app.command("pgn")
+def import_pgn_cmd(
+    files: Annotated[list[Path], typer.Argument(help="PGN files.", exists=False)],
+) -> None:
+    """Import PGN files of one or many games; broken games are reported by index and reason."""
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.ingest import import_pgn
+
+    settings = _settings()
+    settings.demo = False
+    for path in files:
+        if not path.is_file():
+            raise _fail(f"no such file: {path}")
+
+    async def main() -> list[dict[str, Any]]:
+        container = bootstrap(settings)
+        await container.start(_local_services(settings))
+        views = []
+        try:
+            for path in files:
+                text = path.read_text(encoding="utf-8-sig", errors="replace")
+                import_id = await import_pgn(container.ctx, text, filename=path.name)
+                views.append(await _follow_sync(container, import_id, path.name))
+        finally:
+            await container.close()
+        return views
+
+    views = _run(main)
+    for path, view in zip(files, views, strict=True):
+        console.print(
+            f"{path.name}: {view['games_stored']} stored ({view['games_new']} new), "
+            f"{view['games_rejected']} rejected"
+        )
+        for rejection in view["rejected"]:
+            console.print(f"  game {rejection['index']}: {rejection['reason']}", highlight=False)

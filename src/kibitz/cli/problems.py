@@ -1,0 +1,119 @@
+"""`kibitz problems generate|pool`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kibitz.cli.common import (
+    _run,
+    _settings,
+    console,
+    err,
+    problems_app,
+)
+
+
+@problems_app.command("generate")
+def problems_generate(
+    player: Annotated[
+        str | None, typer.Option("--player", help="This player's games (default: every game).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Analyse and search here and now, with a progress bar.")
+    ] = False,
+) -> None:
+    """Search games for puzzles; games not analysed yet are analysed first."""
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.problems import request_generation
+
+    settings = _settings()
+    settings.demo = False
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any] | None]:
+        container = bootstrap(settings)
+        local = ["analysis", "problems"] if wait and not settings.bus_is_kafka else []
+        await container.start(local)
+        try:
+            accepted = await request_generation(container.ctx, player)
+            if not wait:
+                return accepted, None
+            await _follow_generation(container, player)
+            return accepted, await container.reader.problem_pool(player)
+        finally:
+            await container.close()
+
+    accepted, pool = _run(main)
+    who = player or "every player"
+    if pool is None:
+        console.print(
+            f"puzzle search requested for {who}: {accepted['games_to_search']} analysed games "
+            f"to search, {accepted['games_queued_for_analysis']} queued for analysis first"
+        )
+        return
+    console.print(f"{pool['total']} puzzles for {who}, {pool['never_served']} never served")
+
+
+async def _follow_generation(container: Any, player: str | None) -> None:
+    """Until every game of the player is analysed and searched: a progress bar."""
+
+    with Progress(
+        TextColumn("[bold]puzzle search"),
+        BarColumn(),
+        TextColumn(
+            "{task.fields[searched]}/{task.fields[games]} games · {task.fields[found]} puzzles"
+        ),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+        task = progress.add_task("search", total=None, searched=0, games="?", found=0)
+        while True:
+            searched, waiting = await container.reader.search_progress(player)
+            pool = await container.reader.problem_pool(player)
+            progress.update(
+                task,
+                total=searched + waiting,
+                completed=searched,
+                searched=searched,
+                games=searched + waiting,
+                found=pool["total"],
+            )
+            if waiting == 0:
+                return
+            await asyncio.sleep(0.5)
+
+
+@problems_app.command("pool")
+def problems_pool(
+    player: Annotated[str | None, typer.Option("--player", help="This player's games.")] = None,
+) -> None:
+    """The puzzle pool: totals, never served, by theme."""
+    from kibitz.runtime.bootstrap import bootstrap
+
+    settings = _settings()
+    settings.demo = False
+
+    async def main() -> dict[str, Any]:
+        container = bootstrap(settings)
+        await container.start([])
+        try:
+            return await container.reader.problem_pool(player)
+        finally:
+            await container.close()
+
+    pool = _run(main)
+    console.print(
+        f"{pool['total']} puzzles, {pool['never_served']} never served "
+        f"({pool['games_searched']} games searched, {pool['games_to_search']} waiting)"
+    )
+    table = Table()
+    table.add_column("theme")
+    table.add_column("puzzles", justify="right")
+    table.add_column("never served", justify="right")
+    for theme, counts in pool["by_theme"].items():
+        table.add_row(theme, str(counts["total"]), str(counts["never_served"]))
+    console.print(table)
