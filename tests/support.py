@@ -17,13 +17,16 @@ from kibitz.settings import Settings, load_settings
 def settings_for(
     tmp_path: Path, database_url: str, lichess_url: str = "http://127.0.0.1:9", **extra: Any
 ) -> Settings:
+    # No worker process for parsing unless a test asks for one: each would be started (and
+    # waited for) with every container, a second of CPU per test; threads do the same work.
+    values: dict[str, Any] = {"cpu_workers": 0, **extra}
     return load_settings(
         home=tmp_path / "home",
         database_url=database_url,
         bus_url=f"sqlite:///{tmp_path / 'home' / 'eventlog.db'}",
         lichess_url=lichess_url,
         demo=False,
-        **extra,
+        **values,
     )
 
 

@@ -352,3 +352,33 @@ async def test_the_robot_pool_keeps_its_idle_minimum_and_never_passes_its_maximu
     assert again == chosen  # asked again: the same robots
     await pool.free("m", 1)
     assert await twin.store.robots.states() == {"idle": 4}
+
+
+# --- issue 17: followed players' new games, and puzzles from every game ----------------------
+
+
+async def test_the_scheduler_analyses_the_new_games_of_followed_players_only(
+    twin_factory: Any,
+) -> None:
+    """Issue 17, item 1: a followed player's synced games stayed unanalysed."""
+    twin: Twin = await twin_factory()
+    followed = await _stored(twin, *_games("Bo", 2, seed=11))
+    (other,) = await _stored(twin, *_games("Cy", 1, seed=5))
+    await ingest.set_followed(twin.ctx, "Bo", True)
+    await twin.start("scheduler", "analysis")
+    for game_id in followed:
+        await until(lambda g=game_id: twin.store.state.analyses.get(g, {}).get("status") == "done")
+    assert other not in twin.store.state.analyses
+    lanes = {e[1].priority for e in await twin.events(topics.ANALYSIS_BATCH)}
+    assert lanes == {"batch"}
+
+
+async def test_puzzles_for_every_game_queue_the_unanalysed_ones_first(twin_factory: Any) -> None:
+    """Issue 17, item 2: without a player, unanalysed games were skipped (0 queued)."""
+    twin: Twin = await twin_factory()
+    ids = await _stored(twin, *_games("Bo", 2, seed=11))
+    accepted = await problems.request_generation(twin.ctx)
+    assert accepted["games"] == 2 and accepted["games_queued_for_analysis"] == 2
+    assert {twin.store.state.analyses[g]["status"] for g in ids} == {"queued"}
+    queued = [p.game_id for _, p in await twin.events(topics.ANALYSIS_BATCH)]
+    assert sorted(queued) == sorted(ids)

@@ -306,7 +306,7 @@ class MemoryAnalyses:
         row["requested_at"] = now
         return {"game_id": game_id, "status": row["status"], "priority": row["priority"]}
 
-    async def queue_player(self, player_id: str, priority: str) -> list[str] | None:
+    async def queue_player(self, player_id: str | None, priority: str) -> list[str] | None:
         mine = [g for g in self.s.games.values() if _mine(g, player_id)]
         if not mine:
             return None

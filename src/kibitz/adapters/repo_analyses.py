@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, true, update
 from sqlalchemy.orm import Session
 
 from kibitz.adapters import lease_sql
@@ -63,12 +63,16 @@ class SqlAnalyses:
 
         return await self.store.run(write)
 
-    async def queue_player(self, player_id: str, priority: str) -> list[str] | None:
+    async def queue_player(self, player_id: str | None, priority: str) -> list[str] | None:
         def write(session: Session) -> list[str] | None:
             done = select(Analysis.game_id).where(
                 Analysis.status.in_(("done", "running", "queued"))
             )
-            mine = (Game.white_id == player_id) | (Game.black_id == player_id)
+            mine = (
+                (Game.white_id == player_id) | (Game.black_id == player_id)
+                if player_id is not None
+                else true()
+            )
             ids = session.scalars(
                 select(Game.id)
                 .where(mine)

@@ -54,8 +54,9 @@ class Analyses(Protocol):
         """Queue (or requeue, or move ahead) the game's analysis; GameNotFound."""
         ...
 
-    async def queue_player(self, player_id: str, priority: str) -> list[str] | None:
-        """Queue every game of the player without an analysis; None when no game is theirs."""
+    async def queue_player(self, player_id: str | None, priority: str) -> list[str] | None:
+        """Queue every game of the player (None: every game) without an analysis; None when
+        no game is theirs."""
         ...
 
     async def job(self, game_id: str) -> AnalysisJob | None: ...

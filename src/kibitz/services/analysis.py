@@ -90,10 +90,16 @@ async def request_analysis(
     return view
 
 
-async def request_player_analysis(ctx: Context, username: str, priority: str = "batch") -> int:
-    """Queue every game of the player that has no analysis yet; returns how many."""
-    ids = await ctx.store.analyses.queue_player(username.strip().lower(), priority)
+async def request_player_analysis(
+    ctx: Context, username: str | None, priority: str = "batch"
+) -> int:
+    """Queue every game of the player (None: every game here) that has no analysis yet;
+    returns how many. NotFound when the player has no game here."""
+    player = username.strip().lower() if username is not None else None
+    ids = await ctx.store.analyses.queue_player(player, priority)
     if ids is None:
+        if username is None:
+            return 0
         raise NotFound(f"no games of {username!r} here; sync or import them first")
     if ids:
         await ctx.publisher.publish_many(

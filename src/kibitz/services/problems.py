@@ -211,7 +211,8 @@ async def request_generation(
     total, unsearched = await ctx.store.problems.games(name)
     if name and total == 0:
         raise NotFound(f"no games of {player!r} here; sync or import them first")
-    queued_analysis = await request_player_analysis(ctx, name) if name else 0
+    # Unanalysed games are analysed first (batch lane); their search follows their analysis.
+    queued_analysis = await request_player_analysis(ctx, name)
     await ctx.publisher.publish(
         topics.PROBLEMS_REQUESTED,
         ProblemsGenerationRequested(player=name, reason=reason),

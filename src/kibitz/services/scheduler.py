@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from kibitz import topics
+from kibitz.errors import NotFound
 from kibitz.events import AnalysisRequested, ProblemsGenerationRequested
 from kibitz.runtime.service import Service
 from kibitz.services import analysis, ingest
@@ -45,6 +46,20 @@ async def missing_plugin_results(ctx: Context, limit: int = 500) -> list[str]:
     return ids
 
 
+async def analyse_followed(ctx: Context) -> int:
+    """Queue (batch lane) every game of a followed player that has no analysis yet: their new
+    games, as the syncs store them. Returns how many were queued."""
+    queued = 0
+    for player in await ctx.store.players.followed():
+        try:
+            queued += await analysis.request_player_analysis(ctx, player, "batch")
+        except NotFound:
+            continue  # followed, nothing synced yet
+    if queued:
+        log.info("followed_games_queued games=%d", queued)
+    return queued
+
+
 async def low_problem_pools(ctx: Context) -> list[str]:
     """Ask for puzzles (per followed player, and for all games) where fewer than
     `problems_min_unserved` never-served puzzles remain and analysed games wait to be searched;
@@ -68,6 +83,7 @@ def build(ctx: Context) -> Service:
             await tick(ctx)
             await ingest.fail_interrupted_imports(ctx, INTERRUPTED_IMPORT_SECONDS)
             await missing_plugin_results(ctx)
+            await analyse_followed(ctx)
             await low_problem_pools(ctx)
             await ctx.clock.sleep(TICK_SECONDS)
 
