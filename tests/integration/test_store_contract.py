@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,36 @@ async def test_the_eval_cache_gives_the_smallest_budget_at_least_the_one_asked(r
     assert await cache.lookup([epd], 500) == {epd: small}
     assert await cache.lookup([epd], 5000) == {epd: big}
     assert await cache.lookup([epd, "8/8/8/8/8/8/8/8 w - -"], 200_000) == {}
+
+
+async def test_of_fifty_racing_answers_and_votes_exactly_one_each_is_claimed(repos: Any) -> None:
+    """Issue 17, item 13: concurrent duplicates were both accepted; the store decides now."""
+    store: Store = repos[0]
+    for kind in ("response", "vote"):
+        claims = await asyncio.gather(
+            *(store.matches.claim("m1", 1, "person:you", kind) for _ in range(50))
+        )
+        assert claims.count(True) == 1
+    assert await store.matches.claim("m1", 2, "person:you", "response")  # another round
+    await store.matches.unclaim("m1", 2, "person:you", "response")
+    assert await store.matches.claim("m1", 2, "person:you", "response")  # taken back: free
+
+
+async def test_a_thousand_serves_of_two_hundred_puzzles_by_fifty_clients_serve_each_five_times(
+    repos: Any,
+) -> None:
+    """Issue 17, item 9: least-recently-served drifted under load (counts 4 to 6)."""
+    store: Store = repos[0]
+    scan = ProblemScanResult("g0", 1, 10, 20, [], 0.5)
+    await store.problems.save_scan(scan, [_puzzle(i) for i in range(200)], 1.0)
+    served: list[str] = []
+
+    async def client(n: int) -> None:
+        for i in range(20):
+            view, _ = await store.problems.serve(None, None, 100.0 + n * 0.001 + i, 5)
+            served.append(view["id"])
+
+    await asyncio.gather(*(client(n) for n in range(50)))
+    counts = Counter(served)
+    assert len(served) == 1000 and len(counts) == 200
+    assert set(counts.values()) == {5}

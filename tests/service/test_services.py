@@ -3,6 +3,7 @@ problems, matches and robots. The services, the runtime and the event log are th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from pathlib import Path
@@ -16,7 +17,7 @@ from kibitz.domain import matches as rules
 from kibitz.domain.analysis import BUILTIN_PLUGINS
 from kibitz.domain.games import game_from_lichess, game_from_pgn, split_pgn
 from kibitz.domain.puzzles import GENERATOR_VERSION
-from kibitz.errors import EngineUnavailable, InvalidInput, NotFound
+from kibitz.errors import Conflict, EngineUnavailable, InvalidInput, NotFound
 from kibitz.events import (
     AnalysisCompleted,
     AnalysisProgress,
@@ -322,14 +323,24 @@ async def test_a_match_with_two_robots_plays_two_rounds_to_the_end(twin_factory:
             return rnd if rnd and rnd.number == n and rnd.status == status else None
 
         rnd = await until(lambda: current("responding"))
-        move = min(chess.Board(rnd.fen).legal_moves, key=lambda m: m.uci()).uci()
-        await matches.submit_response(twin.ctx, match_id, number, move, "it looks natural")
+        moves = sorted(m.uci() for m in chess.Board(rnd.fen).legal_moves)[:10]
+        # Ten different answers at once (issue 17, item 13): one is accepted, nine get 409.
+        answers = await asyncio.gather(
+            *(matches.submit_response(twin.ctx, match_id, number, m, "natural") for m in moves),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(a, dict) for a in answers) == 1
+        assert all(isinstance(a, Conflict) for a in answers if not isinstance(a, dict))
         rnd = await until(lambda: current("voting"))
         state = _match(twin, match_id)
         assert state is not None and len(rnd.responses) == 3  # the two robots answered too
         mine = rnd.letters[state.person]
-        other = next(letter for letter in rnd.letters.values() if letter != mine)
-        await matches.submit_vote(twin.ctx, match_id, number, other)
+        others = [letter for letter in rnd.letters.values() if letter != mine]
+        votes = await asyncio.gather(
+            *(matches.submit_vote(twin.ctx, match_id, number, o) for o in others * 3),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(v, dict) for v in votes) == 1
     final = await until(lambda: (m := _match(twin, match_id)) and m.status == "completed" and m)
     assert len(final.rounds) == 2 and all(r.status == "completed" for r in final.rounds)
     first, second = ({r["id"] for r in rnd.robots} for rnd in final.rounds)

@@ -52,6 +52,7 @@ class _State:
     tracked: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: dict[str, LiveGame] = field(default_factory=dict)
     commentary: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    submissions: set[tuple[str, int, str, str]] = field(default_factory=set)
     evals_cache: dict[str, dict[int, EngineEval]] = field(default_factory=dict)
     seq: count[int] = field(default_factory=count)
 
@@ -522,7 +523,12 @@ class MemoryProblems:
             raise NotFound(f"no puzzle {what} yet".replace("  ", " "))
         problem = min(
             candidates,
-            key=lambda p: (p["last_served_at"] is not None, p["last_served_at"] or 0, p["id"]),
+            key=lambda p: (
+                p["served_count"],
+                p["last_served_at"] is not None,
+                p["last_served_at"] or 0,
+                p["id"],
+            ),
         )
         problem["last_served_at"] = now + next(self.s.seq) * 1e-6  # strictly later each time
         problem["served_count"] += 1
@@ -565,6 +571,16 @@ class MemoryMatches:
         row = self.s.matches.setdefault(match_id, {"person": person, "events_applied": 0})
         row.update(state=state, status=status, updated_at=now)
         row["events_applied"] += 1
+
+    async def claim(self, match_id: str, number: int, participant: str, kind: str) -> bool:
+        key = (match_id, number, participant, kind)
+        if key in self.s.submissions:
+            return False
+        self.s.submissions.add(key)
+        return True
+
+    async def unclaim(self, match_id: str, number: int, participant: str, kind: str) -> None:
+        self.s.submissions.discard((match_id, number, participant, kind))
 
     async def positions(self, source: str, player: str | None, count: int) -> list[dict[str, Any]]:
         if source == "problems":

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import chess
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from kibitz.adapters.store_models import Game, MatchRow, MoveEval, Problem
+from kibitz.adapters.store_models import Game, MatchRow, MatchSubmission, MoveEval, Problem
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain.judgment import Judgment, judge_move, stored_score
 from kibitz.read.matches import _state
@@ -94,6 +94,27 @@ class SqlMatches:
             row.updated_at = at
 
         await self.store.run(write)
+
+    async def claim(self, match_id: str, number: int, participant: str, kind: str) -> bool:
+        statement = (
+            self.store.insert(MatchSubmission)
+            .values(match_id=match_id, round=number, participant=participant, kind=kind)
+            .on_conflict_do_nothing()
+            .returning(MatchSubmission.kind)
+        )
+        return await self.store.run(lambda s: s.execute(statement).scalar() is not None)
+
+    async def unclaim(self, match_id: str, number: int, participant: str, kind: str) -> None:
+        await self.store.run(
+            lambda s: s.execute(
+                delete(MatchSubmission).where(
+                    MatchSubmission.match_id == match_id,
+                    MatchSubmission.round == number,
+                    MatchSubmission.participant == participant,
+                    MatchSubmission.kind == kind,
+                )
+            )
+        )
 
     async def positions(self, source: str, player: str | None, count: int) -> list[dict[str, Any]]:
         return await self.store.read(lambda s: choose_positions(s, source, player, count))

@@ -40,7 +40,10 @@ def serve_next(
     session: Session, player: str | None, theme: str | None, now: datetime
 ) -> dict[str, Any]:
     """The least recently served matching puzzle (never served first), marked served in the
-    same transaction, so concurrent clients never get the same one.
+    same transaction, so concurrent clients never get the same one. Puzzles served fewer times
+    come first, so a pool is served round by round (each once, then each twice, …) however
+    many clients serve at once: timestamps taken by concurrent clients may reach the store out
+    of order, counts cannot (issue 17, item 9).
 
     PostgreSQL: `FOR UPDATE SKIP LOCKED` alone is not enough. A row locked and served by
     another transaction is still returned to one that read it before that commit (its WHERE
@@ -48,7 +51,7 @@ def serve_next(
     are read, then each is locked only if its `served_count` is still the one read: a puzzle
     served meanwhile fails that check and the next candidate is tried. SQLite has one writer
     at a time."""
-    order = (Problem.last_served_at.asc().nulls_first(), Problem.id)
+    order = (Problem.served_count, Problem.last_served_at.asc().nulls_first(), Problem.id)
     for _ in range(SERVE_ROUNDS):
         seen = session.execute(
             _filtered(select(Problem.id, Problem.served_count), player, theme)

@@ -327,6 +327,17 @@ class ProblemScan(Base):
     scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class MatchSubmission(Base):
+    """A participant's answer or vote in a round, claimed once: the second is refused (409)."""
+
+    __tablename__ = "match_submissions"
+
+    match_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # response | vote
+
+
 class MatchRow(Base):
     """A match's state as the fold of its events (`kibitz.domain.matches`)."""
 
@@ -370,4 +381,4 @@ Index("ix_games_white_played", Game.white_id, Game.played_at_ms)
 Index("ix_games_black_played", Game.black_id, Game.played_at_ms)
 # Puzzles in serving order (never served first, then least recently served); PostgreSQL's
 # index says NULLS FIRST (see migration 0004).
-Index("ix_problems_serving", Problem.last_served_at, Problem.id)
+Index("ix_problems_serving", Problem.served_count, Problem.last_served_at, Problem.id)

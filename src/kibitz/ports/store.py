@@ -266,6 +266,15 @@ class Matches(Protocol):
         self, match_id: str, person: str, status: str, state: dict[str, Any], now: float
     ) -> None: ...
 
+    async def claim(self, match_id: str, number: int, participant: str, kind: str) -> bool:
+        """Record that `participant` answered (`kind` "response") or voted ("vote") in the
+        round; False when they already had: of two at once, exactly one gets True."""
+        ...
+
+    async def unclaim(self, match_id: str, number: int, participant: str, kind: str) -> None:
+        """Take a claim back (its event could not be published)."""
+        ...
+
     async def positions(self, source: str, player: str | None, count: int) -> list[dict[str, Any]]:
         """Up to `count` positions with one strong move: puzzle starts ("problems", least
         served first) or the player's analysed mistakes and blunders ("games")."""

@@ -387,14 +387,27 @@ async def submit_response(
     move = _as_uci(current.fen, move)
     if not reason.strip():
         raise InvalidInput("reason: say in one line why")
-    await ctx.publisher.publish(
-        topics.MATCH_EVENTS,
-        ResponseSubmitted(
-            match_id=match_id, round=number, participant=state.person, move=move, reason=reason
-        ),
-        match_id,
+    answer = ResponseSubmitted(
+        match_id=match_id, round=number, participant=state.person, move=move, reason=reason
     )
+    await _submit_once(ctx, answer, "response", f"you already answered round {number}")
     return {"match": match_id, "round": number, "status": "accepted"}
+
+
+async def _submit_once(
+    ctx: Context, payload: ResponseSubmitted | VoteSubmitted, kind: str, refusal: str
+) -> None:
+    """Publish the person's answer or vote if it is their first in the round, claimed in the
+    store first: of two sent at once, one is accepted and the other gets 409 (issue 17,
+    item 13). A claim whose event cannot be published is taken back."""
+    matches = ctx.store.matches
+    if not await matches.claim(payload.match_id, payload.round, payload.participant, kind):
+        raise Conflict(refusal)
+    try:
+        await ctx.publisher.publish(topics.MATCH_EVENTS, payload, payload.match_id)
+    except BaseException:
+        await matches.unclaim(payload.match_id, payload.round, payload.participant, kind)
+        raise
 
 
 def _as_uci(fen: str, text: str) -> str:
@@ -421,11 +434,8 @@ async def submit_vote(ctx: Context, match_id: str, number: int, letter: str) -> 
         raise InvalidInput(
             f"identity: no answer under {letter!r}; vote for one of {', '.join(answered) or '-'}"
         )
-    await ctx.publisher.publish(
-        topics.MATCH_EVENTS,
-        VoteSubmitted(match_id=match_id, round=number, participant=state.person, letter=letter),
-        match_id,
-    )
+    vote = VoteSubmitted(match_id=match_id, round=number, participant=state.person, letter=letter)
+    await _submit_once(ctx, vote, "vote", f"you already voted in round {number}")
     return {"match": match_id, "round": number, "status": "accepted"}
 
 
