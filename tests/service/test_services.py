@@ -393,3 +393,27 @@ async def test_puzzles_for_every_game_queue_the_unanalysed_ones_first(twin_facto
     assert {twin.store.state.analyses[g]["status"] for g in ids} == {"queued"}
     queued = [p.game_id for _, p in await twin.events(topics.ANALYSIS_BATCH)]
     assert sorted(queued) == sorted(ids)
+
+
+class _StalledPublisher:
+    """A publisher whose log never answers (a stopped broker)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        await asyncio.Event().wait()
+
+
+async def test_serving_a_puzzle_never_waits_on_a_stalled_log(twin_factory: Any) -> None:
+    """Issue 17, item 8: with the broker stopped, /api/problems/random took 30 s, then 500."""
+    twin: Twin = await twin_factory(problems_min_unserved=50)
+    _seed_positions(twin)
+    problems._last_refill.clear()  # the debounce of an earlier test's requests
+    stalled = _StalledPublisher()
+    twin.ctx.publisher = stalled  # type: ignore[assignment]
+    async with asyncio.timeout(1.0):
+        view = await problems.serve(twin.ctx, theme="advantage")
+    assert view["id"] in twin.store.state.problems
+    await until(lambda: stalled.calls == 1)  # the pool-low request is on its way, apart

@@ -234,15 +234,31 @@ _last_refill: dict[str, float] = {}
 async def serve(
     ctx: Context, player: str | None = None, theme: str | None = None
 ) -> dict[str, Any]:
-    """Serve the next puzzle (see `serve_next`) and, when fewer than `problems_min_unserved`
-    never-served puzzles remain for the player, ask for more in the background."""
+    """Serve the next puzzle (the store's least recently served) and, when fewer than
+    `problems_min_unserved` never-served puzzles remain for the player, ask for more in the
+    background: serving never waits on the event log (a stalled broker held the answer for
+    30 s and then failed it, with the puzzle already marked served: issue 17, item 8)."""
     check_theme(theme)
     name = player.strip().lower() if player else None
     view, remaining = await ctx.store.problems.serve(
         name, theme, ctx.clock.now(), ctx.settings.problems_min_unserved
     )
-    await refill_if_low(ctx, player, remaining)
+    if remaining < ctx.settings.problems_min_unserved:
+        task = asyncio.create_task(_refill_in_background(ctx, player, remaining))
+        _refills.add(task)
+        task.add_done_callback(_refills.discard)
     return {k: v for k, v in view.items() if not k.startswith("_")}  # not the solution
+
+
+REFILL_TIMEOUT = 30.0  # a pool-low request that cannot be sent by then is dropped (logged)
+_refills: set[asyncio.Task[None]] = set()  # the background sends, kept until done
+
+
+async def _refill_in_background(ctx: Context, player: str | None, remaining: int) -> None:
+    try:
+        await asyncio.wait_for(refill_if_low(ctx, player, remaining), REFILL_TIMEOUT)
+    except Exception as exc:  # the scheduler asks again within a minute
+        log.warning("problems_refill_not_sent player=%s: %s", player or "all", exc)
 
 
 async def refill_if_low(ctx: Context, player: str | None, remaining: int) -> bool:
