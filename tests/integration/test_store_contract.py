@@ -21,7 +21,7 @@ from kibitz.domain.analysis import PlyEval
 from kibitz.domain.engine import EngineEval
 from kibitz.domain.games import game_from_lichess
 from kibitz.domain.judgment import Score
-from kibitz.errors import GameNotFound, NotFound
+from kibitz.errors import Conflict, GameNotFound, NotFound
 from kibitz.ports import EvalCache
 from kibitz.ports.store import PhaseResult, ProblemScanResult, ScalePolicy, Store, StoredPuzzle
 from tests.fakes.lichess import BASE_TIME_MS, random_game
@@ -113,11 +113,9 @@ async def test_an_analysis_lease_is_held_until_it_expires_and_attempts_end_in_fa
 
     assert await claim("c", 200.0) == "taken"
     evals = [PlyEval(score=Score(cp=10)) for _ in record.moves_uci]
-    await store.analyses.store_phase(
-        record.id,
-        PhaseResult("deep", evals, None, 2, "engine", {"p": (1, {"x": 1})}, True, "ev1"),
-        201.0,
-    )
+    result = PhaseResult("deep", evals, None, 2, "engine", {"p": (1, {"x": 1})}, True, "ev1")
+    assert not await store.analyses.store_phase(record.id, "b", result, 201.0)  # not b's
+    assert await store.analyses.store_phase(record.id, "c", result, 201.0)
     assert await claim("d", 202.0) == "done"
     assert await store.analyses.pending_completion(record.id) == ("ev1", "engine")
     await store.analyses.completion_published(record.id, "ev1")
@@ -256,3 +254,25 @@ async def test_a_thousand_serves_of_two_hundred_puzzles_by_fifty_clients_serve_e
     counts = Counter(served)
     assert len(served) == 1000 and len(counts) == 200
     assert set(counts.values()) == {5}
+
+
+async def test_a_queued_or_running_analysis_is_cancelled_and_its_worker_loses_the_lease(
+    repos: Any,
+) -> None:
+    """Issue 17, item 7: there was no way to cancel an analysis."""
+    store: Store = repos[0]
+    first, second = _records(2, seed=3)
+    await store.games.store_games([(first, None, None), (second, None, None)], 0.0)
+    with pytest.raises(Conflict):
+        await store.analyses.cancel(first.id)  # nothing queued
+    await store.analyses.request(first.id, "batch", force=False, now=1.0)
+    assert await store.analyses.cancel(first.id) == "queued"
+    claim = {"force": False, "lease_seconds": 20, "nodes": (1, 2), "engine": "sf"}
+    assert await store.analyses.claim(first.id, "w", "batch", now=2.0, **claim) == "cancelled"
+    await store.analyses.request(second.id, "batch", force=False, now=1.0)
+    assert await store.analyses.claim(second.id, "w", "batch", now=2.0, **claim) == "taken"
+    assert await store.analyses.renew(second.id, "w", 30.0)
+    assert await store.analyses.cancel(second.id) == "running"
+    assert not await store.analyses.renew(second.id, "w", 40.0)  # the worker learns it here
+    again = await store.analyses.request(first.id, "interactive", force=False, now=3.0)
+    assert again["status"] == "queued"  # asked again: it runs

@@ -417,3 +417,46 @@ async def test_serving_a_puzzle_never_waits_on_a_stalled_log(twin_factory: Any) 
         view = await problems.serve(twin.ctx, theme="advantage")
     assert view["id"] in twin.store.state.problems
     await until(lambda: stalled.calls == 1)  # the pool-low request is on its way, apart
+
+
+class _SlowEngine:
+    """The recorded engine, a little slower: a job runs long enough to be cancelled."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name = inner, inner.name
+
+    async def analyse(self, board: chess.Board, nodes: int, priority: Any = 0) -> Any:
+        await asyncio.sleep(0.05)
+        return await self.inner.analyse(board, nodes, priority)
+
+    async def analyse_lines(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.inner.analyse_lines(*args, **kwargs)
+
+
+async def test_a_running_analysis_cancelled_stops_and_writes_nothing_more(
+    twin_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17, item 7: a queued or running analysis could not be cancelled."""
+    monkeypatch.setattr(analysis, "RENEW_EVERY", 0.05)
+    twin: Twin = await twin_factory(engines=1)
+    twin.ctx.evaluator.attach(_SlowEngine(twin.engine))
+    game_id, other = await _stored(twin, *_games("Bo", 2, seed=11))
+    await twin.start("analysis")
+    with pytest.raises(Conflict):
+        await analysis.cancel_analysis(twin.ctx, game_id)  # nothing queued yet
+    await request_analysis(twin.ctx, game_id, "interactive")
+    await until(lambda: twin.store.state.analyses[game_id]["status"] == "running")
+    cancelled = await analysis.cancel_analysis(twin.ctx, game_id)
+    assert cancelled == {"game_id": game_id, "status": "cancelled", "was": "running"}
+    await until(lambda: game_id not in twin.component("analysis").running)  # it stopped
+    searches = twin.engine.searches
+    await asyncio.sleep(0.3)
+    assert twin.engine.searches == searches  # no search after it stopped
+    assert twin.store.state.analyses[game_id]["status"] == "cancelled"
+    assert (game_id, "deep") not in twin.store.state.evals
+    await request_analysis(twin.ctx, other, "batch")
+    await analysis.cancel_analysis(twin.ctx, other)  # queued: skipped when it comes
+    again = await request_analysis(twin.ctx, game_id, "interactive")  # asked again: it runs
+    assert again["status"] == "queued"
+    await until(lambda: twin.store.state.analyses[game_id]["status"] == "done")
+    assert twin.store.state.analyses[other]["status"] == "cancelled"

@@ -18,7 +18,7 @@ from kibitz.domain.engine import EngineEval
 from kibitz.domain.games import GameRecord, content_id
 from kibitz.domain.judgment import Judgment, judge_move, stored_score
 from kibitz.domain.robots import PERSONALITIES
-from kibitz.errors import GameNotFound, NotFound
+from kibitz.errors import Conflict, GameNotFound, NotFound
 from kibitz.ports.store import (
     AnalysisJob,
     Claim,
@@ -299,7 +299,9 @@ class MemoryAnalyses:
         row = self.s.analyses.get(game_id)
         if row is None:
             row = self.s.analyses[game_id] = _new_analysis(game_id, priority=priority)
-        elif row["status"] in ("done", "failed") and (force or row["status"] == "failed"):
+        elif row["status"] in ("done", "failed", "cancelled") and (
+            force or row["status"] != "done"
+        ):
             row.update(status="queued", phase="quick", error=None, attempts=0, positions_done=0)
             row["priority"] = priority
         elif priority == "interactive":
@@ -353,8 +355,8 @@ class MemoryAnalyses:
         engine: str,
     ) -> Claim:
         row = self.s.analyses.setdefault(game_id, _new_analysis(game_id, priority=priority))
-        if row["status"] == "done" and not force:
-            return "done"
+        if row["status"] in ("done", "cancelled") and not force:
+            return str(row["status"])
         if row["lease_owner"] not in (None, owner) and row["lease_until"] > now:
             return str(row["lease_owner"])
         row.update(lease_owner=owner, lease_until=now + lease_seconds)
@@ -378,17 +380,33 @@ class MemoryAnalyses:
         row.update(lease_owner=None, lease_until=0.0)
         return row["status"], row["source"] or "engine"
 
-    async def renew(self, game_id: str, owner: str, until: float) -> None:
+    async def renew(self, game_id: str, owner: str, until: float) -> bool:
         row = self.s.analyses.get(game_id)
-        if row is not None and row["lease_owner"] == owner:
-            row["lease_until"] = until
+        if row is None or row["lease_owner"] != owner:
+            return False
+        row["lease_until"] = until
+        return True
+
+    async def cancel(self, game_id: str) -> str:
+        if game_id not in self.s.games:
+            raise GameNotFound(f"no game {game_id!r}")
+        row = self.s.analyses.get(game_id)
+        if row is None or row["status"] not in ("queued", "running"):
+            status = row["status"] if row is not None else "none"
+            raise Conflict(f"nothing to cancel: the analysis of {game_id} is {status}")
+        was = row["status"]
+        row.update(status="cancelled", error="cancelled by request", lease_owner=None)
+        row["lease_until"] = 0.0
+        return str(was)
 
     async def progress(self, game_id: str, owner: str, phase: str, done: int, total: int) -> None:
         row = self.s.analyses.get(game_id)
         if row is not None and row["lease_owner"] == owner:
             row.update(phase=phase, positions_done=done, positions_total=total)
 
-    async def store_phase(self, game_id: str, result: PhaseResult, now: float) -> None:
+    async def store_phase(self, game_id: str, owner: str, result: PhaseResult, now: float) -> bool:
+        if self.s.analyses.get(game_id, {}).get("lease_owner") != owner:
+            return False
         self.s.evals[(game_id, result.phase)] = list(result.evals)
         self.s.results[game_id] = {
             (name, version): (result.phase, value)
@@ -403,6 +421,7 @@ class MemoryAnalyses:
             row["completion_event_id"] = result.completion_event_id
         else:
             row.update(phase="deep", positions_done=0)
+        return True
 
     async def pending_completion(self, game_id: str) -> tuple[str, str] | None:
         row = self.s.analyses.get(game_id)

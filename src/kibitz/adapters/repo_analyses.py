@@ -14,7 +14,7 @@ from kibitz.adapters.store_models import Analysis, Game, MoveEval, PluginResult
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain.analysis import GameInput, PlyEval
 from kibitz.domain.judgment import stored_score
-from kibitz.errors import GameNotFound
+from kibitz.errors import Conflict, GameNotFound
 from kibitz.ports.store import AnalysisJob, Claim, PhaseResult
 
 
@@ -52,7 +52,7 @@ class SqlAnalyses:
             if row is None:
                 row = Analysis(game_id=game_id, status="queued", phase="quick", priority=priority)
                 session.add(row)
-            elif row.status in ("done", "failed") and (force or row.status == "failed"):
+            elif row.status in ("done", "failed", "cancelled") and (force or row.status != "done"):
                 row.status, row.phase, row.error, row.attempts = "queued", "quick", None, 0
                 row.positions_done = 0
                 row.priority = priority
@@ -131,8 +131,8 @@ class SqlAnalyses:
             if row is None:
                 row = Analysis(game_id=game_id, priority=priority)
                 session.add(row)
-            if row.status == "done" and not force:
-                return "done"
+            if row.status in ("done", "cancelled") and not force:
+                return "done" if row.status == "done" else "cancelled"
             held = lease_sql.holder(row, owner, now)
             if held is not None:
                 return held
@@ -163,14 +163,29 @@ class SqlAnalyses:
 
         return await self.store.run(write)
 
-    async def renew(self, game_id: str, owner: str, until: float) -> None:
-        await self.store.run(
-            lambda s: s.execute(
-                update(Analysis)
-                .where(Analysis.game_id == game_id, Analysis.lease_owner == owner)
-                .values(lease_until=until)
-            )
+    async def renew(self, game_id: str, owner: str, until: float) -> bool:
+        statement = (
+            update(Analysis)
+            .where(Analysis.game_id == game_id, Analysis.lease_owner == owner)
+            .values(lease_until=until)
+            .returning(Analysis.game_id)
         )
+        return await self.store.run(lambda s: s.execute(statement).scalar() is not None)
+
+    async def cancel(self, game_id: str) -> str:
+        def write(session: Session) -> str:
+            if session.get(Game, game_id) is None:
+                raise GameNotFound(f"no game {game_id!r}")
+            row = session.get(Analysis, game_id, with_for_update=not self.store.is_sqlite)
+            if row is None or row.status not in ("queued", "running"):
+                status = row.status if row is not None else "none"
+                raise Conflict(f"nothing to cancel: the analysis of {game_id} is {status}")
+            was = row.status
+            row.status, row.error = "cancelled", "cancelled by request"
+            lease_sql.give_back(row)
+            return was
+
+        return await self.store.run(write)
 
     async def progress(self, game_id: str, owner: str, phase: str, done: int, total: int) -> None:
         await self.store.run(
@@ -181,11 +196,14 @@ class SqlAnalyses:
             )
         )
 
-    async def store_phase(self, game_id: str, result: PhaseResult, now: float) -> None:
+    async def store_phase(self, game_id: str, owner: str, result: PhaseResult, now: float) -> bool:
         at = datetime.fromtimestamp(now, UTC)
         store, phase, evals, cached = self.store, result.phase, result.evals, result.cached
 
-        def write(session: Session) -> None:
+        def write(session: Session) -> bool:
+            row = session.get(Analysis, game_id, with_for_update=not store.is_sqlite)
+            if row is None or row.lease_owner != owner:
+                return False
             session.execute(
                 delete(MoveEval).where(MoveEval.game_id == game_id, MoveEval.phase == phase)
             )
@@ -222,8 +240,6 @@ class SqlAnalyses:
                     for name, (version, value) in result.results.items()
                 ],
             )
-            row = session.get(Analysis, game_id)
-            assert row is not None
             row.source = result.source
             row.positions_total = len(evals) + 1
             row.positions_done = row.positions_total
@@ -238,8 +254,9 @@ class SqlAnalyses:
             else:
                 row.phase = "deep"
                 row.positions_done = 0  # the deep pass's own count follows at once
+            return True
 
-        await store.run(write)
+        return await store.run(write)
 
     async def pending_completion(self, game_id: str) -> tuple[str, str] | None:
         def read(session: Session) -> tuple[str, str] | None:

@@ -41,6 +41,12 @@ async def request_game_analysis(
     return {**view, "url": f"/api/games/{game_id}/analysis"}
 
 
+@router.delete("/games/{game_id}/analysis", response_model=models.AnalysisCancelled)
+async def cancel_game_analysis(game_id: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+    """Cancel the game's queued or running analysis (409 when there is none to cancel)."""
+    return await analysis.cancel_analysis(ctx, game_id)
+
+
 @router.get("/games/{game_id}/analysis", response_model=models.AnalysisView)
 async def get_game_analysis(game_id: str, read: Reader = Depends(reader)) -> dict[str, Any]:
     """Status, phase, progress (of the current phase) and every plugin's result."""

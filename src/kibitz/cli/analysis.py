@@ -30,6 +30,9 @@ def analyze(
         bool, typer.Option("--batch", help="Queue in the batch lane (default: interactive).")
     ] = False,
     force: Annotated[bool, typer.Option(help="Analyse again games already analysed.")] = False,
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="Cancel the games' queued or running analyses.")
+    ] = False,
 ) -> None:
     """Analyse games with Stockfish: a quick pass, then a deep pass, then the plugins."""
     from kibitz.runtime.bootstrap import bootstrap
@@ -37,6 +40,9 @@ def analyze(
 
     if bool(game_ids) == bool(player):
         raise _fail("give game ids or --player USERNAME (one of the two)")
+    if cancel:
+        _cancel(game_ids or [], player)
+        return
     if force and player:
         raise _fail("--force applies to game ids; --player queues games not analysed yet")
     settings = _settings()
@@ -74,6 +80,28 @@ def analyze(
         console.print(f"  {game_id}: {why}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _cancel(game_ids: list[str], player: str | None) -> None:
+    """`kibitz analyze GAME… --cancel`: each game's queued or running analysis is cancelled."""
+    from kibitz.runtime.bootstrap import bootstrap
+    from kibitz.services.analysis import cancel_analysis
+
+    if player:
+        raise _fail("--cancel takes game ids")
+    settings = _settings()
+    settings.demo = False
+
+    async def main() -> list[dict[str, Any]]:
+        container = bootstrap(settings)
+        await container.start([])
+        try:
+            return [await cancel_analysis(container.ctx, g) for g in dict.fromkeys(game_ids)]
+        finally:
+            await container.close()
+
+    for done in _run(main):
+        console.print(f"{done['game_id']}: cancelled (it was {done['was']})", highlight=False)
 
 
 async def _analysis_ids(container: Any, player: str) -> list[str]:

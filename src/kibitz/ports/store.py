@@ -44,7 +44,7 @@ class PhaseResult:
     completion_event_id: str | None  # with `final`: the id its completion event will carry
 
 
-Claim = Literal["taken", "done"] | str  # or the live holder's name
+Claim = Literal["taken", "done", "cancelled"] | str  # or the live holder's name
 
 
 class Analyses(Protocol):
@@ -52,6 +52,12 @@ class Analyses(Protocol):
         self, game_id: str, priority: str, *, force: bool, now: float
     ) -> dict[str, Any]:
         """Queue (or requeue, or move ahead) the game's analysis; GameNotFound."""
+        ...
+
+    async def cancel(self, game_id: str) -> str:
+        """Cancel a queued or running analysis (its lease is taken back: a worker running it
+        stops at its next renewal); returns the status it had. GameNotFound; Conflict when
+        there is nothing to cancel."""
         ...
 
     async def queue_player(self, player_id: str | None, priority: str) -> list[str] | None:
@@ -74,7 +80,8 @@ class Analyses(Protocol):
         engine: str,
     ) -> Claim:
         """Lease the job to `owner` and mark it running ("taken"); "done" when another run
-        finished it (unless `force`); else the name of the live holder of the lease."""
+        finished it and "cancelled" when it was cancelled (unless `force`); else the name of
+        the live holder of the lease."""
         ...
 
     async def release(
@@ -84,15 +91,18 @@ class Analyses(Protocol):
         `owner` no longer holds it."""
         ...
 
-    async def renew(self, game_id: str, owner: str, until: float) -> None: ...
+    async def renew(self, game_id: str, owner: str, until: float) -> bool:
+        """Extend `owner`'s lease; False when it no longer holds it (the job was cancelled)."""
+        ...
 
     async def progress(
         self, game_id: str, owner: str, phase: str, done: int, total: int
     ) -> None: ...
 
-    async def store_phase(self, game_id: str, result: PhaseResult, now: float) -> None:
+    async def store_phase(self, game_id: str, owner: str, result: PhaseResult, now: float) -> bool:
         """Replace the phase's evaluations and every plugin result; on `final` the job is done
-        and its lease released."""
+        and its lease released. False (nothing written) when `owner` no longer holds the
+        lease: the job was cancelled or taken over."""
         ...
 
     async def pending_completion(self, game_id: str) -> tuple[str, str] | None:

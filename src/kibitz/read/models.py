@@ -107,6 +107,12 @@ class AnalysisQueued(View):
     url: str
 
 
+class AnalysisCancelled(View):
+    game_id: str
+    status: Literal["cancelled"]
+    was: str = Field(description="queued or running")
+
+
 class PlayerAnalysisQueued(View):
     username: str
     queued: int
@@ -128,7 +134,7 @@ class MoveEvalView(View):
 
 class AnalysisView(View):
     game_id: str
-    status: str = Field(description="none, queued, running, done or failed")
+    status: str = Field(description="none, queued, running, done, failed or cancelled")
     phase: str | None
     progress: float = Field(description="of the current phase, 0 to 1")
     priority: str | None = None

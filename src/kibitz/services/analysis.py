@@ -54,9 +54,14 @@ log = logging.getLogger("kibitz.analysis")
 LANES = ("interactive", "batch")
 PHASES = ("quick", "deep")
 LEASE_SECONDS = 20.0
+RENEW_EVERY = LEASE_SECONDS / 4  # and a cancelled job stops within this many seconds
 # Progress updates: often for a user watching, rarely for batch work nobody watches.
 PROGRESS_EVERY_SECONDS = {"interactive": 0.25, "batch": 2.0}
 RETRY = RetryPolicy(max_attempts=6, base_delay=2.0, max_delay=60.0)
+
+
+class JobCancelled(Exception):
+    """The job's lease was taken back while it ran: stop, write nothing more."""
 
 
 class JobBusy(KibitzError):
@@ -106,6 +111,15 @@ async def request_player_analysis(
             topic_for(priority), [(AnalysisRequested(game_id=g, priority=priority), g) for g in ids]
         )
     return len(ids)
+
+
+async def cancel_analysis(ctx: Context, game_id: str) -> dict[str, Any]:
+    """Cancel a queued or running analysis: a queued request is skipped when it comes, a
+    running job stops within `RENEW_EVERY` seconds and writes nothing more. Asking for the
+    analysis again runs it. GameNotFound; Conflict when there is nothing to cancel."""
+    was = await ctx.store.analyses.cancel(game_id)
+    log.info("analysis_cancel_requested game=%s was=%s", game_id, was)
+    return {"game_id": game_id, "status": "cancelled", "was": was}
 
 
 # --- the worker ------------------------------------------------------------------------------
@@ -174,35 +188,57 @@ class AnalysisWorker:
             nodes=(self.nodes["quick"], self.nodes["deep"]),
             engine=self.ctx.evaluator.name,
         )
-        if claimed == "done":
+        if claimed in ("done", "cancelled"):
             return
         if claimed != "taken":
             raise JobBusy(f"analysis of {game_id} is running on {claimed}")
-        renew = asyncio.create_task(self._renew_lease(game_id))
+        run = asyncio.create_task(self._run(job, data))
+        renew = asyncio.create_task(self._renew_lease(game_id, run))
         try:
-            await self._run(job, data)
+            await run
+        except JobCancelled:
+            log.info("analysis_cancelled game=%s", game_id)  # by request: nothing to retry
+            return
+        except asyncio.CancelledError:
+            if renew.done() and not renew.cancelled() and renew.result():
+                log.info("analysis_cancelled game=%s", game_id)  # by request: nothing to retry
+                return
+            await self._give_back(game_id, asyncio.CancelledError())
+            raise
         except BaseException as exc:
-            reason = (
-                f"timed out after {self.ctx.settings.analysis_timeout:g} s"
-                if isinstance(exc, asyncio.CancelledError)
-                else f"{type(exc).__name__}: {exc}"
-            )
-            with contextlib.suppress(Exception):
-                released = await asyncio.shield(
-                    analyses.release(game_id, self.owner, reason, self.max_attempts)
-                )
-                if released is not None and released[0] == "failed":
-                    metrics.ANALYSES_FINISHED.labels("failed", released[1]).inc()
+            await self._give_back(game_id, exc)
             raise
         finally:
             renew.cancel()
+            run.cancel()
 
-    async def _renew_lease(self, game_id: str) -> None:
+    async def _give_back(self, game_id: str, exc: BaseException) -> None:
+        """A failed or timed-out run gives the job back (queued for a retry, or failed)."""
+        reason = (
+            f"timed out after {self.ctx.settings.analysis_timeout:g} s"
+            if isinstance(exc, asyncio.CancelledError)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        with contextlib.suppress(Exception):
+            released = await asyncio.shield(
+                self.ctx.store.analyses.release(game_id, self.owner, reason, self.max_attempts)
+            )
+            if released is not None and released[0] == "failed":
+                metrics.ANALYSES_FINISHED.labels("failed", released[1]).inc()
+
+    async def _renew_lease(self, game_id: str, run: asyncio.Task[None]) -> bool:
+        """Keep the lease while `run` works; when the lease was taken back (the job was
+        cancelled), stop `run` and return True."""
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 4)
-            with contextlib.suppress(Exception):
+            await asyncio.sleep(RENEW_EVERY)
+            try:
                 until = self.ctx.clock.now() + LEASE_SECONDS
-                await self.ctx.store.analyses.renew(game_id, self.owner, until)
+                held = await self.ctx.store.analyses.renew(game_id, self.owner, until)
+            except Exception:
+                continue  # the store is away: the next renewal tries again
+            if not held:
+                run.cancel()
+                return True
 
     async def _run(self, job: _Job, data: AnalysisJob) -> None:
         base = data.game
@@ -318,8 +354,9 @@ class AnalysisWorker:
     ) -> None:
         game = GameInput(**{**base.__dict__, "evals": evals})
         game_id = job.game_id
-        await self.ctx.store.analyses.store_phase(
+        stored = await self.ctx.store.analyses.store_phase(
             game_id,
+            self.owner,
             PhaseResult(
                 phase=phase,
                 evals=evals,
@@ -332,6 +369,8 @@ class AnalysisWorker:
             ),
             self.ctx.clock.now(),
         )
+        if not stored:
+            raise JobCancelled(f"the analysis of {game_id} was cancelled or taken over")
         await self.ctx.publisher.publish(
             topics.ANALYSIS_PROGRESS,
             AnalysisProgress(
@@ -432,5 +471,6 @@ def build(ctx: Context) -> Service:
             handler_timeout=ctx.settings.analysis_timeout,
         ),
         record_event_ids=False,  # idempotent by the job's state and natural keys
+        component=worker,
         description="Stockfish analysis in two lanes and two phases; plugins on the evaluations",
     )
