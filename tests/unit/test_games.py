@@ -70,3 +70,16 @@ def test_pgn_eval_and_clock_comments_are_kept() -> None:
     assert record.clocks_cs is not None and record.clocks_cs[:2] == [18000, 17800]
     assert record.pgn_evals is not None and record.pgn_evals[0] == {"cp": 18}
     assert "[%eval 0.18]" in (record.pgn or "")
+
+
+def test_a_pgn_without_opening_tags_is_named_from_its_moves() -> None:
+    """Issue 17, item 5: such a game showed no opening at all."""
+    from kibitz.domain.games import game_from_pgn
+
+    plain = '[White "A"]\n[Black "B"]\n[Result "*"]\n\n1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 Nf6 *\n'
+    record = game_from_pgn(plain)
+    assert (record.opening_name, record.opening_ply) == ("Ruy Lopez: Morphy Defense", 6)
+    tagged = plain.replace('[Result "*"]', '[Result "*"]\n[Opening "Spanish Game"]')
+    assert game_from_pgn(tagged).opening_name == "Spanish Game"  # the tag wins
+    odd = game_from_pgn('[Result "*"]\n\n1. a3 h6 2. h3 a6 *\n')
+    assert odd.opening_name is None

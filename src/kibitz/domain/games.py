@@ -16,6 +16,7 @@ import chess
 import chess.pgn
 
 from kibitz.domain.errors import InvalidPgn
+from kibitz.domain.openings import opening_of
 
 logging.getLogger("chess.pgn").setLevel(logging.CRITICAL)  # we report errors ourselves
 
@@ -426,6 +427,8 @@ def game_from_pgn(text: str) -> GameRecord:
         if a.isdigit() and b.isdigit():
             initial, increment = int(a), int(b)
     result = headers.get("Result", "*")
+    # Without ECO/Opening tags the opening is named from the moves, as the commentary does.
+    named = None if headers.get("Opening") else opening_of(ucis, initial_fen)
     return check_record(
         GameRecord(
             id=pgn_game_id(headers, ucis),
@@ -441,7 +444,8 @@ def game_from_pgn(text: str) -> GameRecord:
             status=headers.get("Termination"),
             winner={"1-0": "white", "0-1": "black"}.get(result),
             opening_eco=headers.get("ECO"),
-            opening_name=headers.get("Opening"),
+            opening_name=headers.get("Opening") or (named[0] if named else None),
+            opening_ply=named[1] if named else None,
             clock_initial=initial,
             clock_increment=increment,
             clocks_cs=clocks if clocks and len(clocks) == len(ucis) else None,

@@ -6,6 +6,7 @@ defining moves, as any opening manual gives them); not an exhaustive ECO classif
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 import chess
@@ -101,3 +102,19 @@ def _table() -> dict[str, str]:
 def opening_at(board: chess.Board) -> str | None:
     """The opening whose defining position `board` is, or None."""
     return _table().get(_key(board))
+
+
+def opening_of(
+    moves_uci: Sequence[str], initial_fen: str | None = None, within: int = 30
+) -> tuple[str, int] | None:
+    """The last named opening the game's first `within` plies pass through, with its ply: what
+    a PGN without ECO/Opening tags is called (None from another start position)."""
+    if initial_fen is not None and initial_fen != chess.STARTING_FEN:
+        return None
+    board, found = chess.Board(), None
+    for ply, uci in enumerate(moves_uci[:within], start=1):
+        board.push_uci(uci)
+        name = opening_at(board)
+        if name is not None:
+            found = (name, ply)
+    return found
