@@ -294,6 +294,7 @@ async def test_concurrent_clients_on_postgresql_never_get_one_puzzle_twice(
             assert len(set(ids)) == 200, "a puzzle was served twice while others remained"
             assert set(ids) == {f"t{i:03d}-32" for i in range(200)}  # the never-served ones
             assert all("_solution_san" not in a.json() for a in answers)
+            assert {a.json()["rating_kind"] for a in answers} == {"estimate"}  # item 12
             later = [(await client.get("/api/problems/random")).json()["id"] for _ in range(5)]
             assert later == [f"t{i:03d}-32" for i in range(200, 205)]  # then oldest first
     finally:

@@ -268,7 +268,11 @@ class PuzzleView(View):
     solver: str
     kind: str
     themes: list[str]
-    rating: int
+    rating: int = Field(description="an estimate of the difficulty (see rating_kind)")
+    rating_kind: Literal["estimate"] = Field(
+        description="estimate: computed once from the solution's length and themes; it does "
+        "not change with solvers' results"
+    )
     game: PuzzleGame
     served_count: int
     attempts: int

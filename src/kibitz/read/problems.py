@@ -88,6 +88,9 @@ def problem_view(session: Session, problem: Problem) -> dict[str, Any]:
         "kind": problem.kind,
         "themes": list(problem.themes),
         "rating": problem.rating,
+        # A fixed estimate from the solution's length and themes (`domain.puzzles.difficulty`),
+        # not a rating earned by solving: say so wherever it is shown (issue 17, item 12).
+        "rating_kind": "estimate",
         "game": {
             "id": problem.game_id,
             "ply": problem.ply,

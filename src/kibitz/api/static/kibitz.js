@@ -369,7 +369,7 @@ function initTrainer() {
     buildGrid(); draw();
     turn.textContent = `${p.blunder.san} was just played. Find the best move for ${p.solver}.`;
     say("");
-    meta.textContent = `${p.themes.join(", ")} · rating ≈ ${p.rating} · ${p.game.white || "?"} – ${p.game.black || "?"}`;
+    meta.textContent = `${p.themes.join(", ")} · estimated rating ${p.rating} · ${p.game.white || "?"} – ${p.game.black || "?"}`;
     source.href = p.game.url; source.hidden = false;
     root.dataset.loaded = p.id;
     busy = true;
