@@ -460,3 +460,21 @@ async def test_a_running_analysis_cancelled_stops_and_writes_nothing_more(
     assert again["status"] == "queued"
     await until(lambda: twin.store.state.analyses[game_id]["status"] == "done")
     assert twin.store.state.analyses[other]["status"] == "cancelled"
+
+
+async def test_a_sync_paused_by_a_429_says_why_and_when_it_resumes(twin_factory: Any) -> None:
+    """Issue 17, item 4: during the pause the sync said only "running" for a minute."""
+    twin: Twin = await twin_factory()
+    twin.lichess.add_games("Dee", _games("Dee", 3, seed=21))
+    twin.lichess.rate_limit_until = 1_900_000_000.0  # 2030-03-17 17:46:40 UTC
+    twin.lichess.hold = asyncio.Event()
+    await twin.start("ingest", "store")
+    sync_id = await ingest.request_sync(twin.ctx, "Dee")
+    waiting = await until(lambda: (v := twin.store.syncs.view(sync_id))["notice"] and v)
+    assert waiting["status"] == "running"
+    assert waiting["notice"] == (
+        "Lichess asked kibitz to slow down (HTTP 429); resuming at 17:46:40 UTC"
+    )
+    twin.lichess.hold.set()
+    done = await until(lambda: (v := twin.store.syncs.view(sync_id))["status"] == "done" and v)
+    assert done["notice"] is None and done["games_stored"] == 3

@@ -3,11 +3,12 @@ memory, in Lichess's NDJSON shapes; a stream can be told to drop after some line
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from kibitz.errors import LichessUserNotFound, UpstreamUnavailable
+from kibitz.errors import LichessRateLimited, LichessUserNotFound, UpstreamUnavailable
 
 
 class ScriptedLichess:
@@ -15,6 +16,8 @@ class ScriptedLichess:
         self.exports: dict[str, list[str]] = {}  # username (lower) → NDJSON lines, oldest first
         self.drop_after: int | None = None  # the next export stream breaks after this many lines
         self.requests: list[dict[str, Any]] = []
+        self.rate_limit_until: float | None = None  # the next export answers 429 (once)
+        self.hold: asyncio.Event | None = None  # exports wait for it after a 429
         self.playing: dict[str, str] = {}
         self.live: dict[str, list[dict[str, Any]]] = {}
 
@@ -33,6 +36,11 @@ class ScriptedLichess:
         max_games: int | None = None,
     ) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
         self.requests.append({"username": username, "since": since_ms, "max": max_games})
+        if self.rate_limit_until is not None:
+            until, self.rate_limit_until = self.rate_limit_until, None
+            raise LichessRateLimited("Lichess answered 429", resumes_at=until)
+        if self.hold is not None:
+            await self.hold.wait()
         lines = self.exports.get(username.lower())
         if lines is None:
             raise LichessUserNotFound(f"Lichess has no user {username!r}")

@@ -155,6 +155,7 @@ def _new_sync(sync_id: str, kind: str, **values: Any) -> dict[str, Any]:
         "games_rejected": 0,
         "rejected": [],
         "error": None,
+        "notice": None,
         "created_at": None,
         "finished_at": None,
         **values,
@@ -228,11 +229,12 @@ class MemorySyncs:
         status: str,
         error: str | None,
         now: float,
+        notice: str | None = None,
     ) -> None:
         sync = self.s.syncs.get(sync_id)
         if sync is None:
             return
-        sync.update(games_received=received, status=status, error=error)
+        sync.update(games_received=received, status=status, error=error, notice=notice)
         if status in ("streamed", "failed"):
             sync["finished_at"] = now
             if status == "streamed" and player_id in self.s.players:

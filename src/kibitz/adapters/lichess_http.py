@@ -113,8 +113,9 @@ class RequestGate:
         if lock is not None and lock.holder == self.holder:
             lease_sql.give_back(lock)
 
-    async def rate_limited(self) -> None:
-        """Record a 429: nobody in the deployment calls Lichess for the next 60 s."""
+    async def rate_limited(self) -> float:
+        """Record a 429: nobody in the deployment calls Lichess for the next 60 s; returns
+        when requests resume."""
         LICHESS_429.inc()
         until = self.clock.now() + RATE_LIMIT_PAUSE
 
@@ -124,6 +125,7 @@ class RequestGate:
 
         await self.store.run(pause)
         log.warning("lichess_rate_limited pause_seconds=%.0f", RATE_LIMIT_PAUSE)
+        return until
 
     async def paused_until(self) -> float:
         row = await self.store.read(
@@ -274,8 +276,10 @@ class LichessClient:
             what = username if username.startswith("game ") else f"user {username!r}"
             raise LichessUserNotFound(f"Lichess has no {what}")
         if response.status_code == 429:
-            await self.gate.rate_limited()
-            raise LichessRateLimited("Lichess answered 429: pausing all requests for 60 s")
+            until = await self.gate.rate_limited()
+            raise LichessRateLimited(
+                "Lichess answered 429: pausing all requests for 60 s", resumes_at=until
+            )
         raise UpstreamUnavailable(f"Lichess answered HTTP {response.status_code}")
 
 

@@ -328,6 +328,7 @@ class SqlSyncs:
         status: str,
         error: str | None,
         now: float,
+        notice: str | None = None,
     ) -> None:
         def write(session: Session) -> None:
             sync = session.get(Sync, sync_id)
@@ -336,6 +337,7 @@ class SqlSyncs:
             sync.games_received = received
             sync.status = status
             sync.error = error
+            sync.notice = notice[:300] if notice else None
             if status in ("streamed", "failed"):
                 sync.finished_at = _at(now)
                 player = session.get(Player, player_id)

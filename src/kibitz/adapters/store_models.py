@@ -95,6 +95,7 @@ class Sync(Base):
     games_rejected: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[list[Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    notice: Mapped[str | None] = mapped_column(String(300))  # what a running sync waits for
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

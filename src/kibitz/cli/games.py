@@ -41,11 +41,12 @@ async def _follow_sync(container: Any, sync_id: str, label: str) -> dict[str, An
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[stored]} stored · {task.fields[rate]:.1f} games/s"),
+        TextColumn("[yellow]{task.fields[notice]}"),
         TimeElapsedColumn(),
         console=err,
         transient=False,
     ) as progress:
-        task = progress.add_task(label, total=None, stored=0, rate=0.0)
+        task = progress.add_task(label, total=None, stored=0, rate=0.0, notice="")
         while True:
             view = await container.reader.sync(sync_id)
             elapsed = max(0.001, time.monotonic() - started)
@@ -56,6 +57,7 @@ async def _follow_sync(container: Any, sync_id: str, label: str) -> dict[str, An
                 completed=view["accounted"],
                 stored=view["games_stored"],
                 rate=view["games_stored"] / elapsed,
+                notice=view.get("notice") or "",
             )
             if view["status"] in ("done", "failed"):
                 return dict(view)

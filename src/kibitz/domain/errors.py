@@ -85,6 +85,10 @@ class LichessRateLimited(KibitzError):
     code = "lichess_rate_limited"
     http_status = 503
 
+    def __init__(self, detail: str, resumes_at: float | None = None) -> None:
+        super().__init__(detail)
+        self.resumes_at = resumes_at  # when requests to Lichess start again (epoch seconds)
+
 
 class MalformedEvent(KibitzError):
     """A message that is not a valid envelope or whose payload does not fit its type."""

@@ -412,7 +412,10 @@ class Syncs(Protocol):
         status: str,
         error: str | None,
         now: float,
-    ) -> None: ...
+        notice: str | None = None,
+    ) -> None:
+        """The sync's progress; `notice` says what a running sync waits for (None: nothing)."""
+        ...
 
     async def fail(self, sync_id: str, reason: str) -> None: ...
 

@@ -30,6 +30,7 @@ def sync_view(sync: Sync) -> dict[str, Any]:
         "rejected": sync.rejected or [],
         "accounted": accounted,
         "error": sync.error,
+        "notice": sync.notice,
         "created_at": sync.created_at.isoformat() if sync.created_at else None,
         "finished_at": sync.finished_at.isoformat() if sync.finished_at else None,
     }

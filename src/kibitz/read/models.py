@@ -47,6 +47,9 @@ class SyncView(View):
     rejected: list[Rejection]
     accounted: int
     error: str | None
+    notice: str | None = Field(
+        None, description="what a running sync waits for, e.g. Lichess's 429 pause and when it ends"
+    )
     created_at: str | None
     finished_at: str | None
 

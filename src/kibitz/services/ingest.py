@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kibitz import topics
@@ -148,6 +149,14 @@ class _Pipeline:
         await self._send()
 
 
+def _paused(exc: LichessRateLimited) -> str:
+    """What a sync waiting out a 429 pause shows (issue 17, item 4)."""
+    if exc.resumes_at is None:
+        return "Lichess asked kibitz to slow down (HTTP 429); resuming in a minute"
+    at = datetime.fromtimestamp(exc.resumes_at, UTC).strftime("%H:%M:%S UTC")
+    return f"Lichess asked kibitz to slow down (HTTP 429); resuming at {at}"
+
+
 @dataclass
 class _Position:
     received: int  # lines of the export received by this sync, over every attempt
@@ -188,8 +197,17 @@ class SyncWorker:
             except LichessUserNotFound as exc:
                 failure = exc.detail
                 break
-            except LichessRateLimited:
+            except LichessRateLimited as exc:
                 log.warning("sync_rate_limited sync=%s attempt=%d", payload.sync_id, attempt)
+                await syncs.report(
+                    payload.sync_id,
+                    player_id,
+                    at.received,
+                    "running",
+                    None,
+                    self.ctx.clock.now(),
+                    notice=_paused(exc),
+                )
             except UpstreamUnavailable as exc:
                 log.warning(
                     "sync_stream_failed sync=%s attempt=%d error=%s", payload.sync_id, attempt, exc

@@ -50,6 +50,7 @@ function initImport() {
     const s = await res.json();
     set("status", s.status); set("stored", s.games_stored); set("received", s.games_received);
     set("new", s.games_new); set("rejected", s.games_rejected); set("import-error", s.error || "");
+    set("import-notice", s.notice || "");
     const bar = document.getElementById("progress");
     bar.value = s.games_received ? s.accounted / s.games_received : 0;
     const list = document.getElementById("rejections");
