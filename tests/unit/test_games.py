@@ -83,3 +83,39 @@ def test_a_pgn_without_opening_tags_is_named_from_its_moves() -> None:
     assert game_from_pgn(tagged).opening_name == "Spanish Game"  # the tag wins
     odd = game_from_pgn('[Result "*"]\n\n1. a3 h6 2. h3 a6 *\n')
     assert odd.opening_name is None
+
+
+def test_phase_accuracies_are_computed_as_the_game_accuracy_so_they_agree_with_it() -> None:
+    """Issue 17, item 3: a plain mean per phase read 88.6 and 79.2 for a side whose game
+    accuracy, Lichess's, was 59.8 — below every phase."""
+    import json
+    from pathlib import Path
+
+    from kibitz.domain.analysis import GameInput, JudgmentsPlugin, PhasesPlugin, evals_from_lichess
+    from kibitz.domain.games import game_from_lichess
+    from kibitz.errors import InvalidPgn
+
+    fixture = Path(__file__).parent.parent / "fixtures" / "lichess_real_analysis.ndjson"
+    checked = 0
+    for line in fixture.read_text().splitlines():
+        game = json.loads(line)
+        try:
+            record = game_from_lichess(game, line)
+        except InvalidPgn:
+            continue  # a variant
+        if not record.server_analysis:
+            continue
+        evals = evals_from_lichess(record.server_analysis, len(record.moves_uci))
+        played = GameInput(record.moves_uci, record.moves_san, evals, result=record.result)
+        overall, phases = JudgmentsPlugin().run(played), PhasesPlugin().run(played)
+        for side in ("white", "black"):
+            parts = [phases[p][side] for p in ("opening", "middlegame", "endgame")]
+            parts = [p for p in parts if p is not None]
+            assert min(parts) - 0.1 <= overall[side]["accuracy"] <= max(parts) + 0.1, (
+                game["id"],
+                side,
+                overall[side]["accuracy"],
+                parts,
+            )
+            checked += 1
+    assert checked >= 4

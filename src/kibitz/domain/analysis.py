@@ -19,6 +19,8 @@ from kibitz.domain.judgment import (
     Score,
     judge_move,
     move_accuracy,
+    side_accuracy,
+    weighted_move_accuracies,
     win_percent,
     winning_chances,
 )
@@ -289,16 +291,21 @@ def divide(boards: Sequence[chess.Board]) -> tuple[int | None, int | None]:
 
 @dataclass
 class PhasesPlugin:
-    """Accuracy per side in the opening, the middlegame and the endgame."""
+    """Accuracy per side in the opening, the middlegame and the endgame, by the same method as
+    the game's accuracy (lila's weighted and harmonic means, weights from the whole game), so
+    the phases and the game agree (issue 17, item 3: a plain mean read 90 % in a middlegame
+    of a 42 % game)."""
 
     name: str = "phases"
-    version: int = 1
+    version: int = 2
     needs: frozenset[str] = field(default_factory=lambda: frozenset({"evals"}))
 
     def run(self, game: GameInput) -> dict[str, Any]:
         middle, end = divide(game.boards())
-        accuracies = move_accuracies(game)
-        plies = len(accuracies)
+        weighted = weighted_move_accuracies(
+            [_final_score(game, i) for i in range(len(game.evals))], game.white_starts
+        )
+        plies = len(weighted)
         bounds = {
             "opening": (0, middle if middle is not None else (end if end is not None else plies)),
             "middlegame": (middle, end if end is not None else plies)
@@ -311,12 +318,13 @@ class PhasesPlugin:
             row: dict[str, Any] = {"white": None, "black": None}
             if span is not None:
                 for side in ("white", "black"):
-                    values = [
-                        accuracies[i]
-                        for i in range(span[0], span[1])
-                        if _side(game.white_moved(i)) == side
+                    moves = [
+                        (accuracy, weight)
+                        for white, accuracy, weight in weighted[span[0] : span[1]]
+                        if _side(white) == side
                     ]
-                    row[side] = round(sum(values) / len(values), 1) if values else None
+                    found = side_accuracy(moves)
+                    row[side] = round(found, 1) if found is not None else None
             out[phase] = row
         return out
 

@@ -137,6 +137,18 @@ def game_accuracy(
 ) -> tuple[float | None, float | None]:
     """(White's, Black's) game accuracy: the mean of a volatility-weighted mean and a harmonic
     mean of per-move accuracies. None for a side with no move."""
+    moves = weighted_move_accuracies(scores_after_each_ply, white_started)
+    return (
+        side_accuracy([(a, w) for white, a, w in moves if white]),
+        side_accuracy([(a, w) for white, a, w in moves if not white]),
+    )
+
+
+def weighted_move_accuracies(
+    scores_after_each_ply: list[Score], white_started: bool = True
+) -> list[tuple[bool, float, float]]:
+    """Per ply: (White moved?, the move's accuracy, its weight: the volatility of the win
+    percentage around it), as lila's `AccuracyPercent.gameAccuracy` computes them."""
     percents = [win_percent(CP_INITIAL)] + [
         win_percent(s.forced_cp()) for s in scores_after_each_ply
     ]
@@ -146,15 +158,15 @@ def game_accuracy(
         percents[i : i + window] for i in range(max(1, len(percents) - window + 1))
     ]
     weights = [max(0.5, min(12.0, _population_stdev(w))) for w in windows]
-    per_side: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    out = []
     for i in range(moves):
         white = (i % 2 == 0) == white_started
         before, after = percents[i], percents[i + 1]
         accuracy = (
             move_accuracy(before, after) if white else move_accuracy(100 - before, 100 - after)
         )
-        per_side[white].append((accuracy, weights[i]))
-    return _side_accuracy(per_side[True]), _side_accuracy(per_side[False])
+        out.append((white, accuracy, weights[i]))
+    return out
 
 
 def _population_stdev(values: list[float]) -> float:
@@ -162,7 +174,9 @@ def _population_stdev(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
-def _side_accuracy(moves: list[tuple[float, float]]) -> float | None:
+def side_accuracy(moves: list[tuple[float, float]]) -> float | None:
+    """One side's accuracy over (accuracy, weight) moves: the mean of their weighted mean and
+    their harmonic mean (lila). None without a move."""
     if not moves:
         return None
     total_weight = sum(w for _, w in moves)
