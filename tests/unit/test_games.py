@@ -119,3 +119,35 @@ def test_phase_accuracies_are_computed_as_the_game_accuracy_so_they_agree_with_i
             )
             checked += 1
     assert checked >= 4
+
+
+def test_standings_count_a_personality_once_and_rank_by_points_per_round() -> None:
+    """Issue 17, item 14: robot instances were ranked one by one, so the person (who plays
+    every round) always came first."""
+    from kibitz.domain.matches import Match, Round, standings, unanimous
+
+    rounds = [
+        Round(1, "fen", status="completed", responses={"p": {}, "a1": {}, "b1": {}}),
+        Round(2, "fen", status="completed", responses={"p": {}, "a2": {}, "b2": {}}),
+        Round(3, "fen", status="completed", responses={"p": {}, "a1": {}, "b2": {}}),
+    ]
+    state = Match(
+        id="m",
+        person="p",
+        rounds_total=3,
+        robots_per_round=2,
+        source="problems",
+        positions=[],
+        rounds=rounds,
+        scores={"p": 6, "a1": 3, "a2": 4, "b1": 0, "b2": 1},
+        identities={"a1": "sharp_tactician", "a2": "sharp_tactician", "b1": "x", "b2": "x"},
+    )
+    table = standings(state)
+    assert [(s.who, s.score, s.rounds) for s in table] == [
+        ("sharp_tactician", 7, 3),
+        ("you", 6, 3),
+        ("x", 1, 3),
+    ]
+    same = Round(1, "fen", responses={"p": {"move": "e2e4"}, "a1": {"move": "e2e4"}})
+    assert unanimous(same)
+    assert not unanimous(Round(1, "fen", responses={"p": {"move": "e2e4"}}))

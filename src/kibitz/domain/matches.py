@@ -118,6 +118,40 @@ def ranking(scores: dict[str, int]) -> list[str]:
     return sorted(scores, key=lambda pid: (-scores[pid], pid))
 
 
+@dataclass(frozen=True)
+class Standing:
+    """One contender: the person, or one robot personality (all its instances together)."""
+
+    who: str  # "you" or the personality's identity
+    members: tuple[str, ...]  # participant ids
+    score: int
+    rounds: int  # rounds it answered in
+    per_round: float
+
+
+def standings(state: Match) -> list[Standing]:
+    """The fair table (issue 17, item 14): each personality's instances count as one
+    contender, ranked by points per round played, then by points. Ranking robot instances
+    one by one put the person, who plays every round, first whatever happened."""
+    groups: dict[str, list[str]] = {}
+    for pid in state.scores:
+        who = "you" if pid == state.person else state.identities.get(pid, "robot")
+        groups.setdefault(who, []).append(pid)
+    table = []
+    for who, members in groups.items():
+        score = sum(state.scores.get(pid, 0) for pid in members)
+        rounds = sum(1 for rnd in state.rounds if any(pid in rnd.responses for pid in members))
+        per_round = round(score / rounds, 2) if rounds else 0.0
+        table.append(Standing(who, tuple(sorted(members)), score, rounds, per_round))
+    return sorted(table, key=lambda s: (-s.per_round, -s.score, s.who))
+
+
+def unanimous(current: Round) -> bool:
+    """Every answer is the same move: there is nothing to vote on (issue 17, item 15)."""
+    moves = {r["move"] for r in current.responses.values()}
+    return len(current.responses) > 1 and len(moves) == 1
+
+
 # --- the events a match is folded from (typed; `kibitz.events` carries them on the log) ------
 
 

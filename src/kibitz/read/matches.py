@@ -69,8 +69,14 @@ def match_view(session: Session, match_id: str) -> dict[str, Any]:
             }
         )
     standings = [
-        {"who": _name(state, pid), "id": pid, "score": state.scores.get(pid, 0)}
-        for pid in rules.ranking(state.scores)
+        {
+            "who": s.who.replace("_", " "),
+            "members": list(s.members),
+            "score": s.score,
+            "rounds": s.rounds,
+            "per_round": s.per_round,
+        }
+        for s in rules.standings(state)
     ]
     return {
         "id": state.id,
@@ -81,7 +87,8 @@ def match_view(session: Session, match_id: str) -> dict[str, Any]:
         "round": len(state.rounds),
         "rounds": rounds,
         "standings": standings,
-        "ranking": [_name(state, pid) for pid in state.ranking],
+        "ranking": [s["who"] for s in standings],
+        "ranked_by": "points per round played; a personality's instances count as one",
     }
 
 

@@ -362,9 +362,11 @@ class RoundView(View):
 
 
 class Standing(View):
-    who: str
-    id: str
+    who: str = Field(description='"you", or a robot personality (its instances together)')
+    members: list[str]
     score: int
+    rounds: int = Field(description="rounds it answered in")
+    per_round: float
 
 
 class MatchView(View):
@@ -377,6 +379,7 @@ class MatchView(View):
     rounds: list[RoundView]
     standings: list[Standing]
     ranking: list[str]
+    ranked_by: str
 
 
 class PersonalityCount(View):

@@ -235,8 +235,13 @@ class MatchesWorker:
             )
 
     async def start_voting(self, cause: Envelope | None, state: rules.Match) -> None:
+        """Open the vote; when every answer is the same move there is nothing to vote on, and
+        the round is scored at once."""
         current = state.current()
         assert current is not None
+        if rules.unanimous(current):
+            await self.complete_round(cause, state)
+            return
         deadline = self.ctx.clock.now() + self.ctx.settings.match_vote_seconds
         await self._publish(
             RoundVotingStarted(match_id=state.id, round=current.number, deadline=deadline),

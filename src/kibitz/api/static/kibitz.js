@@ -469,7 +469,10 @@ function initMatch() {
       const flip = r.fen.split(" ")[1] === "b" ? "&flipped=1" : "";
       board.src = `/board.svg?fen=${encodeURIComponent(r.fen)}${flip}`;
     }
-    standings.replaceChildren(row(["", "score"], "th"), ...m.standings.map((s) => row([s.who, s.score])));
+    standings.replaceChildren(
+      row(["", "points", "rounds", "per round"], "th"),
+      ...m.standings.map((s) => row([s.who, s.score, s.rounds, s.per_round])),
+    );
     if (m.status === "completed") {
       final.hidden = false;
       final.textContent = `Match over. Ranking: ${m.ranking.map((who, i) => `${i + 1}. ${who}`).join(", ")}`;
