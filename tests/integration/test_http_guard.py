@@ -211,3 +211,48 @@ async def test_api_only_asks_the_tracker_process_how_many_players_it_follows(
         finally:
             server.should_exit = True
             await serving
+
+
+async def test_the_token_never_reaches_a_log_or_an_error_body(tmp_path: Path, caplog: Any) -> None:
+    """Issue 17, item 20: every write checks the token the same way; neither the right token
+    nor a wrong one is ever written to a log or echoed in an answer."""
+    import logging
+
+    wrong = "wr0ng-t0ken-value"
+    caplog.set_level(logging.DEBUG)
+    bodies: list[str] = []
+    async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", api_token=TOKEN) as (http, _):
+        writes = [
+            ("POST", "/api/players/alice/follow", None),
+            ("DELETE", "/api/players/alice/follow", None),
+            ("POST", "/api/players/alice/sync", {}),
+            ("POST", "/api/games/nope/analysis", {}),
+            ("DELETE", "/api/games/nope/analysis", None),
+            ("POST", "/api/problems/generate-bulk", {}),
+            ("POST", "/api/matches", {"rounds": 1, "robots_per_round": 1}),
+            ("POST", "/api/tracking", {"username": "alice"}),
+            ("POST", "/api/ops/dlq/games.raw/discard", None),
+        ]
+        for method, path, body in writes:
+            for header in (f"Bearer {wrong}", wrong, None):
+                headers = {"authorization": header} if header else {}
+                answer = await http.request(method, path, json=body, headers=headers)
+                assert answer.status_code == 401, (method, path, header, answer.text)
+                bodies.append(answer.text)
+            answer = await http.request(
+                method, path, json=body, headers={"authorization": f"Bearer {TOKEN}"}
+            )
+            assert answer.status_code != 401, (method, path)
+            bodies.append(answer.text)
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    for secret in (TOKEN, wrong):
+        assert secret not in logged
+        assert all(secret not in body for body in bodies)
+
+
+async def test_the_favicon_is_served(tmp_path: Path) -> None:
+    """Issue 17, item 24: /favicon.ico was a 404 on every page load."""
+    async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}") as (http, _):
+        icon = await http.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    assert icon.content.startswith(b"<svg")

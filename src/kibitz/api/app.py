@@ -95,6 +95,15 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     )
     errors.install(app)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        """The tab icon (an SVG, which browsers take at this address too)."""
+        return Response(
+            (HERE / "static" / "favicon.svg").read_bytes(),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "max-age=86400"},
+        )
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
