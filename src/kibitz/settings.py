@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     quick_nodes: int = Field(default=20_000, ge=1)
     deep_nodes: int = Field(default=300_000, ge=1)
     analysis_timeout: float = Field(default=900.0, gt=0)  # seconds for one game, both phases
+    # A running job's lease: a worker that dies leaves its games to another after this long;
+    # renewed every quarter of it (and a cancelled job stops within that quarter).
+    analysis_lease: float = Field(default=20.0, ge=0.1, le=3600)
     reuse_lichess_analysis: bool = True
     eval_cache: bool = True  # reuse evaluations of positions already searched at >= the budget
     # Live: the tracker (its own HTTP interface when run alone) and the commentary.

@@ -32,7 +32,8 @@ def cluster(
         "KIBITZ_LICHESS_URL": fake_lichess.url,
         "KIBITZ_ENGINES": "1",
         "KIBITZ_QUICK_NODES": "2000",
-        "KIBITZ_DEEP_NODES": "25000",
+        "KIBITZ_DEEP_NODES": "10000",
+        "KIBITZ_ANALYSIS_LEASE": "4",  # the killed worker's games move on after 4 s, not 20
         "COLUMNS": "200",
     }
     subprocess.run([KIBITZ, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -151,8 +152,9 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
         "KIBITZ_DATABASE_URL": fresh_pg_url,
         "KIBITZ_LICHESS_URL": fake_lichess.url,
         "KIBITZ_ENGINES": "1",
-        "KIBITZ_QUICK_NODES": "1000",
-        "KIBITZ_DEEP_NODES": "3000",
+        "KIBITZ_QUICK_NODES": "500",
+        "KIBITZ_DEEP_NODES": "1500",
+        "KIBITZ_ANALYSIS_LEASE": "4",  # a killed worker's games move on after 4 s, not 20
         "KIBITZ_EVAL_CACHE": "false",
         "KIBITZ_API_TOKEN": "",
         "KIBITZ_BROKER_STORAGE": s3_store.storage,

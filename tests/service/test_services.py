@@ -437,8 +437,7 @@ async def test_a_running_analysis_cancelled_stops_and_writes_nothing_more(
     twin_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 17, item 7: a queued or running analysis could not be cancelled."""
-    monkeypatch.setattr(analysis, "RENEW_EVERY", 0.05)
-    twin: Twin = await twin_factory(engines=1)
+    twin: Twin = await twin_factory(engines=1, analysis_lease=0.2)  # renewed every 0.05 s
     twin.ctx.evaluator.attach(_SlowEngine(twin.engine))
     game_id, other = await _stored(twin, *_games("Bo", 2, seed=11))
     await twin.start("analysis")

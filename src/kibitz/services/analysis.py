@@ -53,8 +53,6 @@ log = logging.getLogger("kibitz.analysis")
 
 LANES = ("interactive", "batch")
 PHASES = ("quick", "deep")
-LEASE_SECONDS = 20.0
-RENEW_EVERY = LEASE_SECONDS / 4  # and a cancelled job stops within this many seconds
 # Progress updates: often for a user watching, rarely for batch work nobody watches.
 PROGRESS_EVERY_SECONDS = {"interactive": 0.25, "batch": 2.0}
 RETRY = RetryPolicy(max_attempts=6, base_delay=2.0, max_delay=60.0)
@@ -115,8 +113,9 @@ async def request_player_analysis(
 
 async def cancel_analysis(ctx: Context, game_id: str) -> dict[str, Any]:
     """Cancel a queued or running analysis: a queued request is skipped when it comes, a
-    running job stops within `RENEW_EVERY` seconds and writes nothing more. Asking for the
-    analysis again runs it. GameNotFound; Conflict when there is nothing to cancel."""
+    running job stops within a quarter of `KIBITZ_ANALYSIS_LEASE` and writes nothing more.
+    Asking for the analysis again runs it. GameNotFound; Conflict when there is nothing to
+    cancel."""
     was = await ctx.store.analyses.cancel(game_id)
     log.info("analysis_cancel_requested game=%s was=%s", game_id, was)
     return {"game_id": game_id, "status": "cancelled", "was": was}
@@ -141,6 +140,7 @@ class AnalysisWorker:
         self.running: dict[str, _Job] = {}
         s = ctx.settings
         self.nodes = {"quick": s.quick_nodes, "deep": s.deep_nodes}
+        self.lease = s.analysis_lease
         self.max_attempts = RETRY.max_attempts
 
     @property
@@ -184,7 +184,7 @@ class AnalysisWorker:
             payload.priority,
             force=payload.force,
             now=self.ctx.clock.now(),
-            lease_seconds=LEASE_SECONDS,
+            lease_seconds=self.lease,
             nodes=(self.nodes["quick"], self.nodes["deep"]),
             engine=self.ctx.evaluator.name,
         )
@@ -230,9 +230,9 @@ class AnalysisWorker:
         """Keep the lease while `run` works; when the lease was taken back (the job was
         cancelled), stop `run` and return True."""
         while True:
-            await asyncio.sleep(RENEW_EVERY)
+            await asyncio.sleep(self.lease / 4)
             try:
-                until = self.ctx.clock.now() + LEASE_SECONDS
+                until = self.ctx.clock.now() + self.lease
                 held = await self.ctx.store.analyses.renew(game_id, self.owner, until)
             except Exception:
                 continue  # the store is away: the next renewal tries again
