@@ -105,6 +105,10 @@ class LiveGame:
     start_in: float = 0.0  # the game starts this long after kibitz first asks about it
     started: float | None = None
     drop_at_ply: int | None = None  # cut the stream once, just before this ply is sent
+    # Lichess delays the stream of an ongoing game "by a few seconds ranging from 3 to 60
+    # depending on the time control, as to prevent cheat bots from using this API" (its API
+    # documentation of /api/stream/game/{id}): a ply is sent this long after it is played.
+    delay: float = 0.0
 
     def __post_init__(self) -> None:
         board = chess.Board()
@@ -129,12 +133,13 @@ class LiveGame:
             self.started = time.monotonic() + self.start_in
         return self.started
 
-    def ply_now(self) -> int:
-        elapsed = time.monotonic() - self.begin()
+    def ply_now(self, behind: float = 0.0) -> int:
+        """The plies played by now (`behind` seconds ago); -1 before the game starts."""
+        elapsed = time.monotonic() - behind - self.begin()
         return max(0, min(len(self.sans), int(elapsed / self.pace))) if elapsed >= 0 else -1
 
-    def finished(self) -> bool:
-        return time.monotonic() >= self.begin() + len(self.sans) * self.pace
+    def finished(self, behind: float = 0.0) -> bool:
+        return time.monotonic() - behind >= self.begin() + len(self.sans) * self.pace
 
     def players(self) -> dict[str, Any]:
         return {
@@ -267,6 +272,7 @@ class FakeLichess:
         pace: float = 0.05,
         start_in: float = 0.0,
         drop_at_ply: int | None = None,
+        delay: float = 0.0,
         game_id: str | None = None,
         status: str = "resign",
         winner: str | None = "white",
@@ -284,6 +290,7 @@ class FakeLichess:
             winner=winner,
             start_in=start_in,
             drop_at_ply=drop_at_ply,
+            delay=delay,
         )
         games.append(game)
         return game
@@ -316,13 +323,13 @@ class FakeLichess:
             return JSONResponse({"error": "Not found"}, 404)
 
         async def lines() -> AsyncIterator[bytes]:
-            ply = max(0, game.ply_now())
-            yield _line(game.game_json(ply, game.finished()))
+            ply = max(0, game.ply_now(behind=game.delay))  # a spectator sees the game late
+            yield _line(game.game_json(ply, game.finished(behind=game.delay)))
             for p in range(ply + 1):  # the game so far, from its first position
                 yield _line(game.position_json(p))
             while ply < len(game.sans):
                 ply += 1
-                wait = game.begin() + ply * game.pace - time.monotonic()
+                wait = game.begin() + ply * game.pace + game.delay - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if game.drop_at_ply == ply:
