@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import chess
 import pytest
 
@@ -91,7 +93,8 @@ def test_themes_of_a_pin_a_discovered_check_a_hanging_piece_and_a_promotion() ->
     pin = chess.Board("4k3/8/2n5/8/8/8/8/3BK3 w - - 0 1")
     assert "pin" in puzzles.themes(pin, ["d1a4", "e8d7", "a4c6"], "advantage")
     discovered = chess.Board("r3k3/8/8/8/4B3/8/8/4RK2 w - - 0 1")
-    assert "discoveredAttack" in puzzles.themes(discovered, ["e4c6", "e8f7", "c6a8"], "advantage")
+    # Bd5+: the rook gives the check, the bishop moves on to take the rook.
+    assert "discoveredAttack" in puzzles.themes(discovered, ["e4d5", "e8f8", "d5a8"], "advantage")
     hanging = chess.Board("4k3/8/8/3q4/8/8/8/3RK3 w - - 0 1")
     assert "hangingPiece" in puzzles.themes(hanging, ["d1d5", "e8e7", "d5d1"], "advantage")
     promotion = chess.Board("8/P7/8/8/8/8/k7/4K3 w - - 0 1")
@@ -118,3 +121,85 @@ def test_the_last_move_may_be_any_mate_and_other_moves_must_be_the_solution() ->
     assert puzzles.is_solution_move(board, a8, d8, last=True)
     assert not puzzles.is_solution_move(board, a8, d8, last=False)
     assert not puzzles.is_solution_move(board, d7, d8, last=True)
+
+
+# Positions and verdicts from lichess-puzzler's tagger tests (`tagger/test.py`, ornicar/
+# lichess-puzzler): the FEN is before the opponent's blunder, the line starts with it.
+FORKS = [
+    ("6q1/p6p/6p1/4k3/1P2N3/2B2P2/4K1P1/8 b - - 3 43", "e5d5 e4f6 d5c4 f6g8", True),
+    (
+        "rnb1k2r/p1B2ppp/4p3/1Bb5/8/4P3/PP1K1PPP/nN4NR b kq - 0 12",
+        "b8d7 b5c6 c8a6 c6a8 c5b4 b1c3",
+        False,
+    ),
+    (
+        "r3k2r/p2q1ppp/4pn2/1Qp5/8/4P3/PP1N1PPP/R3K2R w KQkq - 2 16",
+        "b5c5 d7d2 e1d2 f6e4 d2e2 e4c5",
+        True,
+    ),
+    ("8/p7/1p6/2p5/P6P/2P2Nk1/1r4P1/4R1K1 w - - 1 39", "f3d2 b2d2 h4h5 d2g2", False),
+]
+DISCOVERED = [
+    ("5rk1/2pqnrpp/p3p1b1/N3P3/1PRPPp2/P4Q2/3B1RPP/6K1 w - - 3 30", "d2f4 f7f4 f3f4 f8f4", False),
+    (
+        "5rk1/3R4/p1p3pp/1p2b3/2P1n2q/4Q2P/PP3PP1/4R1K1 w - - 4 27",
+        "e3e4 h4f2 g1h1 f2f1 e1f1 f8f1",
+        False,
+    ),
+    (
+        "r2q1rk1/pppb1pbp/2n1pnp1/1BPpB3/3P4/4PN2/PP3PPP/RN1QK2R w KQ - 3 9",
+        "e1g1 c6e5 d4e5 d7b5",
+        True,
+    ),
+    ("r4rk1/p1p1qppp/3b4/4n3/Q7/2NP4/PP3PPP/R1B2RK1 w - - 0 16", "f1e1 e5f3 g2f3 e7e1", True),
+    (
+        "5r2/6k1/8/p1p1p1p1/Pp1p2P1/1P1PnN1P/2P1KR2/8 w - - 3 38",
+        "f3e5 f8e8 e5c6 e3g4 e2f1 g4f2",
+        True,
+    ),
+    ("2r3k1/1r2pp1p/bqNp2p1/3P4/1p2P3/4bN2/1P4PP/2RQR2K w - - 0 24", "c6e7 b7e7 c1c8 a6c8", False),
+]
+
+
+def _replay(fen: str, line: str) -> Any:
+    from kibitz.domain.puzzles import _Replay
+
+    board = chess.Board(fen)
+    first, *rest = line.split()
+    board.push_uci(first)  # the blunder
+    return _Replay(board, [chess.Move.from_uci(u) for u in rest])
+
+
+@pytest.mark.parametrize(("fen", "line", "expected"), FORKS)
+def test_fork_is_tagged_as_lichess_puzzler_tags_it(fen: str, line: str, expected: bool) -> None:
+    """Issue 17, item 11: "fork" fired where there was none (Réti-Tartakower)."""
+    from kibitz.domain.puzzles import _fork
+
+    assert _fork(_replay(fen, line)) is expected
+
+
+@pytest.mark.parametrize(("fen", "line", "expected"), DISCOVERED)
+def test_discovered_attack_is_tagged_as_lichess_puzzler_tags_it(
+    fen: str, line: str, expected: bool
+) -> None:
+    """Issue 17, item 11: "discoveredAttack" fired on the Elephant trap, which has none."""
+    from kibitz.domain.puzzles import _discovered_attack
+
+    assert _discovered_attack(_replay(fen, line)) is expected
+
+
+def test_the_elephant_trap_has_no_discovered_attack() -> None:
+    # 1.d4 d5 2.c4 e6 3.Nc3 Nf6 4.Bg5 Nbd7 5.cxd5 exd5 6.Nxd5?? Nxd5! 7.Bxd8 Bb4+ 8.Qd2
+    # Bxd2+ 9.Kxd2 Kxd8: Black wins a piece with a check and a recapture, nothing discovered.
+    from kibitz.domain.puzzles import themes
+
+    board = chess.Board()
+    for san in "d4 d5 c4 e6 Nc3 Nf6 Bg5 Nbd7 cxd5 exd5 Nxd5".split():
+        board.push_san(san)
+    line = []
+    play = board.copy()
+    for san in "Nxd5 Bxd8 Bb4+ Qd2 Bxd2+ Kxd2 Kxd8".split():
+        move = play.parse_san(san)
+        line.append(move.uci())
+        play.push(move)
+    assert "discoveredAttack" not in themes(board, line, "advantage")

@@ -361,24 +361,67 @@ def _value(piece: chess.Piece | None) -> int:
     return 100 if piece.piece_type == chess.KING else VALUES[piece.piece_type]
 
 
+# The tactical themes follow lichess-puzzler's tagger (`tagger/cook.py`, helpers in
+# `tagger/util.py`): the same definitions, so a theme means here what it means on Lichess.
+_KING_VALUES = {**VALUES, chess.KING: 99}
+_RAY_PIECES = (chess.QUEEN, chess.ROOK, chess.BISHOP)
+
+
+def _defended(board: chess.Board, piece: chess.Piece, square: chess.Square) -> bool:
+    """Defended, counting a defender behind an attacking ray piece (an x-ray)."""
+    if board.attackers(piece.color, square):
+        return True
+    for attacker in board.attackers(not piece.color, square):
+        attacking = board.piece_at(attacker)
+        if attacking is not None and attacking.piece_type in _RAY_PIECES:
+            without = board.copy(stack=False)
+            without.remove_piece_at(attacker)
+            if without.attackers(piece.color, square):
+                return True
+    return False
+
+
+def _in_bad_spot(board: chess.Board, square: chess.Square) -> bool:
+    """Attacked, and undefended or attacked by something cheaper (a king does not count)."""
+    piece = board.piece_at(square)
+    if piece is None or not board.attackers(not piece.color, square):
+        return False
+    if not _defended(board, piece, square):
+        return True
+    for attacker in board.attackers(not piece.color, square):
+        attacking = board.piece_at(attacker)
+        if (
+            attacking is not None
+            and attacking.piece_type != chess.KING
+            and VALUES[attacking.piece_type] < VALUES[piece.piece_type]
+        ):
+            return True
+    return False
+
+
 def _fork(replay: _Replay) -> bool:
-    """A solver's move (not the last: a mate attacks everything) after which the moved piece
-    attacks two enemy pieces, each worth more than it or undefended (the king counts)."""
+    """A solver's move (not the last) by a piece that is not a king and stands safe, which
+    then attacks two enemy pieces other than pawns, each worth more than it or undefended (and
+    not attacking it back). cook.py `fork`."""
     for before, move in replay.solver_moves()[:-1]:
         after = before.copy(stack=False)
         after.push(move)
         mover = after.piece_at(move.to_square)
         if mover is None or mover.piece_type == chess.KING:
             continue
+        if _in_bad_spot(after, move.to_square):
+            continue
+        attacking_back = after.attackers(not replay.solver, move.to_square)
         targets = 0
         for square in after.attacks(move.to_square):
             target = after.piece_at(square)
-            if target is None or target.color == mover.color or target.piece_type == chess.PAWN:
+            if target is None or target.color == replay.solver or target.piece_type == chess.PAWN:
                 continue
-            defended = after.is_attacked_by(target.color, square)
-            if _value(target) > _value(mover) or not defended:
+            if _KING_VALUES[target.piece_type] > _KING_VALUES[mover.piece_type] or (
+                not _defended(after, target, square) and square not in attacking_back
+            ):
                 targets += 1
-        if targets >= 2:
+        if targets > 1:
             return True
     return False
 
@@ -423,19 +466,31 @@ def _skewer(replay: _Replay) -> bool:
 
 
 def _discovered_attack(replay: _Replay) -> bool:
-    """A solver's move that uncovers an attack by another of the solver's pieces on an enemy
-    piece worth more than a pawn (or gives a discovered check)."""
+    """A discovered check, or a capture by a solver's piece along a line its previous move
+    opened (not a recapture on the square the opponent just moved to, not through castling).
+    cook.py `discovered_attack`."""
     for before, move in replay.solver_moves():
         after = before.copy(stack=False)
         after.push(move)
-        for square in chess.SquareSet(after.occupied_co[not replay.solver]):
-            target = after.piece_at(square)
-            if target is None or target.piece_type == chess.PAWN:
-                continue
-            now = after.attackers(replay.solver, square) - chess.SquareSet([move.to_square])
-            was = before.attackers(replay.solver, square)
-            if now - was - chess.SquareSet([move.from_square]):
-                return True
+        checkers = after.checkers()
+        if checkers and move.to_square not in checkers:
+            return True
+    moves = replay.moves
+    for i in range(2, len(moves), 2):  # the solver's moves after the first
+        before, move = replay.boards[i], moves[i]
+        if not before.is_capture(move):
+            continue
+        if moves[i - 1].to_square == move.to_square:
+            return False  # a recapture
+        opened = moves[i - 2]
+        between = chess.SquareSet.between(move.from_square, move.to_square)
+        if (
+            opened.from_square in between
+            and move.to_square != opened.to_square
+            and move.from_square != opened.to_square
+            and not replay.boards[i - 2].is_castling(opened)
+        ):
+            return True
     return False
 
 
