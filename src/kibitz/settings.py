@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # A running job's lease: a worker that dies leaves its games to another after this long;
     # renewed every quarter of it (and a cancelled job stops within that quarter).
     analysis_lease: float = Field(default=20.0, ge=0.1, le=3600)
+    # Each service process writes a heartbeat this often; "alive" means seen within 3 of them.
+    heartbeat_seconds: float = Field(default=5.0, ge=0.05, le=300)
     reuse_lichess_analysis: bool = True
     eval_cache: bool = True  # reuse evaluations of positions already searched at >= the budget
     # Live: the tracker (its own HTTP interface when run alone) and the commentary.

@@ -256,3 +256,34 @@ async def test_the_favicon_is_served(tmp_path: Path) -> None:
         icon = await http.get("/favicon.ico")
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
     assert icon.content.startswith(b"<svg")
+
+
+async def test_workers_alive_drops_within_three_heartbeats_when_a_worker_dies(
+    tmp_path: Path,
+) -> None:
+    """Issue 17, item 21: /ops counted a killed worker for minutes, as long as the broker kept
+    it in the group. The heartbeats say it at once, whatever the broker."""
+    import asyncio
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    settings = settings_for(tmp_path, url, heartbeat_seconds=0.1)
+    async with running(settings, ["store"]), running(settings, ["store"]) as doomed:
+        async with api(tmp_path, url, heartbeat_seconds=0.1) as (http, _):
+
+            async def alive() -> int:
+                groups = (await http.get("/api/ops")).json()["groups"]
+                return int(next(g["alive"] for g in groups if g["group"] == "kibitz.store"))
+
+            async with asyncio.timeout(10):
+                while await alive() != 2:
+                    await asyncio.sleep(0.05)
+            supervisor = doomed.supervisor
+            assert supervisor is not None
+            supervisor.workers = None  # a SIGKILL: no goodbye
+            for task in supervisor._tasks:
+                task.cancel()
+            async with asyncio.timeout(10):
+                while await alive() != 1:
+                    await asyncio.sleep(0.05)
+            health = (await http.get("/api/health")).json()
+            assert health["components"]["services"] == "ok"  # one store worker is left

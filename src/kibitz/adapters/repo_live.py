@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from kibitz.adapters import lease_sql
-from kibitz.adapters.store_models import Commentary, TrackedPlayer, TrackingSession
+from kibitz.adapters.store_models import Commentary, TrackedPlayer, TrackingSession, Worker
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.ports.store import LiveGame
 
@@ -142,6 +142,39 @@ class SqlTracking:
             row.status, row.result, row.ended_at = status, result, _at(now)
 
         await self.store.run(write)
+
+
+class SqlWorkers:
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    async def beat(
+        self, groups: Sequence[str], worker: str, now: float, stale_before: float
+    ) -> None:
+        if not groups:
+            return
+        rows = [{"consumer_group": g, "worker": worker, "last_seen": now} for g in groups]
+        statement = self.store.insert(Worker)
+        statement = statement.on_conflict_do_update(
+            index_elements=["consumer_group", "worker"],
+            set_={"last_seen": statement.excluded.last_seen},
+        )
+        forget = delete(Worker).where(
+            Worker.consumer_group.in_(list(groups)),
+            Worker.worker != worker,
+            Worker.last_seen < stale_before,
+        )
+
+        def write(session: Session) -> None:
+            session.execute(statement, rows)
+            session.execute(forget)
+
+        await self.store.run(write)
+
+    async def leave(self, worker: str) -> None:
+        await self.store.run(
+            lambda s: s.execute(update(Worker).where(Worker.worker == worker).values(last_seen=0.0))
+        )
 
 
 class SqlCommentaries:

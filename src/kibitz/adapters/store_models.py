@@ -328,6 +328,16 @@ class ProblemScan(Base):
     scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Worker(Base):
+    """A service process's heartbeat: it is alive while `last_seen` is recent."""
+
+    __tablename__ = "workers"
+
+    consumer_group: Mapped[str] = mapped_column(String(80), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_seen: Mapped[float] = mapped_column(Float)
+
+
 class MatchSubmission(Base):
     """A participant's answer or vote in a round, claimed once: the second is refused (409)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -30,19 +31,23 @@ def consumer_groups(state: Any, app: Container) -> dict[str, list[str]]:
     return known
 
 
+async def workers_alive(app: Container) -> dict[str, tuple[int, bool]]:
+    """Per group: the workers whose heartbeat is recent (three beats), and whether any ever
+    beat. Heartbeats, not the broker's group membership: a broker may keep a killed consumer
+    as a member for minutes (issue 17, item 21)."""
+    since = time.time() - 3 * app.settings.heartbeat_seconds
+    return await app.reader.workers_alive(since)
+
+
 async def groups_without_members(state: Any, app: Container) -> list[str]:
-    """The consumer groups that have consumed before (committed offsets) and have no live
-    member now: a service whose every process died. Groups never run are not counted."""
-    log = app.ctx.event_log
-    dead = []
-    for group, consumed in consumer_groups(state, app).items():
-        if not consumed or await log.members(group):
-            continue
-        for topic in consumed:
-            if any(offset > 0 for offset in (await log.committed(group, topic)).values()):
-                dead.append(group)
-                break
-    return dead
+    """The consumer groups that have had workers and have no live one now: a service whose
+    every process died. Groups never run are not counted."""
+    alive = await workers_alive(app)
+    return sorted(
+        group
+        for group, consumed in consumer_groups(state, app).items()
+        if consumed and group in alive and alive[group][0] == 0
+    )
 
 
 def _topic(topic: str) -> str:
@@ -57,7 +62,11 @@ def _topic(topic: str) -> str:
 async def overview(request: Request, app: Container = Depends(container)) -> dict[str, Any]:
     """Per consumer group: members (workers alive), lag, committed offsets; messages parked
     per DLQ; the latest failures."""
-    return await ops_view(app.ctx.event_log, consumer_groups(request.app.state, app))
+    view = await ops_view(app.ctx.event_log, consumer_groups(request.app.state, app))
+    alive = await workers_alive(app)
+    for group in view["groups"]:
+        group["alive"] = alive.get(group["group"], (0, False))[0]
+    return view
 
 
 @router.get("/dlq/{topic}", response_model=models.ParkedList)

@@ -424,6 +424,26 @@ class Syncs(Protocol):
         ...
 
 
+# --- workers ---------------------------------------------------------------------------------
+
+
+class Workers(Protocol):
+    """Each service process says it is alive; a dead one stops saying so (issue 17, item 21:
+    a broker may keep a dead consumer in its group for minutes)."""
+
+    async def beat(
+        self, groups: Sequence[str], worker: str, now: float, stale_before: float
+    ) -> None:
+        """`worker` is alive in `groups` at `now`; the other workers of those groups not seen
+        since `stale_before` are forgotten (while one is alive, the dead ones say nothing)."""
+        ...
+
+    async def leave(self, worker: str) -> None:
+        """A clean stop: the worker is kept, as not alive (a group whose every worker left is
+        a stopped service, not one that never ran)."""
+        ...
+
+
 # --- the store: every repository ---------------------------------------------------------
 
 

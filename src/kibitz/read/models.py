@@ -414,7 +414,8 @@ class Health(View):
 class GroupView(View):
     group: str
     topics: list[str]
-    members: int
+    members: int = Field(description="the broker's count of the group's consumers")
+    alive: int = Field(description="workers whose heartbeat is recent (what /ops shows)")
     lag: int
     committed: int
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kibitz.adapters.store_models import Commentary, Sync, SyncGame, TrackedPlayer
+from kibitz.adapters.store_models import Commentary, Sync, SyncGame, TrackedPlayer, Worker
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.read import analysis, games, live, matches, problems, robots
 
@@ -91,6 +91,23 @@ class Reader:
                 select(Commentary.audio).where(Commentary.game_id == game_id, Commentary.ply == ply)
             )
         )
+
+    # --- operations ---
+
+    async def workers_alive(self, since: float) -> dict[str, tuple[int, bool]]:
+        """Per consumer group that ever had a worker: (workers seen since `since`, whether
+        any ever beat)."""
+
+        def read(session: Session) -> dict[str, tuple[int, bool]]:
+            out: dict[str, tuple[int, bool]] = {}
+            for group, last_seen in session.execute(
+                select(Worker.consumer_group, Worker.last_seen)
+            ):
+                alive, _ = out.get(group, (0, True))
+                out[group] = (alive + (1 if last_seen >= since else 0), True)
+            return out
+
+        return await self.store.read(read)
 
     # --- problems ---
 

@@ -22,6 +22,7 @@ from kibitz.adapters.eval_cache_sql import SqlEvalCache
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.adapters.lichess_http import LichessClient, RequestGate
+from kibitz.adapters.repo_live import SqlWorkers
 from kibitz.adapters.repositories_sql import SqlRepositories
 from kibitz.adapters.speech_espeak import EspeakSpeech
 from kibitz.adapters.store_sql import SqlStore
@@ -134,7 +135,13 @@ class Container:
                 log.error("analysis disabled: %s", exc.detail)
                 names = [n for n in names if n not in NEEDS_ENGINES]
         self.services = {name: SERVICES[name](self.ctx) for name in names}
-        self.supervisor = Supervisor(self.ctx.event_log, self.sql, list(self.services.values()))
+        self.supervisor = Supervisor(
+            self.ctx.event_log,
+            self.sql,
+            list(self.services.values()),
+            workers=SqlWorkers(self.sql),
+            heartbeat=self.settings.heartbeat_seconds,
+        )
         await self.supervisor.start()
 
     def component(self, name: str) -> Any:

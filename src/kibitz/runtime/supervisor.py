@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 
 from kibitz.ports import EventLog, ProcessedEvents
+from kibitz.ports.store import Workers
 from kibitz.runtime.consumer import ConsumerRunner
+from kibitz.runtime.identity import process_owner
 from kibitz.runtime.service import Loop, Service
 
 log = logging.getLogger("kibitz.supervisor")
@@ -14,11 +18,20 @@ log = logging.getLogger("kibitz.supervisor")
 
 class Supervisor:
     def __init__(
-        self, event_log: EventLog, processed: ProcessedEvents, services: list[Service]
+        self,
+        event_log: EventLog,
+        processed: ProcessedEvents,
+        services: list[Service],
+        *,
+        workers: Workers | None = None,
+        heartbeat: float = 5.0,
     ) -> None:
         self.event_log = event_log
         self.processed = processed
         self.services = services
+        self.workers = workers
+        self.heartbeat = heartbeat
+        self.owner = process_owner()
         self.runners: dict[str, ConsumerRunner] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -45,7 +58,21 @@ class Supervisor:
                 self._tasks.append(
                     asyncio.create_task(self._keep_running(service.name, loop), name=service.name)
                 )
+        if self.workers is not None:
+            self._tasks.append(asyncio.create_task(self._beat(), name="heartbeat"))
         log.info("services_started names=%s", ",".join(s.name for s in self.services))
+
+    async def _beat(self) -> None:
+        """Say every `heartbeat` seconds that this process's consumers are alive."""
+        assert self.workers is not None
+        groups = [s.group for s in self.services if s.topics]
+        while True:
+            try:
+                now = time.time()
+                await self.workers.beat(groups, self.owner, now, now - 3 * self.heartbeat)
+            except Exception as exc:  # the store is away: the next beat tries again
+                log.warning("heartbeat_failed: %s", exc)
+            await asyncio.sleep(self.heartbeat)
 
     async def _keep_running(self, name: str, loop: Loop) -> None:
         delay = 1.0
@@ -69,3 +96,6 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.workers is not None:
+            with contextlib.suppress(Exception):
+                await self.workers.leave(self.owner)

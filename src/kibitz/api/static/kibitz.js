@@ -596,7 +596,7 @@ function initOps() {
       const tr = document.createElement("tr");
       tr.dataset.group = g.group;
       cell(tr, g.group).style.color = colours[i % colours.length];
-      cell(tr, g.members); cell(tr, g.lag); cell(tr, g.committed); cell(tr, rate.toFixed(1));
+      cell(tr, g.alive); cell(tr, g.lag); cell(tr, g.committed); cell(tr, rate.toFixed(1));
       groups.appendChild(tr);
     });
     draw();
