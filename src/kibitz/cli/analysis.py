@@ -13,6 +13,7 @@ from kibitz.cli.common import (
     _fail,
     _run,
     _settings,
+    _with_container,
     app,
     console,
     err,
@@ -84,23 +85,15 @@ def analyze(
 
 def _cancel(game_ids: list[str], player: str | None) -> None:
     """`kibitz analyze GAME… --cancel`: each game's queued or running analysis is cancelled."""
-    from kibitz.runtime.bootstrap import bootstrap
     from kibitz.services.analysis import cancel_analysis
 
     if player:
         raise _fail("--cancel takes game ids")
-    settings = _settings()
-    settings.demo = False
 
-    async def main() -> list[dict[str, Any]]:
-        container = bootstrap(settings)
-        await container.start([])
-        try:
-            return [await cancel_analysis(container.ctx, g) for g in dict.fromkeys(game_ids)]
-        finally:
-            await container.close()
+    async def cancel(container: Any) -> list[dict[str, Any]]:
+        return [await cancel_analysis(container.ctx, g) for g in dict.fromkeys(game_ids)]
 
-    for done in _run(main):
+    for done in _with_container(cancel):
         console.print(f"{done['game_id']}: cancelled (it was {done['was']})", highlight=False)
 
 
@@ -148,20 +141,11 @@ async def _follow_analyses(container: Any, ids: list[str]) -> dict[str, str]:
 @app.command()
 def report(username: Annotated[str, typer.Argument(help="A player's username.")]) -> None:
     """A player's summary over their analysed games: accuracy, errors, weakest openings."""
-    from kibitz.runtime.bootstrap import bootstrap
 
-    settings = _settings()
-    settings.demo = False
+    async def read(container: Any) -> dict[str, Any]:
+        return dict(await container.reader.player_report(username))
 
-    async def main() -> dict[str, Any]:
-        container = bootstrap(settings)
-        await container.start([])
-        try:
-            return await container.reader.player_report(username)
-        finally:
-            await container.close()
-
-    data = _run(main)
+    data = _with_container(read)
     table = Table(title=f"{username}: {data['analysed']} of {data['games']} games analysed")
     table.add_column("games")
     table.add_column("accuracy")

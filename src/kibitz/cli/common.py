@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -61,6 +61,25 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(130) from None
     except OSError as exc:
         raise _fail(f"cannot reach a component: {exc}") from None
+
+
+def _with_container(use: Callable[[Any], Awaitable[T]]) -> T:
+    """`use(container)` on a started container running no service (a read, a request), then
+    closed: what most one-shot commands do."""
+    from kibitz.runtime.bootstrap import bootstrap
+
+    settings = _settings()
+    settings.demo = False
+
+    async def main() -> T:
+        container = bootstrap(settings)
+        await container.start([])
+        try:
+            return await use(container)
+        finally:
+            await container.close()
+
+    return _run(main)
 
 
 def _logging(level: str = "INFO") -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from kibitz.cli.common import (
     _run,
     _settings,
+    _with_container,
     console,
     err,
     problems_app,
@@ -92,20 +93,11 @@ def problems_pool(
     player: Annotated[str | None, typer.Option("--player", help="This player's games.")] = None,
 ) -> None:
     """The puzzle pool: totals, never served, by theme."""
-    from kibitz.runtime.bootstrap import bootstrap
 
-    settings = _settings()
-    settings.demo = False
+    async def read(container: Any) -> dict[str, Any]:
+        return dict(await container.reader.problem_pool(player))
 
-    async def main() -> dict[str, Any]:
-        container = bootstrap(settings)
-        await container.start([])
-        try:
-            return await container.reader.problem_pool(player)
-        finally:
-            await container.close()
-
-    pool = _run(main)
+    pool = _with_container(read)
     console.print(
         f"{pool['total']} puzzles, {pool['never_served']} never served "
         f"({pool['games_searched']} games searched, {pool['games_to_search']} waiting)"
