@@ -477,3 +477,34 @@ async def test_a_sync_paused_by_a_429_says_why_and_when_it_resumes(twin_factory:
     twin.lichess.hold.set()
     done = await until(lambda: (v := twin.store.syncs.view(sync_id))["status"] == "done" and v)
     assert done["notice"] is None and done["games_stored"] == 3
+
+
+async def test_a_round_where_every_answer_is_the_same_move_is_scored_without_a_vote(
+    twin_factory: Any,
+) -> None:
+    """Issue 17, item 15: identical answers made the vote meaningless."""
+    from kibitz.events import RoundCompleted, RoundVotingStarted
+
+    twin: Twin = await twin_factory()
+    fen = chess.Board(MATCH_POSITIONS[0]).fen()
+    move = min(chess.Board(fen).legal_moves, key=lambda m: m.uci()).uci()
+    if recording_mode():
+        board = chess.Board(fen)
+        await twin.engine.analyse(board, twin.ctx.settings.match_nodes)
+        board.push_uci(move)
+        await twin.engine.analyse(board, twin.ctx.settings.match_nodes)
+    state = None
+    for event in (
+        rules.Created("m", "person:you", 1, 1, "problems", [{"fen": fen}]),
+        rules.Starting("m", 1),
+        rules.Started("m", 1, [{"id": "r1", "identity": "x"}], {"person:you": "A", "r1": "B"}, 9e9),
+        rules.Responded("m", 1, "person:you", move, "same"),
+        rules.Responded("m", 1, "r1", move, "same"),
+    ):
+        state = rules.apply(state, event)
+    assert state is not None
+    worker = matches.MatchesWorker(twin.ctx)
+    await worker.start_voting(None, state)
+    published = [p for _, p in await twin.events(topics.MATCH_EVENTS)]
+    assert any(isinstance(p, RoundCompleted) for p in published)
+    assert not any(isinstance(p, RoundVotingStarted) for p in published)
