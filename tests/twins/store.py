@@ -51,6 +51,7 @@ class _State:
     assignments: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     tracked: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: dict[str, LiveGame] = field(default_factory=dict)
+    ended: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # game → its end
     commentary: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     submissions: set[tuple[str, int, str, str]] = field(default_factory=set)
     evals_cache: dict[str, dict[int, EngineEval]] = field(default_factory=dict)
@@ -833,7 +834,7 @@ class MemoryTracking:
         game.last_ply = max(game.last_ply, ply)
 
     async def game_ended(self, game_id: str, status: str, result: str, now: float) -> None:
-        self.s.tracked.setdefault(f"game:{game_id}", {}).update(status=status, result=result)
+        self.s.ended[game_id] = (status, result, now)
 
 
 class MemoryCommentaries:

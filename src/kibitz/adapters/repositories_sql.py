@@ -13,7 +13,6 @@ from kibitz.adapters.store_sql import SqlStore
 
 class SqlRepositories:
     def __init__(self, store: SqlStore) -> None:
-        self.sql = store
         self.players = SqlPlayers(store)
         self.games = SqlGames(store)
         self.syncs = SqlSyncs(store)

@@ -18,10 +18,8 @@ from kibitz.domain.judgment import (
     MoveJudgment,
     Score,
     judge_move,
-    move_accuracy,
     side_accuracy,
     weighted_move_accuracies,
-    win_percent,
     winning_chances,
 )
 
@@ -133,21 +131,6 @@ def acpl(game: GameInput, white: bool) -> int | None:
     if not losses:
         return None
     return round(sum(losses) / len(losses))
-
-
-def move_accuracies(game: GameInput) -> list[float]:
-    """Each ply's accuracy for the side that played it (lila `AccuracyPercent`)."""
-    percents = [win_percent(CP_INITIAL)] + [
-        win_percent(_final_score(game, i).forced_cp()) for i in range(len(game.evals))
-    ]
-    out = []
-    for i in range(len(game.evals)):
-        before, after = percents[i], percents[i + 1]
-        if game.white_moved(i):
-            out.append(move_accuracy(before, after))
-        else:
-            out.append(move_accuracy(100 - before, 100 - after))
-    return out
 
 
 @dataclass
