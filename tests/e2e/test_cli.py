@@ -143,7 +143,11 @@ def test_analyze_waits_with_progress_then_report_summarises(tmp_path: Path) -> N
         kibitz(tmp_path, "import", "pgn", str(FIXTURES / "three_good_one_broken.pgn")).returncode
         == 0
     )
-    small = {"KIBITZ_QUICK_NODES": "3000", "KIBITZ_DEEP_NODES": "10000"}
+    small = {
+        "KIBITZ_QUICK_NODES": "3000",
+        "KIBITZ_DEEP_NODES": "10000",
+        "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test here
+    }
     usage = kibitz(tmp_path, "analyze", **small)
     assert usage.returncode == 2 and "give game ids or --player" in usage.stderr
     unknown = kibitz(tmp_path, "analyze", "nosuchgame", "--wait", **small)
@@ -261,6 +265,7 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
         "KIBITZ_DATABASE_URL": fresh_pg_url,
         "KIBITZ_QUICK_NODES": "2000",
         "KIBITZ_DEEP_NODES": "5000",
+        "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test here
     }
     try:
         up = kibitz(

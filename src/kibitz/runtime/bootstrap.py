@@ -66,6 +66,7 @@ SERVICES: dict[str, Callable[[Context], Service]] = {
     "robot-worker": robot_worker.build,
 }
 NEEDS_ENGINES = frozenset({"analysis", "commentary", "problems", "matches", "robot-worker"})
+NEEDS_CPU_POOL = frozenset({"ingest", "store"})  # they parse PGN and replay moves (run_cpu)
 
 
 def make_event_log(settings: Settings) -> EventLog:
@@ -97,6 +98,22 @@ class Container:
     supervisor: Supervisor | None = None
     engines: EnginePool | None = None  # started only in processes that search positions
 
+    async def _start_cpu_pool(self, names: list[str]) -> None:
+        """Start the worker processes now, not on the first game; a process whose services
+        never parse (every `kibitz run` but ingest and store) gets none: two interpreters
+        fewer per process."""
+        pool = self.ctx.cpu_pool
+        if pool is None:
+            return
+        if not NEEDS_CPU_POOL & set(names):
+            self.ctx.cpu_pool = None
+            pool.shutdown(wait=False)  # never used: no process was started
+            return
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(pool, int) for _ in range(self.settings.cpu_workers))
+        )
+
     async def start(self, service_names: list[str] | None = None) -> None:
         """Migrate the store, connect the log, declare topics, start `service_names` (None: all).
 
@@ -115,16 +132,8 @@ class Container:
             raise UpstreamUnavailable(
                 f"cannot reach the event log at {self.settings.bus_url}: {_why(exc)}"
             ) from None
-        if self.ctx.cpu_pool is not None:
-            # Start the worker processes now, not on the first game.
-            loop = asyncio.get_running_loop()
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(self.ctx.cpu_pool, int)
-                    for _ in range(self.settings.cpu_workers)
-                )
-            )
         names = list(SERVICES) if service_names is None else service_names
+        await self._start_cpu_pool(names)
         if NEEDS_ENGINES & set(names):
             try:
                 await self.start_engines()
