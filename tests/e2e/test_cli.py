@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -267,6 +269,11 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
         "KIBITZ_DEEP_NODES": "5000",
         "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test here
     }
+    # The tracker's default port taken (by another cluster, say): `up` gives it another one.
+    taken = socket.socket()
+    with contextlib.suppress(OSError):
+        taken.bind(("127.0.0.1", 8001))
+        taken.listen()
     try:
         up = kibitz(
             tmp_path, "up", "--distributed", "--port", str(port), "--analysis-workers", "2", **env
@@ -301,6 +308,7 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
             time.sleep(0.3)
         assert httpx.get(f"{url}/api/games/{game}/analysis").json()["status"] == "done"
     finally:
+        taken.close()
         down = kibitz(tmp_path, "down")
     assert down.returncode == 0 and "stopped" in down.stdout
     assert running_cluster(tmp_path / "home") == []

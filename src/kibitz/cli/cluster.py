@@ -124,6 +124,11 @@ def _start_processes(
             ClusterProcess("broker", broker.process.pid, str(broker.log_path), argv=broker.argv)
         )
         env["KIBITZ_BUS_URL"] = f"kafka://{broker.bootstrap}"
+    # The tracker's HTTP interface on a port of its own (8001 may be taken, by another
+    # cluster for one), unless KIBITZ_TRACKER_PORT says which; the API is told where.
+    tracker_port = int(env.get("KIBITZ_TRACKER_PORT") or free_port())
+    env["KIBITZ_TRACKER_PORT"] = str(tracker_port)
+    env.setdefault("KIBITZ_TRACKER_URL", f"http://127.0.0.1:{tracker_port}")
     kibitz = str(Path(sys.argv[0]).resolve()) if Path(sys.argv[0]).name == "kibitz" else "kibitz"
     migrated = subprocess.run([kibitz, "db", "upgrade"], env=env, capture_output=True, text=True)
     if migrated.returncode != 0:

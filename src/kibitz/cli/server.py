@@ -20,6 +20,8 @@ from kibitz.cli.common import (
 )
 from kibitz.settings import Settings
 
+KEEP_ALIVE_SECONDS = 75  # idle HTTP connections: longer than a proxy's usual 60 s
+
 
 @app.command()
 def serve(
@@ -48,7 +50,16 @@ def serve(
     _run(lambda: _preflight(settings))
     application = create_app(bootstrap(settings), services=[] if api_only else None)
     console.print(f"kibitz on http://{bind}:{port or settings.port}  (home {settings.home})")
-    uvicorn.run(application, host=bind, port=port or settings.port, log_level="warning")
+    uvicorn.run(
+        application,
+        host=bind,
+        port=port or settings.port,
+        log_level="warning",
+        # Keep idle connections longer than clients and proxies do (httpx 5 s, nginx 60 s):
+        # with uvicorn's 5 s, a client reusing a connection as the server closes it gets
+        # "disconnected without a response" on a loaded machine.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
 
 
 async def _preflight(settings: Settings) -> None:
@@ -148,6 +159,7 @@ async def _serve_tracker(container: Any, settings: Settings, stop: asyncio.Event
             host=settings.host,
             port=settings.tracker_port,
             log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     serving = asyncio.create_task(server.serve())
