@@ -96,10 +96,10 @@ case "${1:-}" in
     echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench
     echo "== mypy"; .venv/bin/mypy
     echo "== layering"; .venv/bin/lint-imports --no-cache
-    # The suite runs in worker processes, a test file each (its module fixtures start once);
+    # The suite runs in worker processes (tests/conftest.py says how it is spread over them);
     # the tests that measure latency run afterwards, alone on the machine.
     echo "== pytest"
-    .venv/bin/pytest -n "${KIBITZ_TEST_WORKERS:-3}" --dist loadfile -m "not solo" "$@"
+    .venv/bin/pytest -n "${KIBITZ_TEST_WORKERS:-3}" --dist loadgroup --no-loadscope-reorder -m "not solo" "$@"
     echo "== pytest: latency, alone"
     .venv/bin/pytest -m solo "$@" || { rc=$?; [ "$rc" -eq 5 ] || exit "$rc"; }  # 5: none chosen
     ;;

@@ -17,6 +17,37 @@ from kibitz.runtime.cluster import LocalBroker, start_broker
 from tests.fakes.lichess import FakeLichess
 from tests.fakes.s3 import LocalS3, start_s3
 
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """How `./dev.sh test` spreads the suite over its worker processes (`--dist loadgroup`):
+
+    - tests sharing a module-scoped fixture (one `kibitz serve`, one browser) form one group,
+      so that the fixture starts once, on one worker;
+    - tests marked `slow(seconds)` start first, longest first, each on a worker of its own
+      (xdist hands every worker its next test before the current one ends: a short test
+      goes behind each of the first ones), so that they overlap the rest of the suite
+      instead of ending it.
+    """
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        defs = fixtures.name2fixturedefs.values() if fixtures else []
+        if any(d[-1].scope == "module" for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))  # type: ignore[attr-defined]
+
+    def seconds(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("slow")
+        return float(mark.args[0]) if mark else 0.0
+
+    slow = sorted((i for i in items if seconds(i)), key=seconds, reverse=True)
+    rest = [i for i in items if not seconds(i)]
+    workers = config.getoption("numprocesses", None)
+    n = workers if isinstance(workers, int) and workers > 0 else 1
+    quick = [i for i in rest if ".unit." in i.module.__name__][:n]  # type: ignore[attr-defined]
+    rest = [i for i in rest if i not in quick]
+    items[:] = slow[:n] + quick + slow[n:] + rest
+
+
 PG_ADMIN_URL = os.environ.get(
     "KIBITZ_TEST_PG", "postgresql://kibitz:kibitz@127.0.0.1:5432/postgres"
 )
