@@ -16,7 +16,7 @@ import chess
 import chess.pgn
 
 from kibitz.domain.errors import InvalidPgn
-from kibitz.domain.openings import opening_of
+from kibitz.domain.openings import OPENING_DEPTH, opening_at
 
 logging.getLogger("chess.pgn").setLevel(logging.CRITICAL)  # we report errors ourselves
 
@@ -400,7 +400,12 @@ def game_from_pgn(text: str) -> GameRecord:
     headers = dict(game.headers)
     fen = headers.get("FEN") if headers.get("SetUp", "1") != "0" else None
     board = starting_board(fen) if fen else game.board()
-    initial_fen = board.fen() if board.fen() != chess.STARTING_FEN else None
+    start = board.fen() if "FEN" in headers else chess.STARTING_FEN
+    initial_fen = start if start != chess.STARTING_FEN else None
+    # Without ECO/Opening tags the opening is named from the moves, as the commentary does:
+    # the last named position the game passes through.
+    name_it = not headers.get("Opening") and initial_fen is None
+    named: tuple[str, int] | None = None
     ucis: list[str] = []
     sans: list[str] = []
     clocks: list[int] = []
@@ -411,6 +416,9 @@ def game_from_pgn(text: str) -> GameRecord:
         sans.append(board.san(node.move))
         ucis.append(node.move.uci())
         board.push(node.move)
+        if name_it and len(ucis) <= OPENING_DEPTH:
+            name = opening_at(board)
+            named = (name, len(ucis)) if name is not None else named
         clk = node.clock()
         if clk is not None:
             clocks.append(round(clk * 100))
@@ -427,8 +435,6 @@ def game_from_pgn(text: str) -> GameRecord:
         if a.isdigit() and b.isdigit():
             initial, increment = int(a), int(b)
     result = headers.get("Result", "*")
-    # Without ECO/Opening tags the opening is named from the moves, as the commentary does.
-    named = None if headers.get("Opening") else opening_of(ucis, initial_fen)
     return check_record(
         GameRecord(
             id=pgn_game_id(headers, ucis),

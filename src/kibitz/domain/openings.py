@@ -6,7 +6,6 @@ defining moves, as any opening manual gives them); not an exhaustive ECO classif
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cache
 
 import chess
@@ -83,14 +82,30 @@ OPENINGS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _key(board: chess.Board) -> str:
-    """The position without move counters or en-passant noise: pieces, side, castling."""
-    return f"{board.board_fen()} {'w' if board.turn else 'b'} {board.castling_xfen()}"
+Key = tuple[int, int, int, int, int, int, int, bool, int]
+OPENING_DEPTH = max(len(line.split()) for _, line in OPENINGS)  # no named position lies deeper
+
+
+def _key(board: chess.Board) -> Key:
+    """The position without move counters or en-passant noise: pieces, side, castling. Read
+    from the bitboards (a FEN string costs a look at every square: at import, that was half
+    the time of reading a short game)."""
+    return (
+        board.pawns,
+        board.knights,
+        board.bishops,
+        board.rooks,
+        board.queens,
+        board.kings,
+        board.occupied_co[chess.WHITE],
+        board.turn,
+        board.clean_castling_rights(),
+    )
 
 
 @cache
-def _table() -> dict[str, str]:
-    table: dict[str, str] = {}
+def _table() -> dict[Key, str]:
+    table: dict[Key, str] = {}
     for name, line in OPENINGS:
         board = chess.Board()
         for san in line.split():
@@ -102,19 +117,3 @@ def _table() -> dict[str, str]:
 def opening_at(board: chess.Board) -> str | None:
     """The opening whose defining position `board` is, or None."""
     return _table().get(_key(board))
-
-
-def opening_of(
-    moves_uci: Sequence[str], initial_fen: str | None = None, within: int = 30
-) -> tuple[str, int] | None:
-    """The last named opening the game's first `within` plies pass through, with its ply: what
-    a PGN without ECO/Opening tags is called (None from another start position)."""
-    if initial_fen is not None and initial_fen != chess.STARTING_FEN:
-        return None
-    board, found = chess.Board(), None
-    for ply, uci in enumerate(moves_uci[:within], start=1):
-        board.push_uci(uci)
-        name = opening_at(board)
-        if name is not None:
-            found = (name, ply)
-    return found
