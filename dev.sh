@@ -99,7 +99,7 @@ case "${1:-}" in
     # The suite runs in worker processes (tests/conftest.py says how it is spread over them);
     # the tests that measure latency run afterwards, alone on the machine.
     echo "== pytest"
-    .venv/bin/pytest -n "${KIBITZ_TEST_WORKERS:-3}" --dist loadgroup --no-loadscope-reorder -m "not solo" "$@"
+    .venv/bin/pytest -n "${KIBITZ_TEST_WORKERS:-4}" --dist loadgroup --no-loadscope-reorder -m "not solo" "$@"
     echo "== pytest: latency, alone"
     .venv/bin/pytest -m solo "$@" || { rc=$?; [ "$rc" -eq 5 ] || exit "$rc"; }  # 5: none chosen
     ;;

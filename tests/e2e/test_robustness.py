@@ -150,7 +150,7 @@ SERVE_ENV = {
 }
 
 
-@pytest.mark.slow(65)
+@pytest.mark.solo  # health within 1 s: nothing else may compete for the cores
 def test_a_long_game_a_20_mb_file_and_random_bytes_never_stall_health_even_across_a_kill(
     tmp_path: Path,
 ) -> None:

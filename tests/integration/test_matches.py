@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import chess
+import psycopg
 import pytest
 
 from kibitz import topics
@@ -168,6 +169,19 @@ async def test_a_robot_worker_killed_mid_round_the_round_completes_on_time_witho
             stderr=subprocess.STDOUT,
         )
         try:
+            # Round 1 gives the robots 8 s: start it once the worker is up (its heartbeat is
+            # written when its services run), not while a loaded machine still boots it.
+            pg = fresh_pg_url.replace("postgresql+psycopg://", "postgresql://")
+
+            async def worker_up() -> bool:
+                with psycopg.connect(pg) as conn:
+                    row = conn.execute(
+                        "SELECT count(*) FROM workers WHERE worker LIKE %s AND last_seen > 0",
+                        (f"%:{worker.pid}:%",),
+                    ).fetchone()
+                return bool(row and row[0])
+
+            await until(worker_up, timeout=120, every=0.2)
             made = await matches.create_match(
                 container.ctx, rounds=2, robots_per_round=2, source="problems"
             )
@@ -196,7 +210,9 @@ async def test_a_robot_worker_killed_mid_round_the_round_completes_on_time_witho
             state = await round_in(container, match_id, 2, "completed")
             took = asyncio.get_running_loop().time() - started
             budget = deadlines["match_response_seconds"] + deadlines["match_vote_seconds"]
-            assert took <= budget + 3.0, f"round 2 took {took:.1f}s, deadlines {budget}s"
+            # Closed by its deadlines, not by the dead worker (which never answers): the slack
+            # is for a loaded machine, far below "never".
+            assert took <= budget + 10.0, f"round 2 took {took:.1f}s, deadlines {budget}s"
             current = state["rounds"][1]
             assert [a["mine"] for a in current["answers"]] == [True]  # the robots were skipped
             assert current["voted"] == 0  # nobody had another answer to vote for
