@@ -199,7 +199,9 @@ def test_analysis_is_requested_followed_over_sse_and_read(server: Server) -> Non
     accepted = httpx.post(
         f"{server.url}/api/games/{game_id}/analysis", json={"priority": "interactive"}
     )
-    assert accepted.status_code == 202 and accepted.json()["status"] in ("queued", "done")
+    # Queued, or already taken by a worker (a fast one), or done from an earlier request.
+    assert accepted.status_code == 202
+    assert accepted.json()["status"] in ("queued", "running", "done")
     events = []
     with httpx.stream(
         "GET", f"{server.url}/api/games/{game_id}/analysis/events", timeout=120
