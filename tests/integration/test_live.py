@@ -106,7 +106,7 @@ async def test_every_ply_reaches_live_moves_once_in_order_across_a_disconnect(
             health = (await http.get("/health")).json()
             return bool(health["active_trackers"] == 0)
 
-        await until(cleaned_up, timeout=10)
+        await until(cleaned_up, timeout=30)
         row = await container.sql.read(lambda s: s.get(TrackedPlayer, "matyizom"))
         assert row is not None and row.status == "ended" and row.end_reason.startswith("no game")
         # Tracking again after the end starts a new task.
@@ -282,7 +282,7 @@ async def test_the_api_reaches_the_tracker_over_http_and_falls_back_to_the_topic
             )
         )
         serving = asyncio.create_task(server.serve())
-        await until(lambda: asyncio.sleep(0, server.started), timeout=10)
+        await until(lambda: asyncio.sleep(0, server.started), timeout=30)
         answer = await request_tracking(api.ctx, api.component("tracker"), "ViaHttp", {})
         assert answer == {"status": "tracking_started", "username": "ViaHttp", "via": "tracker"}
         assert "viahttp" in tracker.tasks
