@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import chess
+import chess.pgn
 
 from kibitz.clock import Clock
 from kibitz.read.games import get_sync
@@ -28,6 +32,30 @@ def settings_for(
         demo=False,
         **values,
     )
+
+
+LICHESS_PUZZLES = Path(__file__).parent / "fixtures" / "lichess_puzzles.csv"
+
+
+def lichess_puzzle_rows() -> list[dict[str, str]]:
+    """The real Lichess puzzle database rows of tests/fixtures/lichess_puzzles.csv."""
+    with LICHESS_PUZZLES.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def puzzle_replay_pgn(puzzle_id: str, fen: str, moves: list[str]) -> str:
+    """A Lichess puzzle replayed as a game: its position as a FEN setup, the opponent's
+    mistake, then the solution."""
+    game = chess.pgn.Game()
+    game.headers["Event"] = f"Lichess puzzle {puzzle_id}"
+    game.headers["Site"] = "Lichess puzzle database"
+    game.headers["White"] = "lichess-white"
+    game.headers["Black"] = "lichess-black"
+    game.setup(chess.Board(fen))
+    node: chess.pgn.GameNode = game
+    for uci in moves:
+        node = node.add_variation(chess.Move.from_uci(uci))
+    return str(game)
 
 
 @asynccontextmanager

@@ -30,7 +30,15 @@ from kibitz.services import problems
 from kibitz.services.analysis import request_player_analysis
 from kibitz.services.ingest import import_pgn
 from kibitz.settings import load_settings
-from tests.support import read_topic, running, settings_for, until, wait_for_sync
+from tests.support import (
+    lichess_puzzle_rows,
+    puzzle_replay_pgn,
+    read_topic,
+    running,
+    settings_for,
+    until,
+    wait_for_sync,
+)
 
 CLASSICS = Path(problems.__file__).parent.parent / "demo" / "classics.pgn"
 BUDGET = {"quick_nodes": 5000, "deep_nodes": 100_000, "problem_nodes": 300_000, "engines": 2}
@@ -114,6 +122,48 @@ async def test_puzzles_are_found_in_real_games_with_their_solution_once(tmp_path
         assert list(again) == [p.id for p in found]
 
 
+async def test_a_game_from_a_position_gets_its_first_move_judged_and_lichess_s_line(
+    tmp_path: Path,
+) -> None:
+    """Two real Lichess puzzles replayed as games (a FEN setup, the opponent's mistake, the
+    solution): the starting position is searched, so the mistake, the game's first move, is a
+    candidate; the puzzle found is Lichess's, reply for reply."""
+    wanted = {"00EXM": "mate", "00I8g": "advantage"}  # a back-rank mate in 2; a win of a rook
+    rows = [r for r in lichess_puzzle_rows() if r["PuzzleId"] in wanted]
+    pgn = "\n\n".join(puzzle_replay_pgn(r["PuzzleId"], r["FEN"], r["Moves"].split()) for r in rows)
+    settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'kibitz.db'}", **BUDGET)
+    async with running(settings, ["ingest", "store", "analysis", "problems"]) as container:
+        view = await wait_for_sync(container, await import_pgn(container.ctx, pgn, "p.pgn"))
+        assert view["games_stored"] == 2
+        await request_player_analysis(container.ctx, "lichess-white")
+        found = {p.fen: p for p in await _searched(container, 2)}
+
+        def starts(session: Any) -> list[tuple[int | None, int | None]]:
+            from kibitz.adapters.store_models import Analysis
+
+            return [(a.start_cp, a.start_mate) for a in session.scalars(select(Analysis))]
+
+        assert all(
+            cp is not None or mate is not None for cp, mate in await container.sql.read(starts)
+        )
+        for row in rows:
+            moves = row["Moves"].split()
+            puzzle = found.get(row["FEN"])
+            assert puzzle is not None, f"{row['PuzzleId']}: no puzzle at the game's first move"
+            assert (puzzle.ply, puzzle.blunder_uci, puzzle.kind) == (
+                1,
+                moves[0],
+                wanted[row["PuzzleId"]],
+            )
+            solver = moves[1::2]
+            for step in range(len(solver)):
+                answer = await problems.record_attempt(container.ctx, puzzle.id, solver[: step + 1])
+                assert answer["correct"], (row["PuzzleId"], step, answer)
+                if step < len(solver) - 1:
+                    assert answer["reply"]["uci"] == moves[2 + 2 * step]
+            assert answer["complete"]
+
+
 async def test_a_position_with_two_equally_good_winning_moves_is_rejected(
     tmp_path: Path,
 ) -> None:
@@ -142,6 +192,51 @@ async def test_a_position_with_two_equally_good_winning_moves_is_rejected(
         lines = await search(one, 2)
         assert lines[0].uci == "e4d5"
         assert puzzles.win_chances(lines[0].score) > puzzles.win_chances(lines[1].score) + 0.7
+    finally:
+        await pool.close()
+
+
+# lichess-puzzler's own "not a puzzle" positions (`generator/test.py`: the position, the move
+# that seems to hand the other side a win), each rejected there; the first was a puzzle of an
+# early version (its `test_puzzle_2`, a mate in 4) until a deeper look found a second good move
+# six plies in.
+NOT_PUZZLES = [
+    ("3R4/1Q2nk2/4p2p/4n3/BP3ppP/P7/5PP1/2r3K1 w - - 2 39", "g1h2", "mate"),
+    ("2kr3r/ppp2pp1/1b6/1P2p3/4P3/P2B2P1/2P2PP1/R4RK1 w - - 0 18", "f1d1", "mate"),
+    ("8/5p1k/4p1p1/4Q3/3Pp1Kp/4P2P/5qP1/8 w - - 2 44", "e5e4", "mate"),
+    (
+        "rnb1k1nr/ppp2p1p/3p1qp1/2b1p3/2B1P3/2NP1Q2/PPP2PPP/R1B1K1NR b KQkq - 1 6",
+        "c8g4",
+        "advantage",
+    ),
+    ("5k2/5ppp/2r1p3/1p6/1b1R4/p1n1P1P1/B4PKP/1N6 w - - 2 34", "b1c3", "advantage"),
+]
+
+
+async def test_lichess_puzzler_s_own_non_puzzles_are_rejected(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, demo=False)
+    path = settings.stockfish_path()
+    assert path is not None
+    pool = EnginePool(path, 1)
+    await pool.start()
+
+    async def search(board: chess.Board, lines: int) -> list[puzzles.Line]:
+        found = await pool.analyse_lines(board, settings.problem_nodes, lines)
+        return [puzzles.Line(e.best_uci, e.score) for e in found if e.best_uci and e.score]
+
+    try:
+        for fen, move, kind in NOT_PUZZLES:
+            board = chess.Board(fen)
+            board.push_uci(move)
+            verdict = await puzzles.solve(board, kind, search)
+            assert not verdict.ok, (fen, move, verdict)
+            assert verdict.rejected
+        # The mate in 4 of the first: the line goes on until a second good move appears.
+        board = chess.Board(NOT_PUZZLES[0][0])
+        board.push_uci(NOT_PUZZLES[0][1])
+        verdict = await puzzles.solve(board, "mate", search)
+        assert verdict.rejected is not None and verdict.rejected.startswith("more than one")
+        assert verdict.searches >= 2
     finally:
         await pool.close()
 

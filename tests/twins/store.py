@@ -418,6 +418,7 @@ class MemoryAnalyses:
         row = self.s.analyses[game_id]
         total = len(result.evals) + 1
         row.update(source=result.source, positions_total=total, positions_done=total)
+        row["start_score"] = result.start_score
         if result.final:
             row.update(status="done", phase=result.phase, finished_at=now, error=None)
             row.update(lease_owner=None, lease_until=0.0)
@@ -496,6 +497,7 @@ class MemoryProblems:
             initial_fen=game.initial_fen,
             moves_uci=list(game.moves_uci),
             scores=scores[: len(game.moves_uci)],
+            start_score=row.get("start_score"),
         )
 
     async def save_scan(

@@ -52,16 +52,44 @@ def test_a_swing_to_a_clear_win_is_an_advantage_candidate_unless_already_winning
     )
 
 
+def test_a_game_from_a_position_judges_its_first_move_from_that_position_s_score() -> None:
+    # Lichess puzzle 000rZ replayed as a game: 13.Nxe6?? allows 13...Qxh2#.
+    board = chess.Board("2kr1b1r/p1p2pp1/2pqb3/7p/3N2n1/2NPB3/PPP2PPP/R2Q1RK1 w - - 2 13")
+    moves, scores = ["d4e6", "d6h2"], [Score(mate=-1), None]
+    # Searched, the start is about level: the first move is a mate candidate.
+    level = Score(cp=-60)
+    assert puzzles.find_candidates(board, moves, scores, level) == [Candidate(1, "mate")]
+    # Black was already winning by more than 300 before the move: no puzzle, as Lichess's
+    # "too much of a winning position to start with" (unless a mate is on: it is here).
+    winning = Score(cp=-450)
+    assert puzzles.find_candidates(board, moves, scores, winning) == [Candidate(1, "mate")]
+    # An advantage swing is judged against the searched start, not an assumed one: 1.Qd5??
+    # hangs the queen to the pawn. From a level start that is a puzzle for Black; from a
+    # start Black was already winning by more than 300, it is not.
+    board = chess.Board("4k3/8/4p3/8/8/8/3PP3/3QK3 w - - 0 1")
+    moves, scores = ["d1d5", "e6d5"], [Score(cp=-850), Score(cp=-900)]
+    assert puzzles.find_candidates(board, moves, scores, Score(cp=10)) == [
+        Candidate(1, "advantage")
+    ]
+    assert puzzles.find_candidates(board, moves, scores, Score(cp=-350)) == []
+    assert puzzles.find_candidates(board, moves, scores) == [Candidate(1, "advantage")]
+
+
 def test_a_player_already_up_in_material_gets_no_puzzle() -> None:
     moves = ["e2e4", "d7d5", "e4d5", "g8f6"]  # White is a pawn up when the swing comes
     scores = [Score(cp=30), Score(cp=60), Score(cp=100), Score(cp=900)]
     assert puzzles.find_candidates(chess.Board(), moves, scores) == []
 
 
-async def test_the_only_move_needs_a_gap_of_0_7_in_win_chances() -> None:
+async def test_the_only_move_needs_a_gap_of_0_6_in_win_chances() -> None:
     board = chess.Board()
     unique = [Line("e2e4", Score(cp=900)), Line("d2d4", Score(cp=50))]
     close = [Line("e2e4", Score(cp=900)), Line("d2d4", Score(cp=700))]
+    # +450 against +10: 0.66 apart, enough; +450 against +60: 0.57 apart, not.
+    enough = [Line("e2e4", Score(cp=450)), Line("d2d4", Score(cp=10))]
+    short = [Line("e2e4", Score(cp=450)), Line("d2d4", Score(cp=60))]
+    assert await puzzles.is_only_move(board, enough, _no_search)
+    assert not await puzzles.is_only_move(board, short, _no_search)
     assert await puzzles.is_only_move(board, unique, _no_search)
     assert not await puzzles.is_only_move(board, close, _no_search)
     assert await puzzles.is_only_move(board, unique[:1], _no_search)  # a single legal move

@@ -241,6 +241,9 @@ class SqlAnalyses:
                 ],
             )
             row.source = result.source
+            start = result.start_score
+            row.start_cp = start.cp if start else None
+            row.start_mate = start.mate if start else None
             row.positions_total = len(evals) + 1
             row.positions_done = row.positions_total
             if phase == "quick":

@@ -170,6 +170,9 @@ class Analysis(Base):
     positions_total: Mapped[int] = mapped_column(Integer, default=0)
     quick_nodes: Mapped[int | None] = mapped_column(BigInteger)
     deep_nodes: Mapped[int | None] = mapped_column(BigInteger)
+    # The starting position's score (White's side) in the stored phase; None when reused.
+    start_cp: Mapped[int | None] = mapped_column(Integer)
+    start_mate: Mapped[int | None] = mapped_column(Integer)
     engine: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)

@@ -42,6 +42,7 @@ class PhaseResult:
     results: dict[str, tuple[int, dict[str, Any]]]  # plugin → (version, result)
     final: bool  # the last pass: the analysis is done
     completion_event_id: str | None  # with `final`: the id its completion event will carry
+    start_score: Score | None = None  # the starting position's, White's side (engine passes)
 
 
 Claim = Literal["taken", "done", "cancelled"] | str  # or the live holder's name
@@ -139,6 +140,7 @@ class PuzzleSource:
     initial_fen: str | None
     moves_uci: Sequence[str]
     scores: Sequence[Score | None]  # after each ply, White's side
+    start_score: Score | None = None  # of the starting position, White's side, when searched
 
 
 @dataclass(frozen=True)

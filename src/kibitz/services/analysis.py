@@ -31,6 +31,7 @@ from kibitz.domain.analysis import (
     evals_from_pgn,
 )
 from kibitz.domain.engine import EngineEval
+from kibitz.domain.judgment import Score
 from kibitz.errors import InvalidInput, KibitzError, MalformedEvent, NotFound
 from kibitz.events import (
     AnalysisCompleted,
@@ -293,6 +294,7 @@ class AnalysisWorker:
                 source="engine",
                 final=phase == "deep",
                 cached=[c for _, c in results],
+                start_score=results[0][0].score,
             )
             if phase == "quick":
                 job.phase = "deep"
@@ -351,6 +353,7 @@ class AnalysisWorker:
         source: str,
         final: bool,
         cached: list[bool] | None = None,
+        start_score: Score | None = None,
     ) -> None:
         game = GameInput(**{**base.__dict__, "evals": evals})
         game_id = job.game_id
@@ -366,6 +369,7 @@ class AnalysisWorker:
                 results={p.name: (p.version, p.run(game)) for p in self.plugins},
                 final=final,
                 completion_event_id=new_event_id() if final else None,
+                start_score=start_score,
             ),
             self.ctx.clock.now(),
         )

@@ -142,7 +142,10 @@ class ProblemsWorker:
     ) -> tuple[list[StoredPuzzle], list[dict[str, Any]], int, int]:
         initial = chess.Board(game.initial_fen) if game.initial_fen else chess.Board()
         moves = list(game.moves_uci)
-        candidates = puzzles.find_candidates(initial, moves, list(game.scores))
+        # A game from a position is judged from that position's own score; a game from the
+        # start from the score Lichess assumes there.
+        start = game.start_score if game.initial_fen else None
+        candidates = puzzles.find_candidates(initial, moves, list(game.scores), start)
         rows: list[StoredPuzzle] = []
         rejected: list[dict[str, Any]] = []
         searches = 0
