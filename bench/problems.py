@@ -16,6 +16,7 @@ Baseline, same run and clients: `GET /api/problems/{id}`, a plain read by primar
 the same stack and database.
 
     .venv/bin/python bench/problems.py [--clients 50] [--requests 2000] [--nodes N]
+        [--generation-only]
 """
 
 from __future__ import annotations
@@ -269,6 +270,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--nodes", type=int, default=None, help="puzzle search budget")
+    parser.add_argument("--generation-only", action="store_true", help="skip the serving part")
     args = parser.parse_args()
     path = load_settings(demo=False).stockfish_path()
     assert path, "no Stockfish"
@@ -287,6 +289,8 @@ def main() -> None:
         f"{floor:.1f} s -> {floor / scans['seconds']:.2f}x of the floor"
     )
 
+    if args.generation_only:
+        return
     read, served = serving(args.clients, args.requests)
     for name, values in (("GET /api/problems/{id}", read), ("GET /api/problems/random", served)):
         print(

@@ -68,6 +68,9 @@ async def test_quick_results_then_deep_results_then_the_cache_spares_the_engine(
         assert set(view["results"]) == {p.name for p in BUILTIN_PLUGINS}
         assert len(view["evals"]) == plies
         assert view["nodes"] == {"quick": 1500, "deep": 6000}
+        # The starting position was searched too: about level, White's side.
+        assert view["start"] is not None and view["start"]["mate"] is None
+        assert -150 < view["start"]["cp"] < 150
 
         def counts(session: Any) -> tuple[int, int]:
             evals = session.scalar(

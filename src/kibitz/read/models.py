@@ -135,6 +135,11 @@ class MoveEvalView(View):
     line: str | None = Field(description="the best line from there, in SAN")
 
 
+class StartScore(View):
+    cp: int | None = Field(description="centipawns, White's side")
+    mate: int | None
+
+
 class AnalysisView(View):
     game_id: str
     status: str = Field(description="none, queued, running, done, failed or cancelled")
@@ -146,6 +151,9 @@ class AnalysisView(View):
     source: str | None = Field(None, description="engine, lichess or pgn")
     engine: str | None = None
     nodes: Nodes | None = None
+    start: StartScore | None = Field(
+        None, description="the starting position's score, when the engine searched it"
+    )
     error: str | None = None
     attempts: int | None = None
     requested_at: Any = None
