@@ -410,7 +410,6 @@ async def test_serving_a_puzzle_never_waits_on_a_stalled_log(twin_factory: Any) 
     """Issue 17, item 8: with the broker stopped, /api/problems/random took 30 s, then 500."""
     twin: Twin = await twin_factory(problems_min_unserved=50)
     _seed_positions(twin)
-    problems._last_refill.clear()  # the debounce of an earlier test's requests
     stalled = _StalledPublisher()
     twin.ctx.publisher = stalled  # type: ignore[assignment]
     async with asyncio.timeout(1.0):

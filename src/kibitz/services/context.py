@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from kibitz.clock import Clock
@@ -30,6 +30,9 @@ class Context:
     commentator: Commentator
     speech: Speech
     cpu_pool: Executor | None = None  # worker processes for CPU-bound pure work
+    # When each debounced request (by key, e.g. a player's puzzle refill) was last made: this
+    # container's own, never shared with another in the process.
+    debounced: dict[str, float] = field(default_factory=dict)
 
     async def run_cpu(self, fn: Callable[..., T], *args: object) -> T:
         """`fn(*args)` off the event loop: in a worker process when this process has them,

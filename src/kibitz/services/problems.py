@@ -231,7 +231,6 @@ async def request_generation(
 
 
 REFILL_EVERY_SECONDS = 60.0  # at most one automatic request per player this often
-_last_refill: dict[str, float] = {}
 
 
 async def serve(
@@ -270,9 +269,9 @@ async def refill_if_low(ctx: Context, player: str | None, remaining: int) -> boo
         return False
     key = (player or "").strip().lower() or "all"
     now = ctx.clock.now()
-    if now - _last_refill.get(key, float("-inf")) < REFILL_EVERY_SECONDS:
+    if now - ctx.debounced.get(f"refill:{key}", float("-inf")) < REFILL_EVERY_SECONDS:
         return False
-    _last_refill[key] = now
+    ctx.debounced[f"refill:{key}"] = now
     await ctx.publisher.publish(
         topics.PROBLEMS_REQUESTED,
         ProblemsGenerationRequested(player=None if key == "all" else key, reason="pool_low"),
