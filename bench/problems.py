@@ -75,18 +75,7 @@ async def generation(nodes: int | None) -> tuple[dict[str, Any], list[tuple[str,
     home = Path(tempfile.mkdtemp(prefix="kibitz-bench-problems-"))
     extra: dict[str, Any] = {"problem_nodes": nodes} if nodes else {}
     settings = load_settings(home=home, demo=False, engines=1, **extra)
-    container = bootstrap(settings)
-    await container.start(["ingest", "store", "analysis"])
-    try:
-        sync_id = await import_pgn(container.ctx, games_pgn(), filename="bench.pgn")
-        view = await wait_for_sync(container, sync_id)
-        ids = [g for g in await container.sql.read(_game_ids)]
-        for game_id in ids:
-            await request_analysis(container.ctx, game_id, "batch")
-        while await container.sql.read(lambda s: _analysed(s, ids)) < len(ids):
-            await asyncio.sleep(0.5)
-    finally:
-        await container.close()
+    view, ids = await import_and_analyse(settings, games_pgn(), "bench.pgn")
     print(f"{view['games_stored']} games imported and analysed; searching them for puzzles")
 
     container = bootstrap(settings)
@@ -116,6 +105,26 @@ async def generation(nodes: int | None) -> tuple[dict[str, Any], list[tuple[str,
     scans["seconds"] = seconds
     scans["nodes"] = settings.problem_nodes
     return scans, searches
+
+
+async def import_and_analyse(
+    settings: Any, pgn: str, filename: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Import `pgn` into a fresh embedded kibitz and analyse every game stored (batch lane);
+    the import's view and the game ids."""
+    container = bootstrap(settings)
+    await container.start(["ingest", "store", "analysis"])
+    try:
+        sync_id = await import_pgn(container.ctx, pgn, filename=filename)
+        view = await wait_for_sync(container, sync_id, timeout=600)
+        ids = [g for g in await container.sql.read(_game_ids)]
+        for game_id in ids:
+            await request_analysis(container.ctx, game_id, "batch")
+        while await container.sql.read(lambda s: _analysed(s, ids)) < len(ids):
+            await asyncio.sleep(0.5)
+    finally:
+        await container.close()
+    return view, ids
 
 
 def _game_ids(session: Any) -> list[str]:

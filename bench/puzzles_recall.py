@@ -35,15 +35,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import lichess_puzzle_rows, puzzle_replay_pgn, wait_for_sync  # noqa: E402
+from bench.problems import import_and_analyse  # noqa: E402
+from tests.support import lichess_puzzle_rows, puzzle_replay_pgn  # noqa: E402
 
-from kibitz.adapters.store_models import Analysis, Problem, ProblemScan, ProblemTheme  # noqa: E402
+from kibitz.adapters.store_models import Problem, ProblemScan, ProblemTheme  # noqa: E402
 from kibitz.api.app import create_app  # noqa: E402
 from kibitz.domain import puzzles  # noqa: E402
 from kibitz.domain.games import game_from_pgn  # noqa: E402
 from kibitz.runtime.bootstrap import bootstrap  # noqa: E402
-from kibitz.services.analysis import request_analysis  # noqa: E402
-from kibitz.services.ingest import import_pgn  # noqa: E402
 from kibitz.services.problems import request_generation  # noqa: E402
 from kibitz.settings import load_settings  # noqa: E402
 
@@ -105,19 +104,9 @@ async def attempt_line(client: httpx.AsyncClient, puzzle_id: str, row: Row) -> s
 
 
 async def analyse(settings: Any, pgn: str, ids: list[str]) -> float:
-    container = bootstrap(settings)
-    await container.start(["ingest", "store", "analysis"])
     began = time.perf_counter()
-    try:
-        sync_id = await import_pgn(container.ctx, pgn, filename="puzzles.pgn")
-        view = await wait_for_sync(container, sync_id, timeout=600)
-        assert view["games_stored"] == len(ids), view
-        for game_id in ids:
-            await request_analysis(container.ctx, game_id, "batch")
-        while await container.sql.read(lambda s: _analysed(s, ids)) < len(ids):
-            await asyncio.sleep(0.5)
-    finally:
-        await container.close()
+    view, stored = await import_and_analyse(settings, pgn, "puzzles.pgn")
+    assert sorted(stored) == sorted(ids), view
     return time.perf_counter() - began
 
 
@@ -177,15 +166,6 @@ async def search(settings: Any, rows: list[Row], ids: list[str], verbose: bool) 
         for line in missed:
             print("   ", line)
     return result
-
-
-def _analysed(session: Any, ids: list[str]) -> int:
-    rows = session.scalars(
-        Analysis.__table__.select()
-        .with_only_columns(Analysis.status)
-        .where(Analysis.game_id.in_(ids))
-    ).all()
-    return sum(1 for r in rows if r in ("done", "failed"))
 
 
 def _forget_puzzles(session: Any) -> None:

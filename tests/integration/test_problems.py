@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from kibitz import topics
 from kibitz.adapters.engine_uci import EnginePool
 from kibitz.adapters.store_models import Problem, ProblemScan
 from kibitz.domain import puzzles
+from kibitz.domain.puzzles import Search
 from kibitz.errors import InvalidInput, NotFound
 from kibitz.events import ProblemsGenerated, ProblemsGenerationRequested
 from kibitz.runtime.bootstrap import Container
@@ -89,9 +92,15 @@ async def test_puzzles_are_found_in_real_games_with_their_solution_once(tmp_path
 
         # The Opera game: after 16...Nxb8, 17.Rd8# is the only mate (a back-rank mate).
         opera = by_game["duke karl / count isouard"]
-        mate_in_one = [p for p in opera if p.solution == ["d1d8"]]
-        assert mate_in_one and mate_in_one[0].ply == 32
-        assert {"mate", "mateIn1", "backRankMate"} <= set(mate_in_one[0].themes)
+        # The puzzle ends with 17.Rd8#: a mate in one from ply 32, or the mate in two from
+        # ply 30 when the search at this budget sees 16.Qb8+!! as the only good move (its
+        # second best is near the only-move margin, so small searches decide either way).
+        mates = [p for p in opera if p.solution[-1:] == ["d1d8"]]
+        assert mates, [(p.ply, p.solution) for p in opera]
+        shape = (mates[0].ply, len(mates[0].solution))
+        assert shape in ((32, 1), (30, 3)), shape
+        in_n = "mateIn1" if shape == (32, 1) else "mateIn2"
+        assert {"mate", in_n, "backRankMate"} <= set(mates[0].themes)
 
         # The Evergreen: 19...Rg8? allowed the forced mate 20.Rxe7+ Nxe7 21.Qxd7+!! Kxd7
         # 22.Bf5+ Ke8 23.Bd7+ Kf8 24.Bxe7#. The engine may start the puzzle at 19...Rg8 or at
@@ -120,6 +129,26 @@ async def test_puzzles_are_found_in_real_games_with_their_solution_once(tmp_path
             lambda s: s.scalars(select(Problem.id).order_by(Problem.id)).all()
         )
         assert list(again) == [p.id for p in found]
+
+
+@asynccontextmanager
+async def _engine_search(tmp_path: Path, nodes: int | None = None) -> AsyncIterator[Search]:
+    """One Stockfish of Debian's, as the problems service searches: MultiPV lines at `nodes`
+    (the default puzzle budget unless given)."""
+    settings = load_settings(home=tmp_path, demo=False)
+    path = settings.stockfish_path()
+    assert path is not None
+    pool = EnginePool(path, 1)
+    await pool.start()
+
+    async def search(board: chess.Board, lines: int) -> list[puzzles.Line]:
+        found = await pool.analyse_lines(board, nodes or settings.problem_nodes, lines)
+        return [puzzles.Line(e.best_uci, e.score) for e in found if e.best_uci and e.score]
+
+    try:
+        yield search
+    finally:
+        await pool.close()
 
 
 async def test_a_game_from_a_position_gets_its_first_move_judged_and_lichess_s_line(
@@ -167,17 +196,7 @@ async def test_a_game_from_a_position_gets_its_first_move_judged_and_lichess_s_l
 async def test_a_position_with_two_equally_good_winning_moves_is_rejected(
     tmp_path: Path,
 ) -> None:
-    settings = load_settings(home=tmp_path, demo=False)
-    path = settings.stockfish_path()
-    assert path is not None
-    pool = EnginePool(path, 1)
-    await pool.start()
-
-    async def search(board: chess.Board, lines: int) -> list[puzzles.Line]:
-        found = await pool.analyse_lines(board, 300_000, lines)
-        return [puzzles.Line(e.best_uci, e.score) for e in found if e.best_uci and e.score]
-
-    try:
+    async with _engine_search(tmp_path, 300_000) as search:
         # Black's queen hangs to the pawn and to the knight alike: two winning moves.
         two = chess.Board("k7/8/8/3q4/4P3/2N5/8/6K1 w - - 0 1")
         lines = await search(two, 2)
@@ -191,9 +210,8 @@ async def test_a_position_with_two_equally_good_winning_moves_is_rejected(
         one = chess.Board("k7/8/8/3q4/4P3/8/8/6K1 w - - 0 1")
         lines = await search(one, 2)
         assert lines[0].uci == "e4d5"
-        assert puzzles.win_chances(lines[0].score) > puzzles.win_chances(lines[1].score) + 0.7
-    finally:
-        await pool.close()
+        gap = puzzles.win_chances(lines[0].score) - puzzles.win_chances(lines[1].score)
+        assert gap > puzzles.ATTACK_GAP
 
 
 # lichess-puzzler's own "not a puzzle" positions (`generator/test.py`: the position, the move
@@ -214,17 +232,7 @@ NOT_PUZZLES = [
 
 
 async def test_lichess_puzzler_s_own_non_puzzles_are_rejected(tmp_path: Path) -> None:
-    settings = load_settings(home=tmp_path, demo=False)
-    path = settings.stockfish_path()
-    assert path is not None
-    pool = EnginePool(path, 1)
-    await pool.start()
-
-    async def search(board: chess.Board, lines: int) -> list[puzzles.Line]:
-        found = await pool.analyse_lines(board, settings.problem_nodes, lines)
-        return [puzzles.Line(e.best_uci, e.score) for e in found if e.best_uci and e.score]
-
-    try:
+    async with _engine_search(tmp_path) as search:
         for fen, move, kind in NOT_PUZZLES:
             board = chess.Board(fen)
             board.push_uci(move)
@@ -237,8 +245,6 @@ async def test_lichess_puzzler_s_own_non_puzzles_are_rejected(tmp_path: Path) ->
         verdict = await puzzles.solve(board, "mate", search)
         assert verdict.rejected is not None and verdict.rejected.startswith("more than one")
         assert verdict.searches >= 2
-    finally:
-        await pool.close()
 
 
 def _row(index: int, served_at: datetime | None) -> dict[str, Any]:
