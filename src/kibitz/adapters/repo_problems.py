@@ -110,11 +110,7 @@ class SqlProblems:
                 initial_fen=game.initial_fen,
                 moves_uci=moves,
                 scores=[by_ply.get(ply) for ply in range(1, len(moves) + 1)],
-                start_score=(
-                    stored_score(analysis.start_cp, analysis.start_mate)
-                    if analysis.start_cp is not None or analysis.start_mate is not None
-                    else None
-                ),
+                start_score=stored_score(analysis.start_cp, analysis.start_mate),
             )
 
         return await self.store.read(read)
