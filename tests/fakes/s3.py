@@ -1,5 +1,5 @@
-"""A fake S3 for the tests (and try-outs from a checkout): moto's S3 server on 127.0.0.1, in
-its own process, where a local broker keeps a log that outlives the broker."""
+"""A fake S3 for the tests (and try-outs from a checkout): tests/fakes/s3server.py on 127.0.0.1,
+in its own process, where a local broker keeps a log that outlives the broker."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ ROOT = Path(__file__).parent.parent.parent  # the checkout: `tests` is importabl
 
 @dataclass
 class LocalS3:
-    """An S3-protocol server on 127.0.0.1 (moto's, in its own process) holding one bucket.
-    It keeps objects in memory: they outlive the broker that writes them, not this process."""
+    """An S3-protocol server on 127.0.0.1 (tests/fakes/s3server.py, in its own process)
+    holding one bucket. It keeps objects in memory: they outlive the broker that writes them,
+    not this process."""
 
     port: int
     bucket: str
@@ -45,7 +46,7 @@ class LocalS3:
 
 
 def start_s3(log_dir: Path, bucket: str = "kibitz", timeout: float = 30.0) -> LocalS3:
-    """Start `python -m tests.fakes.s3server` (moto's S3 server, a test dependency) and
+    """Start `python -m tests.fakes.s3server` (an in-memory S3 server) and
     create `bucket` in it."""
     import sys
 
