@@ -143,7 +143,17 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether `pid` has exited but its parent (another process's child: `kibitz restart`, a
+    test, an init that does not reap) has not collected it yet: it is gone, not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux) or gone already: kill(pid, 0) decided
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def cluster_file(home: Path) -> Path:
