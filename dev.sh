@@ -56,7 +56,8 @@ ensure_chromium() {
 
 ensure_postgres() {
   # A fresh Debian PostgreSQL takes TCP logins by password only (scram-sha-256), so the tests
-  # get a role of their own with a password: `kibitz` may create and drop databases, no more.
+  # get a role of their own with a password: `kibitz` may create and drop databases and end
+  # the connections to them, no more.
   if ! command -v pg_ctlcluster >/dev/null; then
     echo "installing PostgreSQL …"
     apt_install postgresql
@@ -74,6 +75,9 @@ ensure_postgres() {
       echo "creating the PostgreSQL role kibitz for the tests …"
       $SUDO runuser -u postgres -- psql -q -c "CREATE ROLE kibitz LOGIN CREATEDB PASSWORD 'kibitz'"
     fi
+    # The tests drop their databases WITH (FORCE), which ends whatever is still connected.
+    $SUDO runuser -u postgres -- env PGOPTIONS="-c client_min_messages=warning" \
+      psql -q -c "GRANT pg_signal_backend TO kibitz"
     export KIBITZ_TEST_PG="postgresql://kibitz:kibitz@127.0.0.1:5432/postgres"
   fi
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -67,6 +68,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         local.stop()
 
 
+def drop_database(name: str, attempts: int = 5) -> None:
+    """DROP DATABASE … WITH (FORCE), which ends the connections still open to it. Ending one
+    can be refused for a moment (a backend of another role, autovacuum): try a few times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.Error:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A PostgreSQL database created for this test run and dropped after it."""
@@ -77,8 +92,7 @@ def pg_database() -> Iterator[str]:
     try:
         yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 def make_sqlite_log(path: Path) -> SqliteEventLog:
@@ -124,8 +138,7 @@ def fresh_pg_url() -> Iterator[str]:
     try:
         yield f"{base}/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
