@@ -54,6 +54,35 @@ ensure_chromium() {
   apt_install chromium
 }
 
+ensure_node() {
+  if command -v node >/dev/null && command -v npm >/dev/null; then return; fi
+  echo "installing Debian's nodejs and npm …"
+  apt_install nodejs npm
+}
+
+frontend_sum() {  # what the bundle in src/kibitz/api/static/app/ was built from
+  (cd frontend && find package.json package-lock.json build.mjs tsconfig.json src -type f -print0 \
+    | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)
+}
+
+ensure_frontend() {  # $1: "check" also installs the tools to type-check the sources
+  # The built bundle is committed, so that a pip install needs no Node; it is rebuilt here
+  # when frontend/ changed since (the stamp holds the sources' checksum).
+  local stamp=src/kibitz/api/static/app/SOURCES.sha256 sum
+  sum=$(frontend_sum)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && [ "${1:-}" != "check" ]; then return; fi
+  ensure_node
+  if [ ! -f frontend/node_modules/.package-lock.json ] \
+    || [ frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]; then
+    echo "installing the front end's packages (npm ci) …"
+    (cd frontend && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+    (cd frontend && npm run -s build)
+    echo "$sum" > "$stamp"
+  fi
+}
+
 ensure_postgres() {
   # A fresh Debian PostgreSQL takes TCP logins by password only (scram-sha-256), so the tests
   # get a role of their own with a password: `kibitz` may create and drop databases and end
@@ -88,6 +117,7 @@ case "${1:-}" in
     ensure_venv ""
     ensure_stockfish
     ensure_espeak
+    ensure_frontend
     exec .venv/bin/kibitz serve "$@"
     ;;
   test)
@@ -97,9 +127,11 @@ case "${1:-}" in
     ensure_espeak
     ensure_chromium
     ensure_postgres
+    ensure_frontend check
     echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench
     echo "== mypy"; .venv/bin/mypy
     echo "== layering"; .venv/bin/lint-imports --no-cache
+    echo "== front end: tsc"; (cd frontend && npm run -s check)
     # The suite runs in worker processes (tests/conftest.py says how it is spread over them);
     # the tests that measure latency run afterwards, alone on the machine.
     echo "== pytest"

@@ -11,7 +11,9 @@ from typing import Any
 
 import chess
 import chess.pgn
+import httpx
 
+from kibitz.api.app import create_app
 from kibitz.clock import Clock
 from kibitz.read.games import get_sync
 from kibitz.runtime.bootstrap import Container, bootstrap
@@ -66,6 +68,22 @@ async def running(
     await container.start(services)
     try:
         yield container
+    finally:
+        await container.close()
+
+
+@asynccontextmanager
+async def api(
+    tmp_path: Path, database_url: str, services: list[str] | None = None, **extra: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
+    """The API app over a started container (its lifespan is not run: `services` run here)."""
+    container = bootstrap(settings_for(tmp_path, database_url, **extra))
+    await container.start(services or [])
+    app = create_app(container, services=[])
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://kibitz") as client:
+            yield client, container
     finally:
         await container.close()
 

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import chess
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
@@ -17,6 +18,15 @@ from tests.e2e.conftest import Server, opera_puzzle, snap
 from tests.fakes.lichess import FakeLichess
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+def fen_after(moves: list[str]) -> str:
+    """The position after `moves` (UCI) from the start, as chessops writes its FEN."""
+    board = chess.Board()
+    for uci in moves:
+        board.push_uci(uci)
+    return board.fen()
+
 
 pytestmark = pytest.mark.browser
 
@@ -42,29 +52,33 @@ def test_import_from_lichess_watch_progress_open_a_game_and_step_through_it(
     snap(page, "player-games", tmp_path)
 
     page.locator("a.game-link").first.click()
-    expect(page).to_have_url(re.compile(r"/games/\w+$"))
-    plies = int(page.locator("#game").get_attribute("data-plies") or "0")
+    expect(page).to_have_url(re.compile(r"/games/\w+(#ply=\d+)?$"))
+    game_id = page.url.rsplit("/", 1)[1].split("#")[0]
+    moves = httpx.get(f"{server.url}/api/games/{game_id}").json()["moves_uci"]
+    plies = len(moves)
     assert plies >= 10
+    expect(page.locator("#game")).to_have_attribute("data-ready", "1")
+    expect(page.locator("#board cg-board piece:not(.ghost)")).to_have_count(32)  # the start
     for _ in range(3):
         page.click("#next")
     expect(page.locator("#ply-label")).to_have_text(f"ply 3 / {plies}")
-    expect(page.locator("#board")).to_have_attribute("src", re.compile(r"ply=3$"))
+    expect(page.locator("#game")).to_have_attribute("data-fen", fen_after(moves[:3]))
     expect(page.locator("a.move.current")).to_have_attribute("data-ply", "3")
+    expect(page.locator("#board square.last-move")).to_have_count(2)
     page.keyboard.press("ArrowLeft")
     expect(page.locator("#ply-label")).to_have_text(f"ply 2 / {plies}")
     page.locator('a.move[data-ply="5"]').click()
     expect(page.locator("#ply-label")).to_have_text(f"ply 5 / {plies}")
     page.click("#last")
     expect(page.locator("#ply-label")).to_have_text(f"ply {plies} / {plies}")
-    # The last position's image arrives after the click: wait for it (it once was read early).
-    page.wait_for_function(
-        "last => { const img = document.querySelector('#board');"
-        " return img.complete && img.naturalWidth > 0 && img.src.endsWith('ply=' + last); }",
-        arg=plies,
-        timeout=30_000,
-    )
+    expect(page.locator("#game")).to_have_attribute("data-fen", fen_after(moves))
     page.click("#first")
     expect(page.locator("#ply-label")).to_have_text(f"ply 0 / {plies}")
+    page.keyboard.press("f")  # flipped: Black at the bottom
+    expect(page.locator("#board .cg-wrap, #board.cg-wrap").first).to_have_class(
+        re.compile("orientation-black")
+    )
+    expect(page.locator("#clock-bottom .clock")).to_have_text(re.compile(r"^\d+:\d\d$"))
     page.locator('a.move[data-ply="6"]').click()
     snap(page, "game", tmp_path)
 
@@ -121,7 +135,16 @@ def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_ave
     first_mark = page.locator("a.move:has(.glyph)").first
     first_mark.click()
     expect(page.locator("#comment")).to_contain_text("was best")
+    game_id = page.locator("#game").get_attribute("data-game-id")
+    base = page.url.split("/games/")[0]
+    evals = httpx.get(f"{base}/api/games/{game_id}/analysis").json()["evals"]
+    scored = [e for e in evals if e["cp"] is not None or e["mate"] is not None]
+    assert len(scored) >= len(evals) - 1  # all but a final mate
+    expect(page.locator("a.move .move-eval")).to_have_count(len(scored))  # each with its number
+    expect(page.locator("#eval-number")).to_have_text(re.compile(r"^(#-?\d+|[+-]?\d+\.\d)$"))
+    expect(page.locator("#board .cg-shapes line").first).to_be_attached()  # the best move
     snap(page, "game-analysis", tmp_path)
+    explore_from_the_board(page, tmp_path)
 
     page.goto(server.url + "/players/Ada%20Tester")
     expect(page.locator("#r-analysed")).to_have_text("1 of 2")
@@ -129,6 +152,43 @@ def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_ave
     page.click("#analyse-all")
     expect(page.locator("#analyse-all-note")).to_have_text("1 games queued for analysis.")
     snap(page, "player-report", tmp_path)
+
+
+def explore_from_the_board(page: Page, tmp_path: Path) -> None:
+    """From the position before a judged move: the engine line is clickable; a move made on
+    the board (click, click) is searched by the server at the budget chosen; "Back to the
+    game" returns to where it left."""
+    page.click("#prev")  # before the judged move: the engine's line starts with another move
+    label = page.locator("#ply-label").inner_text()
+    page.locator("#budget").select_option("100000")
+    page.locator("#pv .pv-move").first.click()
+    expect(page.locator("#explore-bar")).to_be_visible()
+    expect(page.locator("#engine-info")).to_contain_text("100,000 nodes", timeout=60_000)
+    fen = page.locator("#game").get_attribute("data-fen") or ""
+    board = chess.Board(fen)
+    move = next(iter(board.legal_moves))
+    san = board.san(move)
+    box = page.locator("#board").bounding_box()
+    assert box is not None
+    flipped = page.locator("#board.orientation-black").count() == 1
+
+    def centre(square: int) -> tuple[float, float]:
+        file, rank = chess.square_file(square), chess.square_rank(square)
+        col, row = (7 - file, rank) if flipped else (file, 7 - rank)
+        return box["x"] + (col + 0.5) * box["width"] / 8, box["y"] + (row + 0.5) * box["height"] / 8
+
+    page.mouse.click(*centre(move.from_square))
+    page.mouse.click(*centre(move.to_square))
+    if move.promotion:
+        page.locator("#promotion .promote.queen").click()
+    expect(page.locator("#explore-moves")).to_contain_text(san)
+    board.push(move)
+    expect(page.locator("#game")).to_have_attribute("data-fen", board.fen())
+    expect(page.locator("#engine-info")).to_contain_text("nodes", timeout=60_000)
+    snap(page, "game-explore", tmp_path)
+    page.click("#back-to-game")
+    expect(page.locator("#explore-bar")).to_be_hidden()
+    expect(page.locator("#ply-label")).to_have_text(label)
 
 
 def test_the_live_page_follows_a_replayed_game_move_by_move(
@@ -224,3 +284,41 @@ def test_the_ops_page_shows_groups_and_a_parked_message_then_discards_it(
     row.locator("button.discard").click()
     expect(page.locator("#ops-error")).to_have_text("games.raw: 1 message(s) discarded")
     expect(row).to_contain_text("0 parked")
+
+
+def test_on_a_server_with_a_token_a_refused_write_opens_the_sign_in_then_works(
+    tmp_path: Path, page: Page, lichess_for_server: FakeLichess
+) -> None:
+    from tests.e2e.conftest import start_server, stop_server
+
+    token = "club-secret"
+    server = start_server(
+        tmp_path,
+        {
+            "KIBITZ_API_TOKEN": token,
+            "KIBITZ_DEMO": "false",
+            "KIBITZ_LICHESS_URL": lichess_for_server.url,
+        },
+    )
+    try:
+        page.goto(server.url + "/")
+        expect(page.locator("#signin-status")).to_have_text("sign in")
+        page.fill("#username", "Alice")
+        page.fill("#max", "5")
+        page.click("#sync-button")
+        expect(page.locator("#sync-error")).to_contain_text("needs the API token")
+        expect(page.locator("#signin-form")).to_be_visible()  # opened by the refusal
+        page.fill("#signin-token", "wrong")
+        page.click("#signin-form button")
+        expect(page.locator("#signin-error")).to_have_text("wrong token")
+        page.fill("#signin-token", token)
+        page.click("#signin-form button")
+        expect(page.locator("#signin-status")).to_have_text("signed in · sign out")
+        page.click("#sync-button")  # the same write, now with the token
+        expect(page).to_have_url(re.compile(r"/imports/"))
+        expect(page.locator("#status")).to_have_text("done", timeout=30_000)
+        snap(page, "signed-in", tmp_path)
+        page.reload()  # kept in this browser
+        expect(page.locator("#signin-status")).to_have_text("signed in · sign out")
+    finally:
+        stop_server(server)

@@ -6,36 +6,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import event
 
-from kibitz.api.app import create_app
-from kibitz.runtime.bootstrap import Container, bootstrap
 from kibitz.services.ingest import import_pgn
-from tests.support import running, settings_for, wait_for_sync
+from tests.support import api, running, settings_for, wait_for_sync
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 TOKEN = "s3cret-token"
-
-
-@asynccontextmanager
-async def api(
-    tmp_path: Path, database_url: str, services: list[str] | None = None, **extra: Any
-) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
-    """The API app over a started container (its lifespan is not run: `services` run here)."""
-    container = bootstrap(settings_for(tmp_path, database_url, **extra))
-    await container.start(services or [])
-    app = create_app(container, services=[])
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://kibitz") as client:
-            yield client, container
-    finally:
-        await container.close()
 
 
 async def test_an_upload_without_the_token_is_refused_before_its_body_is_read(
@@ -287,3 +267,15 @@ async def test_workers_alive_drops_within_three_heartbeats_when_a_worker_dies(
                     await asyncio.sleep(0.05)
             health = (await http.get("/api/health")).json()
             assert health["components"]["services"] == "ok"  # one store worker is left
+
+
+async def test_signing_in_checks_the_token_before_the_browser_keeps_it(tmp_path: Path) -> None:
+    async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", api_token=TOKEN) as (http, _):
+        refused = await http.post("/api/session", headers={"Authorization": "Bearer nope"})
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+        taken = await http.post("/api/session", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert taken.status_code == 200
+        assert taken.json() == {"signed_in": True, "token_required": True}
+    async with api(tmp_path, f"sqlite:///{tmp_path / 'o.db'}") as (http, _):
+        open_server = await http.post("/api/session")
+        assert open_server.json() == {"signed_in": True, "token_required": False}

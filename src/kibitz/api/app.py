@@ -81,6 +81,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         responses=errors.ERROR_RESPONSES,
     )
     app.state.container = container
+    app.state.engine_start = asyncio.Lock()  # explore starts the engine where none runs
     event_log = container.ctx.event_log
     game_of = lambda payload: getattr(payload, "game_id", None)  # noqa: E731
     app.state.progress = TopicHub(event_log, [topics.ANALYSIS_PROGRESS], game_of, "progress")

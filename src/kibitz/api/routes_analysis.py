@@ -9,14 +9,15 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kibitz.api.deps import container, context, reader
+from kibitz.errors import EngineUnavailable, UpstreamUnavailable
 from kibitz.events import AnalysisProgress
 from kibitz.read import models
 from kibitz.read.reader import Reader
 from kibitz.runtime.bootstrap import Container
-from kibitz.services import analysis
+from kibitz.services import analysis, explore
 from kibitz.services.context import Context
 
 router = APIRouter(prefix="/api", tags=["analysis"])
@@ -29,6 +30,28 @@ class AnalysisRequest(BaseModel):
 
 class PlayerAnalysisRequest(BaseModel):
     priority: Literal["interactive", "batch"] = "batch"
+
+
+class ExploreRequest(BaseModel):
+    fen: str = Field(max_length=120)
+    nodes: int = Field(default=1_000_000, description="the search budget")
+
+
+@router.post("/explore", response_model=models.ExploreView)
+async def explore_position(
+    body: ExploreRequest, request: Request, app: Container = Depends(container)
+) -> dict[str, Any]:
+    """The engine's evaluation and best line of any position (the analysis board's explore
+    mode), on the interactive lane at `nodes` nodes, cached. A process without a running engine
+    (the API of a distributed deployment) starts one on first use."""
+    if not app.ctx.evaluator.available:
+        async with request.app.state.engine_start:  # one pool, however many ask at once
+            if not app.ctx.evaluator.available:
+                try:
+                    await app.start_engines()
+                except UpstreamUnavailable as exc:
+                    raise EngineUnavailable(f"explore needs the engine: {exc.detail}") from None
+    return await explore.explore(app.ctx, body.fen, body.nodes)
 
 
 @router.post("/games/{game_id}/analysis", status_code=202, response_model=models.AnalysisQueued)

@@ -1,4 +1,5 @@
-"""Server-rendered web pages; boards are python-chess SVG, no front-end build step."""
+"""Server-rendered web pages. The analysis board is chessground (frontend/, bundled into
+static/app/); the other boards are still python-chess SVG."""
 
 from __future__ import annotations
 

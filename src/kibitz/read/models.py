@@ -164,6 +164,21 @@ class AnalysisView(View):
     evals: list[MoveEvalView] | None = None
 
 
+class ExploreView(View):
+    fen: str
+    nodes: int = Field(description="the budget asked for")
+    searched_nodes: int = Field(description="what the search (or the cached one) used")
+    depth: int | None
+    cached: bool = Field(description="from the evaluation cache")
+    engine: str
+    cp: int | None = Field(description="centipawns, White's side")
+    mate: int | None = Field(description="moves to mate, White's side (negative: Black mates)")
+    best: str | None = Field(description="the best move, UCI")
+    line_uci: list[str]
+    line_san: list[str] = Field(description="the best line, SAN, from this position")
+    game_over: bool
+
+
 class OpeningScore(View):
     opening: str
     games: int
@@ -412,6 +427,11 @@ class RobotPool(View):
 
 
 # --- operations ------------------------------------------------------------------------------
+
+
+class Session(View):
+    signed_in: bool = Field(description="the token given is the server's (or none is needed)")
+    token_required: bool = Field(description="whether writes need the API token")
 
 
 class Health(View):

@@ -1,9 +1,15 @@
-// Small progressive enhancements for the server-rendered pages; no build step.
+// Progressive enhancements for the server-rendered pages that have no module of their own
+// under frontend/src/pages yet (those are bundled into static/app/).
 "use strict";
 
 async function postJson(url, options) {
-  const res = await fetch(url, options);
+  // The signed-in token (the header's sign-in, app/shell.js) goes with every write.
+  const token = localStorage.getItem("kibitz-token");
+  const headers = { ...(options.headers || {}) };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(url, { ...options, headers });
   const body = await res.json().catch(() => ({}));
+  if (res.status === 401) document.dispatchEvent(new CustomEvent("kibitz:unauthorized"));
   if (!res.ok) throw new Error(body.detail || `HTTP ${res.status}`);
   return body;
 }
@@ -71,57 +77,10 @@ function initImport() {
 }
 
 function initGame() {
+  // The board itself is app/game.js (chessground); here: the Analyse button and its progress.
   const root = document.getElementById("game");
   if (!root) return;
-  const id = root.dataset.gameId;
-  const plies = parseInt(root.dataset.plies, 10);
-  let ply = 0;
-  const board = document.getElementById("board");
-  const graph = document.getElementById("eval-graph");
-  const cursor = document.getElementById("graph-cursor");
-  const comment = document.getElementById("comment");
-  function show(n) {
-    ply = Math.max(0, Math.min(plies, n));
-    board.src = `/games/${id}/board.svg?ply=${ply}`;
-    document.getElementById("ply-label").textContent = `ply ${ply} / ${plies}`;
-    let text = "";
-    for (const a of document.querySelectorAll(".move")) {
-      const current = parseInt(a.dataset.ply, 10) === ply;
-      a.classList.toggle("current", current);
-      if (current && a.dataset.comment) text = a.dataset.comment;
-    }
-    comment.textContent = text;
-    if (cursor && graph) {
-      const x = ply * parseFloat(graph.dataset.step);
-      cursor.setAttribute("x1", x); cursor.setAttribute("x2", x);
-    }
-  }
-  if (graph) {
-    graph.addEventListener("click", (e) => {
-      const box = graph.getBoundingClientRect();
-      const scale = graph.viewBox.baseVal.width / box.width;
-      show(Math.round(((e.clientX - box.left) * scale) / parseFloat(graph.dataset.step)));
-    });
-  }
-  for (const a of document.querySelectorAll(".goto")) {
-    a.addEventListener("click", (e) => { e.preventDefault(); show(parseInt(a.dataset.ply, 10)); });
-  }
-  initAnalysis(root, () => ply);
-  document.getElementById("first").onclick = () => show(0);
-  document.getElementById("prev").onclick = () => show(ply - 1);
-  document.getElementById("next").onclick = () => show(ply + 1);
-  document.getElementById("last").onclick = () => show(plies);
-  for (const a of document.querySelectorAll(".move")) {
-    a.addEventListener("click", (e) => { e.preventDefault(); show(parseInt(a.dataset.ply, 10)); });
-  }
-  document.addEventListener("keydown", (e) => {
-    if (e.key === "ArrowLeft") show(ply - 1);
-    else if (e.key === "ArrowRight") show(ply + 1);
-    else if (e.key === "Home") show(0);
-    else if (e.key === "End") show(plies);
-  });
-  const fromHash = /ply=(\d+)/.exec(window.location.hash);
-  if (fromHash) show(parseInt(fromHash[1], 10));
+  initAnalysis(root, () => root.dataset.ply || 0);
 }
 
 function initAnalysis(root, currentPly) {
