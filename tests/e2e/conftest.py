@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import chess
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -135,15 +136,49 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A desktop-sized page whose every request is recorded: none may leave the kibitz server
+    (no CDN, no font service, nothing of lichess.org)."""
     context = browser.new_context(viewport={"width": 1100, "height": 800})
     opened = context.new_page()
+    requested: list[str] = []
+    opened.on("request", lambda request: requested.append(request.url))
     try:
         yield opened
     finally:
         context.close()
+    elsewhere = [url for url in requested if not local(url)]
+    assert not elsewhere, f"the pages fetched from outside the server: {elsewhere[:5]}"
+    assert requested  # the recorder saw the pages' requests
+
+
+def local(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname == "127.0.0.1"
 
 
 def snap(page: Page, name: str, tmp_path: Path) -> None:
     target = Path(os.environ.get("KIBITZ_SCREENSHOTS") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
+    # A board's pieces still moving would be caught half way: wait until they stand.
+    page.wait_for_function("!document.querySelector('piece.anim, piece.fading')")
     page.screenshot(path=str(target / f"{name}.png"), full_page=True)
+
+
+def click_move(page: Page, uci: str, board: str = "#board") -> None:
+    """Play `uci` on a chessground board: a click on its square, then on the target."""
+    box = page.locator(board).bounding_box()
+    assert box is not None
+    flipped = page.locator(f"{board}.orientation-black").count() == 1
+    for name in (uci[:2], uci[2:4]):
+        square = chess.parse_square(name)
+        file, rank = chess.square_file(square), chess.square_rank(square)
+        col, row = (7 - file, rank) if flipped else (file, 7 - rank)
+        page.mouse.click(
+            box["x"] + (col + 0.5) * box["width"] / 8, box["y"] + (row + 0.5) * box["height"] / 8
+        )
+    if len(uci) == 5:
+        page.locator(
+            f"#promotion .promote.{chess.piece_name(chess.Piece.from_symbol(uci[4]).piece_type)}"
+        ).click()

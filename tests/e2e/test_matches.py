@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from kibitz.adapters.store_sql import SqlStore
-from tests.e2e.conftest import KIBITZ, Server, snap, start_server, stop_server
+from tests.e2e.conftest import KIBITZ, Server, click_move, snap, start_server, stop_server
 from tests.support import write_match_positions
 
 MATCH_ENV = {
@@ -158,13 +158,14 @@ def test_the_match_page_plays_a_whole_match(
         expect(root).to_have_attribute("data-round", str(number), timeout=30_000)
         expect(root).to_have_attribute("data-phase", "responding", timeout=30_000)
         expect(page.locator("#m-phase")).to_contain_text("your move, and why?")
-        page.fill("#m-move", "e9e4")
-        page.fill("#m-reason", "a typo")
+        page.fill("#m-reason", "no move yet")
         page.click("#m-send")
-        expect(page.locator("#m-error")).to_contain_text("not a legal move")
-        fen = _board_fen(page)
-        move = chess.Board(fen).san(min(chess.Board(fen).legal_moves, key=lambda m: m.uci()))
-        page.fill("#m-move", move)
+        expect(page.locator("#m-error")).to_contain_text("play your move on the board first")
+        board = chess.Board(page.locator("#match").get_attribute("data-fen") or "")
+        first = min(board.legal_moves, key=lambda m: m.uci())
+        move = board.san(first)
+        click_move(page, first.uci(), board="#m-board")  # played on the board
+        expect(page.locator("#m-chosen")).to_have_text(f"Your move: {move}")
         page.fill("#m-reason", "the first move I saw")
         page.click("#m-send")
         expect(root).to_have_attribute("data-phase", "voting", timeout=60_000)
@@ -184,12 +185,3 @@ def test_the_match_page_plays_a_whole_match(
     snap(page, "match", tmp_path)
     page.goto(f"{match_server.url}/robots")
     expect(page.locator("#robots")).to_contain_text("idle")
-
-
-def _board_fen(page: Page) -> str:
-    src = page.locator("#m-board").get_attribute("src") or ""
-    found = re.search(r"fen=([^&]+)", src)
-    assert found, src
-    from urllib.parse import unquote
-
-    return unquote(found.group(1))

@@ -12,9 +12,9 @@ from pathlib import Path
 import chess
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, opera_puzzle, snap
+from tests.e2e.conftest import Server, click_move, opera_puzzle, snap
 from tests.fakes.lichess import FakeLichess
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -145,6 +145,7 @@ def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_ave
     expect(page.locator("#board .cg-shapes line").first).to_be_attached()  # the best move
     snap(page, "game-analysis", tmp_path)
     explore_from_the_board(page, tmp_path)
+    learn_from_the_mistakes(page, tmp_path)
 
     page.goto(server.url + "/players/Ada%20Tester")
     expect(page.locator("#r-analysed")).to_have_text("1 of 2")
@@ -168,19 +169,7 @@ def explore_from_the_board(page: Page, tmp_path: Path) -> None:
     board = chess.Board(fen)
     move = next(iter(board.legal_moves))
     san = board.san(move)
-    box = page.locator("#board").bounding_box()
-    assert box is not None
-    flipped = page.locator("#board.orientation-black").count() == 1
-
-    def centre(square: int) -> tuple[float, float]:
-        file, rank = chess.square_file(square), chess.square_rank(square)
-        col, row = (7 - file, rank) if flipped else (file, 7 - rank)
-        return box["x"] + (col + 0.5) * box["width"] / 8, box["y"] + (row + 0.5) * box["height"] / 8
-
-    page.mouse.click(*centre(move.from_square))
-    page.mouse.click(*centre(move.to_square))
-    if move.promotion:
-        page.locator("#promotion .promote.queen").click()
+    click_move(page, move.uci())
     expect(page.locator("#explore-moves")).to_contain_text(san)
     board.push(move)
     expect(page.locator("#game")).to_have_attribute("data-fen", board.fen())
@@ -191,6 +180,38 @@ def explore_from_the_board(page: Page, tmp_path: Path) -> None:
     expect(page.locator("#ply-label")).to_have_text(label)
 
 
+def learn_from_the_mistakes(page: Page, tmp_path: Path) -> None:
+    """White's judged moves in turn: the move played fails, the solution shows the engine's
+    move as an arrow, the engine's move wins; the engine's numbers stay hidden meanwhile."""
+    base = page.url.split("/games/")[0]
+    game_id = page.locator("#game").get_attribute("data-game-id")
+    moves = httpx.get(f"{base}/api/games/{game_id}").json()["moves_uci"]
+    evals = httpx.get(f"{base}/api/games/{game_id}/analysis").json()["evals"]
+    best = {e["ply"]: e["best"] for e in evals}
+    page.locator("#retro-color").select_option("white")
+    page.click("#retro-start")
+    expect(page.locator("#retro-text")).to_contain_text("Find a better move for White")
+    expect(page.locator("#eval-number")).to_be_hidden()  # no spoiler
+    expect(page.locator("#game")).to_have_attribute("data-arrow", "")
+    ply = int(page.locator("#game").get_attribute("data-ply") or "0") + 1  # the judged move
+    assert ply % 2 == 1  # White's
+    click_move(page, moves[ply - 1])  # what was played in the game
+    expect(page.locator("#retro-text")).to_contain_text("You can do better")
+    snap(page, "game-retro-fail", tmp_path)
+    page.click("#retro-solution")
+    expect(page.locator("#retro-text")).to_contain_text("Solution:")
+    expect(page.locator("#game")).to_have_attribute("data-arrow", best[ply])
+    page.click("#retro-next")
+    expect(page.locator("#retro-text")).to_contain_text("2 of")
+    ply = int(page.locator("#game").get_attribute("data-ply") or "0") + 1
+    click_move(page, best[ply])
+    expect(page.locator("#retro-text")).to_contain_text("Good move!")
+    expect(page.locator("#eval-number")).to_be_visible()
+    snap(page, "game-retro-win", tmp_path)
+    page.click("#retro-close")
+    expect(page.locator("#retro")).to_be_hidden()
+
+
 def test_the_live_page_follows_a_replayed_game_move_by_move(
     server: Server, lichess_for_server: FakeLichess, page: Page, tmp_path: Path
 ) -> None:
@@ -198,7 +219,7 @@ def test_the_live_page_follows_a_replayed_game_move_by_move(
     sans = json.loads((FIXTURES / "lichess_real_analysis.ndjson").read_text().splitlines()[1])[
         "moves"
     ].split()[:24]
-    game = lichess_for_server.add_live_game(
+    lichess_for_server.add_live_game(
         "Bobby", sans, opponent="veloce", pace=0.25, start_in=2.0, game_id="livegame1"
     )
     bad = httpx.post(server.url + "/api/tracking", json={"username": "x y"})
@@ -213,44 +234,73 @@ def test_the_live_page_follows_a_replayed_game_move_by_move(
     expect(page).to_have_url(re.compile(r"/live/livegame1$"))
     expect(page.locator("#feed li")).to_have_count(len(sans), timeout=60_000)
     expect(page.locator("#ply-count")).to_have_text(str(len(sans)))
-    expect(page.locator("#live-board")).to_have_attribute(
-        "src", re.compile(f"lastmove={game.ucis[-1]}$")
-    )
+    expect(page.locator("#live")).to_have_attribute("data-orientation", "white")  # Bobby's side
+    expect(page.locator("#live-board square.last-move")).to_have_count(2)
+    expect(page.locator("#live-moves a.move")).to_have_count(len(sans))
+    expect(page.locator("#live-moves a.move.current")).to_have_text(sans[-1])
     expect(page.locator("#feed li").first).to_contain_text(sans[-1])
     expect(page.locator("#feed li.blunder").first).to_contain_text("blunder")
     height = page.locator("#evalbar-white").evaluate("el => el.style.height")
-    assert height.endswith("%") and height != "50%"
-    expect(page.locator("#live-status")).to_have_text("1-0", timeout=10_000)
+    assert height.endswith("%") and height != "50.0%"
+    expect(page.locator("#live-eval")).to_have_text(re.compile(r"^(#-?\d+|[+-]?\d+\.\d)$"))
+    expect(page.locator("#live-clock-bottom")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    expect(page.locator("#live-status")).to_have_text("1-0 · resignation", timeout=10_000)
+    expect(page).to_have_title(re.compile("^Bobby \N{EN DASH} veloce · 1-0"))
     snap(page, "live", tmp_path)
+    page.keyboard.press("ArrowLeft")  # step back: the board leaves the last move
+    expect(page.locator("#live")).to_have_attribute("data-ply", str(len(sans) - 1))
+    expect(page.locator("#back-to-live")).to_be_visible()
+    page.click("#back-to-live")
+    expect(page.locator("#live")).to_have_attribute("data-ply", str(len(sans)))
+    page.reload()  # after a reload: the gauge where it was, not at 50 %
+    expect(page.locator("#live")).to_have_attribute("data-ready", "1")
+    assert page.locator("#evalbar-white").evaluate("el => el.style.height") == height
     audio = httpx.get(server.url + "/api/live/livegame1/audio/1.wav")
     assert audio.status_code == 200 and audio.content.startswith(b"RIFF")
 
 
-def test_the_trainer_solves_a_puzzle_by_clicking_after_a_wrong_move(
+def test_the_trainer_hints_refuses_a_wrong_move_solves_shows_the_solution_and_moves_on(
     server: Server, page: Page, tmp_path: Path
 ) -> None:
     opera = opera_puzzle(server)
     page.goto(f"{server.url}/problems/{opera}")
-    expect(page.locator("#trainer-turn")).to_contain_text("Nxb8 was just played")
-    expect(page.locator("#trainer-source")).to_have_attribute("href", re.compile(r"^/games/"))
-
-    def square(name: str) -> None:
-        page.get_by_role("button", name=name, exact=True).click()
-
-    expect(page.locator("#trainer-board")).to_have_attribute("src", re.compile("lastmove=d7b8"))
-    square("d1")
-    expect(page.locator(".sq.selected")).to_have_attribute("data-square", "d1")
-    square("d2")  # legal, but not the mate
+    expect(page.locator("#trainer")).to_have_attribute("data-state", "play")
+    expect(page.locator("#trainer-turn")).to_have_text("Find the best move for white.")
+    expect(page.locator("#trainer-after")).to_be_hidden()  # themes and the game: no spoilers
+    page.click("#trainer-hint")
+    expect(page.locator("#trainer")).to_have_attribute("data-hint", "d1")
+    click_move(page, "d1d2", board="#trainer-board")  # legal, but not the mate
     expect(page.locator("#trainer-feedback")).to_have_text("✗ Rd2 is not the move.")
     expect(page.locator("#trainer-feedback")).to_have_class(re.compile("bad"))
     page.click("#trainer-retry")
-    square("d1")
-    square("d8")
-    expect(page.locator("#trainer-feedback")).to_contain_text("Rd8# — solved!")
-    expect(page.locator("#trainer-board")).to_have_attribute("src", re.compile("lastmove=d1d8"))
+    click_move(page, "d1d8", board="#trainer-board")
+    expect(page.locator("#trainer-feedback")).to_contain_text("Rd8#: solved!")
+    expect(page.locator("#trainer-after")).to_be_visible()
+    expect(page.locator("#trainer-meta")).to_contain_text("mateIn1")
+    expect(page.locator("#trainer-source")).to_have_attribute(
+        "href", re.compile(r"^/games/\w+#ply=\d+$")
+    )
     snap(page, "puzzle", tmp_path)
     counted = httpx.get(f"{server.url}/api/problems/{opera}").json()
     assert counted["successes"] >= 1 and counted["attempts"] >= 2
+
+    page.reload()  # given up: the whole solution is played, and the attempt counts unsolved
+    expect(page.locator("#trainer")).to_have_attribute("data-state", "play")
+    page.click("#trainer-solution")
+    expect(page.locator("#trainer-feedback")).to_have_text("The solution: Rd8#")
+    expect(page.locator("#trainer")).to_have_attribute("data-played", "1")
+    after = httpx.get(f"{server.url}/api/problems/{opera}").json()
+    assert (after["attempts"], after["successes"]) == (
+        counted["attempts"] + 1,
+        counted["successes"],
+    )
+
+    page.reload()  # next by itself once solved
+    page.check("#trainer-auto")
+    expect(page.locator("#trainer")).to_have_attribute("data-state", "play")
+    click_move(page, "d1d8", board="#trainer-board")
+    expect(page.locator("#trainer")).to_have_attribute("data-state", "solved")
+    expect(page.locator("#trainer")).to_have_attribute("data-state", "play", timeout=10_000)
 
     page.goto(f"{server.url}/problems/pool")
     expect(page.locator("#pool-themes")).to_contain_text("mateIn1")
@@ -286,39 +336,88 @@ def test_the_ops_page_shows_groups_and_a_parked_message_then_discards_it(
     expect(row).to_contain_text("0 parked")
 
 
-def test_on_a_server_with_a_token_a_refused_write_opens_the_sign_in_then_works(
+def test_on_a_server_with_a_token_the_browser_signs_in_then_imports_and_analyses(
     tmp_path: Path, page: Page, lichess_for_server: FakeLichess
 ) -> None:
     from tests.e2e.conftest import start_server, stop_server
 
     token = "club-secret"
-    server = start_server(
-        tmp_path,
-        {
-            "KIBITZ_API_TOKEN": token,
-            "KIBITZ_DEMO": "false",
-            "KIBITZ_LICHESS_URL": lichess_for_server.url,
-        },
-    )
+    env = {
+        "KIBITZ_API_TOKEN": token,
+        "KIBITZ_DEMO": "false",
+        "KIBITZ_LICHESS_URL": lichess_for_server.url,
+        "KIBITZ_QUICK_NODES": "2000",
+        "KIBITZ_DEEP_NODES": "5000",
+    }
+    server = start_server(tmp_path, env)
     try:
         page.goto(server.url + "/")
         expect(page.locator("#signin-status")).to_have_text("sign in")
-        page.fill("#username", "Alice")
-        page.fill("#max", "5")
-        page.click("#sync-button")
-        expect(page.locator("#sync-error")).to_contain_text("needs the API token")
-        expect(page.locator("#signin-form")).to_be_visible()  # opened by the refusal
+        expect(page.locator("#sync-button")).to_be_disabled()  # and it says why
+        expect(page.locator("#sync-button")).to_have_attribute("title", re.compile("Sign in"))
+        expect(page.locator("#signed-out")).to_contain_text("asks for its API token")
+        page.click("#signin-status")
+        expect(page).to_have_url(re.compile(r"/signin\?next=%2F$"))
         page.fill("#signin-token", "wrong")
-        page.click("#signin-form button")
-        expect(page.locator("#signin-error")).to_have_text("wrong token")
+        page.click("#signin-button")
+        expect(page.locator("#signin-error")).to_have_text("That is not this server's token.")
         page.fill("#signin-token", token)
-        page.click("#signin-form button")
+        page.click("#signin-button")
+        expect(page).to_have_url(server.url + "/")
         expect(page.locator("#signin-status")).to_have_text("signed in · sign out")
-        page.click("#sync-button")  # the same write, now with the token
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        assert (
+            cookies["kibitz_session"]["httpOnly"]
+            and cookies["kibitz_session"]["sameSite"] == "Strict"
+        )
+        page.fill("#username", "Alice")
+        page.fill("#max", "3")
+        page.click("#sync-button")
         expect(page).to_have_url(re.compile(r"/imports/"))
         expect(page.locator("#status")).to_have_text("done", timeout=30_000)
+        page.click("#games-link")
+        page.locator("a.game-link").first.click()
+        page.click("#analyse")
+        expect(page.locator("#a-status")).to_have_text("done", timeout=120_000)
         snap(page, "signed-in", tmp_path)
-        page.reload()  # kept in this browser
-        expect(page.locator("#signin-status")).to_have_text("signed in · sign out")
+        # A write from the page without the CSRF value, or from outside without the session:
+        forged = page.evaluate(
+            "fetch('/api/players/Alice/sync', {method: 'POST', headers: {'Content-Type': "
+            "'application/json'}, body: '{}'}).then(r => r.status)"
+        )
+        assert forged == 401
+        assert httpx.post(f"{server.url}/api/players/Alice/sync", json={}).status_code == 401
+        page.click("#signin-status")  # sign out
+        expect(page.locator("#signin-status")).to_have_text("sign in")
+        expect(page.locator("#analyse")).to_be_disabled()
     finally:
         stop_server(server)
+
+
+def test_every_page_fits_a_phone_screen(server: Server, browser: Browser, tmp_path: Path) -> None:
+    """At 390 px wide (a phone), no page scrolls sideways and the boards fit the screen."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    try:
+        opera = opera_puzzle(server)
+        game = httpx.get(f"{server.url}/api/problems/{opera}").json()["game"]["id"]
+        pages = {
+            "home": "/",
+            "game": f"/games/{game}",
+            "puzzle": f"/problems/{opera}",
+            "live-list": "/live",
+            "matches": "/matches",
+            "signin": "/signin",
+        }
+        for name, path in pages.items():
+            phone.goto(server.url + path)
+            phone.wait_for_load_state("networkidle")
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (name, width)
+            board = phone.locator(".cg-wrap").first
+            if board.count():
+                box = board.bounding_box()
+                assert box is not None and 300 <= box["width"] <= 390, (name, box)
+            snap(phone, f"{name}-390", tmp_path)
+    finally:
+        context.close()

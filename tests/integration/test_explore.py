@@ -31,6 +31,7 @@ async def test_a_position_is_searched_at_the_budget_asked_for_then_answered_from
 
         over = (await http.post("/api/explore", json={"fen": MATED, "nodes": 20_000})).json()
         assert over["game_over"] is True and over["best"] is None and over["line_san"] == []
+        assert over["outcome"] == "checkmate"
 
 
 async def test_a_bad_position_or_budget_gets_a_422_naming_what_is_wrong(tmp_path: Path) -> None:

@@ -269,13 +269,68 @@ async def test_workers_alive_drops_within_three_heartbeats_when_a_worker_dies(
             assert health["components"]["services"] == "ok"  # one store worker is left
 
 
-async def test_signing_in_checks_the_token_before_the_browser_keeps_it(tmp_path: Path) -> None:
+async def test_a_browser_signs_in_once_then_writes_with_its_cookie_and_the_csrf_value(
+    tmp_path: Path,
+) -> None:
+    pgn = (FIXTURES / "lichess_study_chapter.pgn").read_text()
     async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", api_token=TOKEN) as (http, _):
-        refused = await http.post("/api/session", headers={"Authorization": "Bearer nope"})
-        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
-        taken = await http.post("/api/session", headers={"Authorization": f"Bearer {TOKEN}"})
-        assert taken.status_code == 200
-        assert taken.json() == {"signed_in": True, "token_required": True}
+        assert (await http.get("/api/session")).json() == {
+            "signed_in": False,
+            "token_required": True,
+        }
+        wrong = await http.post("/api/session", json={"token": "nope"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "unauthorized"
+        assert "set-cookie" not in wrong.headers
+        taken = await http.post("/api/session", json={"token": TOKEN})
+        assert taken.status_code == 200 and taken.json()["signed_in"] is True
+        set_cookies = taken.headers.get_list("set-cookie")
+        session_cookie = next(c for c in set_cookies if c.startswith("kibitz_session="))
+        csrf_cookie = next(c for c in set_cookies if c.startswith("kibitz_csrf="))
+        assert "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie
+        assert "HttpOnly" not in csrf_cookie and "Secure" not in session_cookie  # plain HTTP
+        csrf = http.cookies["kibitz_csrf"]
+        assert (await http.get("/api/session")).json()["signed_in"] is True
+
+        files = {"file": ("g.pgn", pgn)}
+        forged = await http.post("/api/imports/pgn", files=files)  # the cookie, no CSRF value
+        assert forged.status_code == 401
+        wrong_csrf = await http.post(
+            "/api/imports/pgn", files=files, headers={"X-CSRF-Token": "guess"}
+        )
+        assert wrong_csrf.status_code == 401
+        written = await http.post("/api/imports/pgn", files=files, headers={"X-CSRF-Token": csrf})
+        assert written.status_code == 202, written.text
+
+        out = await http.delete("/api/session")
+        assert out.status_code == 200
+        http.cookies.clear()  # as the browser does with the expired cookies
+        refused = await http.post("/api/imports/pgn", files=files, headers={"X-CSRF-Token": csrf})
+        assert refused.status_code == 401
+        # Scripts keep the bearer token, without cookies or CSRF.
+        scripted = await http.post(
+            "/api/imports/pgn", files=files, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert scripted.status_code == 202
+
+        over_https = await http.post(
+            "/api/session", json={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"}
+        )
+        assert all("Secure" in c for c in over_https.headers.get_list("set-cookie"))
+
+
+async def test_a_session_ends_when_the_token_changes_or_it_is_too_old() -> None:
+    from kibitz.api.session import SESSION_SECONDS, new_session, session_valid
+
+    value, _ = new_session(TOKEN, now=1_000_000)
+    assert session_valid(value, TOKEN, now=1_000_000 + 60)
+    assert not session_valid(value, "another-token", now=1_000_000 + 60)
+    assert not session_valid(value, TOKEN, now=1_000_000 + SESSION_SECONDS + 1)
+    assert not session_valid("123.forged", TOKEN, now=1_000_000)
+
+
+async def test_without_a_token_everyone_is_signed_in(tmp_path: Path) -> None:
     async with api(tmp_path, f"sqlite:///{tmp_path / 'o.db'}") as (http, _):
-        open_server = await http.post("/api/session")
-        assert open_server.json() == {"signed_in": True, "token_required": False}
+        assert (await http.post("/api/session", json={})).json() == {
+            "signed_in": True,
+            "token_required": False,
+        }

@@ -1,20 +1,7 @@
-// The one way the pages talk to kibitz's JSON API: the signed-in token on every request,
-// errors as ApiError carrying the server's {"error", "detail"}, and a 401 announced so that
-// the header's sign-in box can open.
-
-const TOKEN_KEY = "kibitz-token";
-
-export const session = {
-  token(): string {
-    return localStorage.getItem(TOKEN_KEY) ?? "";
-  },
-  signIn(token: string): void {
-    localStorage.setItem(TOKEN_KEY, token);
-  },
-  signOut(): void {
-    localStorage.removeItem(TOKEN_KEY);
-  },
-};
+// The one way the pages talk to kibitz's JSON API. A signed-in browser carries its session
+// cookie by itself; every write repeats the CSRF value (the `kibitz_csrf` cookie) in the
+// X-CSRF-Token header. Errors arrive as ApiError with the server's {"error", "detail"}; a 401
+// is announced so that the header can say why.
 
 export class ApiError extends Error {
   constructor(
@@ -28,21 +15,33 @@ export class ApiError extends Error {
 
 export const UNAUTHORIZED = "kibitz:unauthorized";
 
-export async function api<T>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
+export function cookie(name: string): string {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return value.join("=");
+  }
+  return "";
+}
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
-  const bearer = token ?? session.token();
-  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = cookie("kibitz_csrf");
   let payload: BodyInit | undefined;
   if (body instanceof FormData) payload = body;
   else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }
-  const res = await fetch(path, { method, headers, body: payload });
+  const res = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
   const data = (await res.json().catch(() => ({}))) as { error?: string; detail?: string };
   if (!res.ok) {
-    if (res.status === 401 && token === undefined) document.dispatchEvent(new CustomEvent(UNAUTHORIZED));
+    if (res.status === 401 && path !== "/api/session") document.dispatchEvent(new CustomEvent(UNAUTHORIZED));
     throw new ApiError(data.detail ?? `HTTP ${res.status}`, res.status, data.error ?? "error");
   }
   return data as T;
+}
+
+export interface SessionState {
+  signed_in: boolean;
+  token_required: boolean;
 }

@@ -46,4 +46,5 @@ export interface ExploreView {
   line_uci: string[];
   line_san: string[];
   game_over: boolean;
+  outcome: "checkmate" | "draw" | null;
 }

@@ -4,7 +4,6 @@
 
 import { Chessground } from "@lichess-org/chessground";
 import type { Api } from "@lichess-org/chessground/api";
-import type { DrawShape } from "@lichess-org/chessground/draw";
 import type { Key } from "@lichess-org/chessground/types";
 import { Chess } from "chessops/chess";
 import { chessgroundDests } from "chessops/compat";
@@ -13,9 +12,13 @@ import { makeSan } from "chessops/san";
 import type { Move, NormalMove, Role } from "chessops/types";
 import { makeUci, parseUci } from "chessops/util";
 import { api, ApiError } from "../lib/api";
+import { arrow, START_FEN } from "../lib/board";
 import { formatClock, formatEval, winningChances } from "../lib/evals";
+import { choosePromotion, isPromotion } from "../lib/promotion";
+import { Retro, type Mistake, type RetroBoard } from "../lib/retro";
 import type { AnalysisView, ExploreView, GameDetail } from "../lib/types";
 
+const RETRO_SWING = 0.075; // lila ui/analyse/src/retrospect/retroCtrl.ts
 const BUDGETS = [100_000, 300_000, 1_000_000, 3_000_000];
 const BUDGET_KEY = "kibitz-explore-nodes";
 
@@ -65,7 +68,7 @@ function* allMoves(pos: Chess): Generator<Move> {
   }
 }
 
-class AnalysisBoard {
+class AnalysisBoard implements RetroBoard {
   readonly root = $("game");
   readonly id = this.root.dataset.gameId!;
   game!: GameDetail;
@@ -77,6 +80,11 @@ class AnalysisBoard {
   orientation: "white" | "black" = "white";
   budget = Number(localStorage.getItem(BUDGET_KEY)) || 1_000_000;
   asked = 0; // the latest explore request: older answers are dropped
+  analysis!: AnalysisView;
+  retro: Retro | null = null;
+  onMove: ((fen: string, uci: string) => void) | null = null;
+  locked: "white" | "black" | null = null; // learn from your mistakes: only this side moves
+  shapes: string | null | undefined = undefined; // an arrow set from outside (undefined: the engine's)
 
   async start(): Promise<void> {
     const [game, analysis] = await Promise.all([
@@ -84,6 +92,7 @@ class AnalysisBoard {
       api<AnalysisView>("GET", `/api/games/${this.id}/analysis`),
     ]);
     this.game = game;
+    this.analysis = analysis;
     this.mainline = this.build(game, analysis);
     this.cg = Chessground($("board"), {
       coordinates: true,
@@ -101,7 +110,7 @@ class AnalysisBoard {
   }
 
   build(game: GameDetail, analysis: AnalysisView): Node[] {
-    const start = game.initial_fen ?? "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1";
+    const start = game.initial_fen ?? START_FEN;
     const evals = new Map((analysis.evals ?? []).map((e) => [e.ply, e]));
     const pos = position(start);
     const nodes: Node[] = [];
@@ -156,9 +165,14 @@ class AnalysisBoard {
       turnColor: pos.turn,
       lastMove,
       check: pos.isCheck(),
-      movable: { color: pos.turn, dests: chessgroundDests(pos) },
+      movable: {
+        color: this.locked === null || this.locked === pos.turn ? pos.turn : undefined,
+        dests: chessgroundDests(pos),
+      },
     });
-    this.cg.setAutoShapes(node.best ? [arrow(node.best)] : []);
+    const best = this.shapes === undefined ? (this.hidingEngine() ? null : node.best) : this.shapes;
+    this.cg.setAutoShapes(best ? [arrow(best)] : []);
+    this.root.dataset.arrow = best ?? "";
     this.showEval(node);
     this.showClocks();
     this.showMoves();
@@ -171,7 +185,13 @@ class AnalysisBoard {
     if (!this.explore.length) history.replaceState(null, "", `#ply=${this.ply}`);
   }
 
+  hidingEngine(): boolean {
+    // While a mistake is being looked for, the engine's numbers would give the answer away.
+    return this.retro !== null && ["find", "eval", "fail"].includes(this.retro.feedback);
+  }
+
   showEval(node: Node): void {
+    $("engine").classList.toggle("hidden-by-retro", this.hidingEngine());
     const known = node.cp !== null || node.mate !== null;
     const chances = known ? winningChances(node.cp, node.mate) : 0;
     ($("evalbar").firstElementChild as HTMLElement).style.height = `${50 + 50 * chances}%`;
@@ -293,49 +313,23 @@ class AnalysisBoard {
     const pos = position(this.current().fen);
     const from = square(orig);
     const to = square(dest);
-    const piece = pos.board.get(from);
-    if (piece?.role === "pawn" && (to >> 3 === 0 || to >> 3 === 7)) {
-      this.choosePromotion(pos.turn, (role) => this.play({ from, to, promotion: role }));
+    if (isPromotion(pos.board.get(from)?.role, to)) {
+      choosePromotion(
+        $("promotion"),
+        pos.turn,
+        (role) => this.play({ from, to, promotion: role }),
+        () => this.render(),
+      );
       return;
     }
     this.play({ from, to });
-  }
-
-  choosePromotion(color: "white" | "black", then: (role: Role) => void): void {
-    const box = $("promotion");
-    box.replaceChildren();
-    for (const role of ["queen", "knight", "rook", "bishop"] as Role[]) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = `promote ${role}`;
-      b.title = role;
-      b.dataset.role = role;
-      const p = document.createElement("piece");
-      p.className = `${role} ${color}`;
-      b.append(p);
-      b.addEventListener("click", () => {
-        box.hidden = true;
-        then(role);
-      });
-      box.append(b);
-    }
-    const cancel = document.createElement("button");
-    cancel.type = "button";
-    cancel.className = "promote cancel";
-    cancel.textContent = "×";
-    cancel.addEventListener("click", () => {
-      box.hidden = true;
-      this.render();
-    });
-    box.append(cancel);
-    box.hidden = false;
   }
 
   play(move: NormalMove, search = true): void {
     const from = this.current();
     const uci = makeUci(move);
     // The game's own next move: just step forward in the game.
-    if (!this.explore.length && this.mainline[this.ply + 1]?.uci === uci) {
+    if (!this.explore.length && this.mainline[this.ply + 1]?.uci === uci && !this.onMove) {
       this.goto(this.ply + 1);
       return;
     }
@@ -356,7 +350,9 @@ class AnalysisBoard {
       nodes: null,
     });
     this.render();
-    if (search) void this.search(this.explore[this.explore.length - 1]);
+    const added = this.explore[this.explore.length - 1];
+    if (this.onMove) this.onMove(added.fen, uci);
+    else if (search) void this.search(added);
   }
 
   playLine(node: Node, upto: number): void {
@@ -391,6 +387,99 @@ class AnalysisBoard {
     if (this.current() === node) this.render();
   }
 
+  showBest(uci: string | null): void {
+    this.shapes = uci;
+    this.render();
+  }
+
+  lockTo(color: "white" | "black" | null): void {
+    this.locked = color;
+    if (color === null && this.retro?.feedback !== "view") this.shapes = undefined;
+    this.render();
+  }
+
+  mistakes(color: "white" | "black"): Mistake[] {
+    // lila's retrospection picks the player's own moves that lost more than 0.075 winning
+    // chances (on [-1, 1]) against the position's evaluation before them.
+    const out: Mistake[] = [];
+    const whiteFirst = this.startTurn() === "white";
+    const sign = color === "white" ? 1 : -1;
+    for (let ply = 1; ply < this.mainline.length; ply++) {
+      const mover = (ply % 2 === 1) === whiteFirst ? "white" : "black";
+      const before = this.mainline[ply - 1];
+      const played = this.mainline[ply];
+      if (mover !== color || !played.uci) continue;
+      if ((before.cp === null && before.mate === null) || (played.cp === null && played.mate === null)) continue;
+      const lost = sign * (winningChances(before.cp, before.mate) - winningChances(played.cp, played.mate));
+      if (lost <= RETRO_SWING || !before.best || before.best === played.uci) continue;
+      const judged = document.querySelector<HTMLElement>(`#moves a.move[data-ply="${ply}"]`);
+      const judgment = ["blunder", "mistake", "inaccuracy"].find((j) => judged?.classList.contains(j)) ?? "move";
+      const move = parseUci(before.best);
+      out.push({
+        ply,
+        san: played.san ?? "",
+        played: played.uci,
+        best: before.best,
+        bestSan: move ? makeSan(position(before.fen), move) : null,
+        judgment,
+        before: { cp: before.cp, mate: before.mate },
+      });
+    }
+    return out;
+  }
+
+  startRetro(color: "white" | "black"): void {
+    this.retro?.close();
+    const budget = this.analysis.nodes?.deep ?? this.budget;
+    this.retro = new Retro(this, color, this.mistakes(color), Math.max(10_000, budget), (r) => this.showRetro(r));
+    if (this.orientation !== color) this.flip();
+    this.retro.start();
+  }
+
+  stopRetro(): void {
+    this.retro?.close();
+    this.retro = null;
+    this.shapes = undefined;
+    $("retro").hidden = true;
+    this.render();
+  }
+
+  showRetro(r: Retro): void {
+    const box = $("retro");
+    box.hidden = false;
+    box.dataset.feedback = r.feedback;
+    const m = r.current;
+    const total = r.mistakes.length;
+    const side = r.color === "white" ? "White" : "Black";
+    const text = $("retro-text");
+    const show = (id: string, on: boolean): void => {
+      $(id).hidden = !on;
+    };
+    $("retro-score").textContent = `${r.solved.size} solved of ${total}`;
+    if (r.feedback === "end" || !m) {
+      text.textContent = total
+        ? `Done reviewing ${side}'s mistakes: ${r.solved.size} of ${total} found.`
+        : `${side} made no inaccuracy, mistake or blunder in this game.`;
+    } else if (r.feedback === "find") {
+      text.textContent = `${cap(m.judgment)} ${r.index + 1} of ${total}: ${side} played ${m.san}. Find a better move for ${side}.`;
+      $("retro-score").textContent = `${r.solved.size} solved of ${total}`;
+    } else if (r.feedback === "eval") {
+      text.textContent = "Evaluating your move…";
+    } else if (r.feedback === "win") {
+      text.textContent = `Good move! (${m.bestSan ?? "the engine's move"} was the engine's choice.)`;
+    } else if (r.feedback === "fail") {
+      text.textContent = `You can do better: try another move for ${side}.`;
+    } else {
+      text.textContent = `Solution: ${m.bestSan ?? "?"}.`;
+    }
+    show("retro-solution", r.feedback === "fail" || r.feedback === "find");
+    show("retro-skip", r.feedback === "fail" || r.feedback === "find");
+    show("retro-retry", r.feedback === "fail");
+    show("retro-next", r.feedback === "win" || r.feedback === "view");
+    show("retro-close", true);
+    this.render();
+  }
+
   flip(): void {
     this.orientation = this.orientation === "white" ? "black" : "white";
     this.root.dataset.orientation = this.orientation;
@@ -415,6 +504,15 @@ class AnalysisBoard {
     $("last").onclick = () => this.goto(this.mainline.length - 1);
     $("flip").onclick = () => this.flip();
     $("back-to-game").onclick = () => this.goto(this.exploreFrom);
+    const retroStart = document.getElementById("retro-start");
+    if (retroStart) {
+      retroStart.onclick = () => this.startRetro($<HTMLSelectElement>("retro-color").value as "white" | "black");
+      $("retro-solution").onclick = () => this.retro?.viewSolution();
+      $("retro-skip").onclick = () => this.retro?.next();
+      $("retro-retry").onclick = () => this.retro?.retry();
+      $("retro-next").onclick = () => this.retro?.next();
+      $("retro-close").onclick = () => this.stopRetro();
+    }
     const budget = $<HTMLSelectElement>("budget");
     for (const n of BUDGETS) budget.append(new Option(`${n.toLocaleString("en")} nodes`, String(n), false, n === this.budget));
     budget.onchange = () => {
@@ -448,10 +546,10 @@ class AnalysisBoard {
   }
 }
 
+const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 const FILES = "abcdefgh";
 const sq = (s: number): string => `${FILES[s & 7]}${(s >> 3) + 1}`;
 const square = (k: Key): number => FILES.indexOf(k[0]) + 8 * (Number(k[1]) - 1);
-const arrow = (uci: string): DrawShape => ({ orig: uci.slice(0, 2) as Key, dest: uci.slice(2, 4) as Key, brush: "paleBlue" });
 
 function label(text: string): HTMLElement {
   const s = document.createElement("span");

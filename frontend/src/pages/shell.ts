@@ -1,72 +1,57 @@
-// On every page: the header's sign-in (the API token that kibitz serve asks for on a shared
-// server), kept in this browser; it opens by itself when a request is refused for want of it.
+// On every page: the header's sign-in state. On a server that asks for its API token, a
+// signed-out browser sees the write buttons disabled, each saying why, and a link to sign in.
 
-import { api, ApiError, session, UNAUTHORIZED } from "../lib/api";
+import { api, type SessionState, UNAUTHORIZED } from "../lib/api";
 
-function mount(): void {
+const WHY = "Sign in first: this server asks for its API token before it changes anything.";
+
+function signInLink(): string {
+  return `/signin?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`;
+}
+
+function disableWrites(): void {
+  for (const b of document.querySelectorAll<HTMLButtonElement>("[data-write]")) {
+    b.disabled = true;
+    b.title = WHY;
+  }
+  if (document.getElementById("signed-out")) return;
+  const note = document.createElement("p");
+  note.id = "signed-out";
+  note.className = "signed-out";
+  note.innerHTML = `This server asks for its API token before anything is imported, analysed or played: <a href="${signInLink()}">sign in</a>.`;
+  document.querySelector("main")?.prepend(note);
+}
+
+async function mount(): Promise<void> {
   const header = document.querySelector("header");
   if (!header) return;
   const box = document.createElement("span");
   box.className = "signin";
   box.id = "signin";
-  const status = document.createElement("a");
-  status.href = "#";
-  status.id = "signin-status";
-  const form = document.createElement("form");
-  form.id = "signin-form";
-  form.hidden = true;
-  const input = document.createElement("input");
-  input.type = "password";
-  input.id = "signin-token";
-  input.placeholder = "API token";
-  input.autocomplete = "current-password";
-  const submit = document.createElement("button");
-  submit.type = "submit";
-  submit.textContent = "Sign in";
-  const error = document.createElement("span");
-  error.className = "signin-error";
-  error.id = "signin-error";
-  form.append(input, submit, error);
-  box.append(status, form);
   header.append(box);
-
-  const show = (): void => {
-    const signedIn = session.token() !== "";
-    status.textContent = signedIn ? "signed in · sign out" : "sign in";
-    box.dataset.signedIn = signedIn ? "1" : "";
-  };
-  const open = (why = ""): void => {
-    form.hidden = false;
-    error.textContent = why;
-    input.focus();
-  };
-  status.addEventListener("click", (e) => {
-    e.preventDefault();
-    if (session.token()) {
-      session.signOut();
-      show();
-    } else open();
-  });
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const token = input.value.trim();
-    try {
-      await api("POST", "/api/session", {}, token);
-      session.signIn(token);
-      form.hidden = true;
-      input.value = "";
-      error.textContent = "";
-      show();
-    } catch (err) {
-      error.textContent = err instanceof ApiError && err.status === 401 ? "wrong token" : String(err);
-    }
-  });
-  document.addEventListener(UNAUTHORIZED, () => {
-    session.signOut();
-    show();
-    open("this needs the API token: sign in, then try again");
-  });
-  show();
+  const state = await api<SessionState>("GET", "/api/session");
+  box.dataset.signedIn = state.signed_in ? "1" : "";
+  if (!state.token_required) return;
+  if (state.signed_in) {
+    const out = document.createElement("a");
+    out.href = "#";
+    out.id = "signin-status";
+    out.textContent = "signed in · sign out";
+    out.addEventListener("click", async (e) => {
+      e.preventDefault();
+      await api("DELETE", "/api/session");
+      location.reload();
+    });
+    box.append(out);
+  } else {
+    const link = document.createElement("a");
+    link.href = signInLink();
+    link.id = "signin-status";
+    link.textContent = "sign in";
+    box.append(link);
+    disableWrites();
+  }
+  document.addEventListener(UNAUTHORIZED, disableWrites);
 }
 
-mount();
+void mount();

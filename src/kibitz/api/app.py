@@ -24,6 +24,7 @@ from kibitz.api import (
     routes_matches,
     routes_ops,
     routes_problems,
+    routes_session,
     web,
 )
 from kibitz.api.guard import RequestGuard
@@ -88,7 +89,9 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     app.state.live = TopicHub(
         event_log, [topics.LIVE_MOVES, topics.COMMENTARY, topics.LIVE_SESSIONS], game_of, "live"
     )
-    app.state.hubs = [app.state.progress, app.state.live]
+    match_of = lambda payload: getattr(payload, "match_id", None)  # noqa: E731
+    app.state.matches = TopicHub(event_log, [topics.MATCH_EVENTS], match_of, "matches")
+    app.state.hubs = [app.state.progress, app.state.live, app.state.matches]
     app.add_middleware(
         RequestGuard,
         token=container.settings.api_token,
@@ -110,6 +113,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(routes_health.router)
+    app.include_router(routes_session.router)
     app.include_router(routes_games.router)
     app.include_router(routes_analysis.router)
     app.include_router(routes_live.router)

@@ -10,7 +10,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kibitz.api.session import signed_in
+
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SIGN_IN = "/api/session"  # checks the token itself (it arrives in the body)
 # Reads that change state or show what only operators may see.
 GUARDED_READS = ("/api/problems/random", "/api/ops/dlq/")
 
@@ -61,11 +64,16 @@ class RequestGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if (
             self.token
+            and path != SIGN_IN
             and needs_token(scope["method"], path)
             and not token_matches(headers.get("authorization", ""), self.token)
+            and not signed_in(headers, self.token, write=scope["method"] not in SAFE_METHODS)
         ):
             return _error(
-                "unauthorized", "this endpoint needs the API token (Authorization: Bearer …)", 401
+                "unauthorized",
+                "this endpoint needs the API token (Authorization: Bearer …) or a signed-in "
+                "browser (sign in at /signin)",
+                401,
             )
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.body_limit:

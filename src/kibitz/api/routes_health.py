@@ -56,10 +56,3 @@ async def services_state(request: Request, app: Container) -> str:
         return f"down: stopped: {', '.join(stopped)}" if stopped else "ok"
     dead = await routes_ops.groups_without_members(request.app.state, app)
     return f"down: no live member in {', '.join(dead)}" if dead else "ok"
-
-
-@router.post("/api/session", response_model=models.Session, tags=["session"])
-async def sign_in(app: Container = Depends(container)) -> dict[str, bool]:
-    """Check a token before a browser keeps it: like every write, this answers 401 unless the
-    request carries the API token (when one is set)."""
-    return {"signed_in": True, "token_required": bool(app.settings.api_token)}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kibitz.api.deps import container
+from kibitz.api.routes_analysis import sse
 from kibitz.read import models
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import matches
@@ -51,6 +54,40 @@ async def create(body: MatchRequest, app: Container = Depends(container)) -> JSO
 async def get_match(match_id: str, app: Container = Depends(container)) -> dict[str, Any]:
     """The match as the person sees it: rounds, anonymous answers, scores, ranking."""
     return await app.reader.match(match_id)
+
+
+@router.get(
+    "/matches/{match_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `changed` whenever the match moves on",
+            "content": {"text/event-stream": {"schema": models.MatchChanged.model_json_schema()}},
+        }
+    },
+)
+async def match_events(match_id: str, request: Request) -> StreamingResponse:
+    """`changed` once on connecting and after every event of the match (an answer, a vote, a
+    round's phase): the page then reads the match again, instead of polling it."""
+    hub = request.app.state.matches
+
+    async def stream() -> AsyncIterator[str]:
+        queue = hub.subscribe(match_id)
+        try:
+            yield sse("changed", {"match_id": match_id, "event": "connected"})
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), 10)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield sse("changed", {"match_id": match_id, "event": event.event_type})
+        finally:
+            hub.unsubscribe(match_id, queue)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.post(

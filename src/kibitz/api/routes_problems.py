@@ -60,6 +60,28 @@ async def attempt(
     return await problems.record_attempt(app.ctx, problem_id, body.moves)
 
 
+class RevealRequest(BaseModel):
+    counted: bool = Field(False, description="a wrong move already ended this attempt")
+
+
+@router.post("/{problem_id}/solution", response_model=models.SolutionView)
+async def reveal(
+    problem_id: str, body: RevealRequest | None = None, app: Container = Depends(container)
+) -> dict[str, Any]:
+    """The whole solution (the solver's moves and the replies). Asking for it ends the attempt
+    unsolved, unless a wrong move already did (`counted`)."""
+    counted = body.counted if body is not None else False
+    return await problems.reveal_solution(app.ctx, problem_id, counted=counted)
+
+
+@router.get("/{problem_id}/hint", response_model=models.HintView)
+async def hint(
+    problem_id: str, step: int = Query(0, ge=0, le=50), app: Container = Depends(container)
+) -> dict[str, Any]:
+    """Where the piece stands that the solver moves at their move `step` (does not count)."""
+    return await problems.hint(app.ctx, problem_id, step)
+
+
 @router.post("/generate-bulk", status_code=202, response_model=models.GenerationAccepted)
 async def generate_bulk(
     body: BulkRequest | None = None, app: Container = Depends(container)

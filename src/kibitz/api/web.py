@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from kibitz.api.deps import reader
+from kibitz.api.session import SESSION_DAYS
 from kibitz.domain.judgment import CP_CEILING, stored_score, win_percent
 from kibitz.errors import InvalidInput, NotFound
 from kibitz.read.reader import Reader
@@ -26,6 +27,15 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 async def home(request: Request, read: Reader = Depends(reader)) -> Response:
     games = await read.recent_games(20)
     return templates.TemplateResponse(request, "home.html", {"games": games})
+
+
+@router.get("/signin", response_class=HTMLResponse)
+async def signin_page(request: Request) -> Response:
+    """The API token, once, for a browser session (see kibitz.api.session)."""
+    token = request.app.state.container.settings.api_token
+    return templates.TemplateResponse(
+        request, "signin.html", {"token_required": bool(token), "days": SESSION_DAYS}
+    )
 
 
 @router.get("/imports/{sync_id}", response_class=HTMLResponse)

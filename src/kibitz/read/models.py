@@ -177,6 +177,9 @@ class ExploreView(View):
     line_uci: list[str]
     line_san: list[str] = Field(description="the best line, SAN, from this position")
     game_over: bool
+    outcome: Literal["checkmate", "draw"] | None = Field(
+        description="checkmate: the side that just moved won"
+    )
 
 
 class OpeningScore(View):
@@ -318,6 +321,24 @@ class AttemptResult(View):
     attempts: int
     successes: int
     solution: list[str] | None = None
+
+
+class MatchChanged(View):
+    match_id: str
+    event: str = Field(description="what moved the match on (an event type), or connected")
+
+
+class SolutionView(View):
+    id: str
+    solution: list[MoveRef] = Field(description="the solver's moves and the replies, in turn")
+    attempts: int
+    successes: int
+
+
+class HintView(View):
+    id: str
+    step: int
+    square: str = Field(description="where the piece to move stands")
 
 
 class ThemeCount(View):

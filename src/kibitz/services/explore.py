@@ -59,4 +59,14 @@ async def explore(ctx: Context, fen: str, nodes: int) -> dict[str, Any]:
         "line_uci": line_uci[: len(line_san)],
         "line_san": line_san,
         "game_over": score is None,
+        "outcome": outcome(board),
     }
+
+
+def outcome(board: chess.Board) -> str | None:
+    """How the game stands over: "checkmate" (the side that just moved won), "draw", or None."""
+    if board.is_checkmate():
+        return "checkmate"
+    if board.is_game_over(claim_draw=False):
+        return "draw"
+    return None

@@ -344,6 +344,41 @@ async def record_attempt(ctx: Context, problem_id: str, moves_uci: list[str]) ->
     return result
 
 
+async def _solution_line(ctx: Context, problem_id: str) -> list[dict[str, str]]:
+    """The whole solution from the puzzle's position, the solver's moves and the replies."""
+    stored = await ctx.store.problems.solution(problem_id)
+    if stored is None:
+        raise NotFound(f"no puzzle {problem_id!r}")
+    fen, blunder_uci, solution_uci = stored
+    board = chess.Board(fen)
+    board.push_uci(blunder_uci)
+    line = []
+    for uci in solution_uci:
+        move = chess.Move.from_uci(uci)
+        line.append({"uci": uci, "san": board.san(move)})
+        board.push(move)
+    return line
+
+
+async def reveal_solution(ctx: Context, problem_id: str, *, counted: bool) -> dict[str, Any]:
+    """The solution, shown to a solver who gives up: that ends their attempt unsolved (as on
+    Lichess), unless a wrong move already ended it (`counted`)."""
+    line = await _solution_line(ctx, problem_id)
+    attempts, successes = await ctx.store.problems.attempted(
+        problem_id, ended=not counted, solved=False
+    )
+    return {"id": problem_id, "solution": line, "attempts": attempts, "successes": successes}
+
+
+async def hint(ctx: Context, problem_id: str, step: int) -> dict[str, Any]:
+    """The square of the piece the solver moves at their move `step` (0: the first)."""
+    line = await _solution_line(ctx, problem_id)
+    solver = line[0::2]
+    if not 0 <= step < len(solver):
+        raise InvalidInput(f"step: the solver has {len(solver)} moves here, not {step + 1}")
+    return {"id": problem_id, "step": step, "square": solver[step]["uci"][:2]}
+
+
 def build(ctx: Context) -> Service:
     worker = ProblemsWorker(ctx)
     handle = by_type(
