@@ -166,19 +166,27 @@ def snap(page: Page, name: str, tmp_path: Path) -> None:
     page.screenshot(path=str(target / f"{name}.png"), full_page=True)
 
 
-def click_move(page: Page, uci: str, board: str = "#board") -> None:
-    """Play `uci` on a chessground board: a click on its square, then on the target."""
+def click_move(page: Page, uci: str, board: str = "#board", *, drag: bool = False) -> None:
+    """Play `uci` on a chessground board: a click on its square, then on the target, or with
+    `drag` the piece dragged there; a promotion is then chosen in the picker."""
     box = page.locator(board).bounding_box()
     assert box is not None
     flipped = page.locator(f"{board}.orientation-black").count() == 1
-    for name in (uci[:2], uci[2:4]):
+
+    def centre(name: str) -> tuple[float, float]:
         square = chess.parse_square(name)
         file, rank = chess.square_file(square), chess.square_rank(square)
         col, row = (7 - file, rank) if flipped else (file, 7 - rank)
-        page.mouse.click(
-            box["x"] + (col + 0.5) * box["width"] / 8, box["y"] + (row + 0.5) * box["height"] / 8
-        )
+        return box["x"] + (col + 0.5) * box["width"] / 8, box["y"] + (row + 0.5) * box["height"] / 8
+
+    if drag:
+        page.mouse.move(*centre(uci[:2]))
+        page.mouse.down()
+        page.mouse.move(*centre(uci[2:4]), steps=8)
+        page.mouse.up()
+    else:
+        page.mouse.click(*centre(uci[:2]))
+        page.mouse.click(*centre(uci[2:4]))
     if len(uci) == 5:
-        page.locator(
-            f"#promotion .promote.{chess.piece_name(chess.Piece.from_symbol(uci[4]).piece_type)}"
-        ).click()
+        role = chess.piece_name(chess.Piece.from_symbol(uci[4]).piece_type)
+        page.locator(f"#promotion .promote.{role}").click()

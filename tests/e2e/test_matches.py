@@ -164,7 +164,7 @@ def test_the_match_page_plays_a_whole_match(
         board = chess.Board(page.locator("#match").get_attribute("data-fen") or "")
         first = min(board.legal_moves, key=lambda m: m.uci())
         move = board.san(first)
-        click_move(page, first.uci(), board="#m-board")  # played on the board
+        click_move(page, first.uci(), board="#m-board", drag=True)  # dragged on the board
         expect(page.locator("#m-chosen")).to_have_text(f"Your move: {move}")
         page.fill("#m-reason", "the first move I saw")
         page.click("#m-send")

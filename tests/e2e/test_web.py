@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import chess
@@ -156,8 +157,8 @@ def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_ave
 
 
 def explore_from_the_board(page: Page, tmp_path: Path) -> None:
-    """From the position before a judged move: the engine line is clickable; a move made on
-    the board (click, click) is searched by the server at the budget chosen; "Back to the
+    """From the position before a judged move: the engine line is clickable; a move dragged on
+    the board is searched by the server at the budget chosen; "Back to the
     game" returns to where it left."""
     page.click("#prev")  # before the judged move: the engine's line starts with another move
     label = page.locator("#ply-label").inner_text()
@@ -169,7 +170,7 @@ def explore_from_the_board(page: Page, tmp_path: Path) -> None:
     board = chess.Board(fen)
     move = next(iter(board.legal_moves))
     san = board.san(move)
-    click_move(page, move.uci())
+    click_move(page, move.uci(), drag=True)  # dragged
     expect(page.locator("#explore-moves")).to_contain_text(san)
     board.push(move)
     expect(page.locator("#game")).to_have_attribute("data-fen", board.fen())
@@ -421,3 +422,29 @@ def test_every_page_fits_a_phone_screen(server: Server, browser: Browser, tmp_pa
             snap(phone, f"{name}-390", tmp_path)
     finally:
         context.close()
+
+
+def test_a_puzzle_whose_answer_is_a_promotion_is_solved_by_dragging_with_the_piece_chosen(
+    server: Server, page: Page, tmp_path: Path
+) -> None:
+    """A back-rank mate by promotion: the pawn dragged to the last rank, a rook chosen (an
+    under-promotion mates as well as a queen: any mate ends a puzzle)."""
+    opera = httpx.get(f"{server.url}/api/problems/{opera_puzzle(server)}").json()
+    before = "3r3k/4P1pp/8/8/8/8/8/K7 b - - 0 1"  # the black rook leaves the back rank: Rd2??
+    with sqlite3.connect(server.home / "kibitz.db") as db:
+        db.execute(
+            "INSERT INTO problems (id, game_id, ply, fen, blunder_uci, solution, kind, themes,"
+            " rating, solver_color, generator_version, created_at, served_count, attempts,"
+            " successes) VALUES (?, ?, 1, ?, 'd8d2', '[\"e7e8q\"]', 'mate', '[\"mateIn1\"]',"
+            " 1000, 'white', 1, '2026-01-01 00:00:00', 0, 0, 0)",
+            ("promotion-1", opera["game"]["id"], before),
+        )
+    page.goto(f"{server.url}/problems/promotion-1")
+    expect(page.locator("#trainer")).to_have_attribute("data-state", "play")
+    click_move(page, "e7e8r", board="#trainer-board", drag=True)
+    expect(page.locator("#trainer-feedback")).to_contain_text("e8=R#: solved!")
+    board = chess.Board(before)
+    board.push_uci("d8d2")
+    board.push_uci("e7e8r")
+    expect(page.locator("#trainer")).to_have_attribute("data-fen", board.fen())
+    snap(page, "puzzle-promotion", tmp_path)
