@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from kibitz.runtime.cluster import _alive, _zombie
+from kibitz.runtime.cluster import _alive, _zombie, start_time
 
 
 def test_an_exited_child_nobody_collected_is_not_alive() -> None:
@@ -34,3 +34,18 @@ def test_a_running_process_is_alive_and_no_zombie() -> None:
         child.kill()
         child.wait(5)
     assert _alive(child.pid) is False
+
+
+def test_a_pid_held_by_another_process_is_not_the_one_recorded() -> None:
+    """The kernel reuses pids (pid_max is often 32768): `kibitz down` must not signal the
+    process that got a dead one's pid, so processes are known by pid and start time."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = start_time(child.pid)
+        assert started is not None
+        assert _alive(child.pid, started) is True
+        assert _alive(child.pid, started + 1) is False  # as if the pid were another's now
+        assert child.poll() is None  # and it was left alone
+    finally:
+        child.kill()
+        child.wait(5)

@@ -40,6 +40,13 @@ def up(
             "s3://BUCKET/ (kept; AWS_ENDPOINT, AWS_ACCESS_KEY_ID, … say which S3).",
         ),
     ] = "memory://tansu/",
+    services: Annotated[
+        str,
+        typer.Option(
+            help="Only these services, comma-separated (e.g. ingest,store,scheduler,analysis; "
+            "the others may run elsewhere). Default: every service."
+        ),
+    ] = "",
 ) -> None:
     """Start a local distributed kibitz: a Kafka-protocol broker on 127.0.0.1 (Tansu, unless
     KIBITZ_BUS_URL names Kafka), the store at KIBITZ_DATABASE_URL (PostgreSQL), the API and
@@ -47,12 +54,15 @@ def up(
     from kibitz.runtime.cluster import stop_cluster
 
     settings = _check_up(distributed, analysis_workers, broker_storage)
+    chosen = _chosen_services(services)
     logs = settings.home / "logs"
     started: list[ClusterProcess] = []
     env = {**os.environ, "KIBITZ_DATABASE_URL": settings.database_url, "KIBITZ_DEMO": "false"}
     api_port = port or settings.port
     try:
-        _start_processes(settings, env, logs, broker_storage, analysis_workers, api_port, started)
+        _start_processes(
+            settings, env, logs, broker_storage, analysis_workers, api_port, started, chosen
+        )
     except BaseException:
         _write_cluster(settings.home, env, started)
         stop_cluster(settings.home)
@@ -99,6 +109,19 @@ def _check_up(distributed: bool, analysis_workers: int, broker_storage: str) -> 
     return settings
 
 
+def _chosen_services(given: str) -> list[str]:
+    """The services `--services` names, in the order they start; exit 2 on an unknown one."""
+    from kibitz.runtime.bootstrap import SERVICES
+
+    if not given.strip():
+        return list(SERVICES)
+    names = [n.strip() for n in given.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        raise _fail(f"--services: no service {', '.join(unknown)}; services: {', '.join(SERVICES)}")
+    return [n for n in SERVICES if n in names]
+
+
 def _start_processes(
     settings: Settings,
     env: dict[str, str],
@@ -107,11 +130,17 @@ def _start_processes(
     analysis_workers: int,
     api_port: int,
     started: list[ClusterProcess],
+    services: list[str],
 ) -> None:
     """The broker (unless Kafka is given), the migration, every service, then the API; each
     process started is added to `started` at once (a failure stops them all)."""
-    from kibitz.runtime.bootstrap import SERVICES
-    from kibitz.runtime.cluster import ClusterProcess, free_port, spawn, start_broker
+    from kibitz.runtime.cluster import (
+        ClusterProcess,
+        free_port,
+        spawn,
+        start_broker,
+        start_time,
+    )
 
     if settings.bus_is_kafka:
         env["KIBITZ_BUS_URL"] = settings.bus_url
@@ -121,7 +150,13 @@ def _start_processes(
         except RuntimeError as exc:
             raise _fail(f"cannot start the broker: {exc}") from None
         started.append(
-            ClusterProcess("broker", broker.process.pid, str(broker.log_path), argv=broker.argv)
+            ClusterProcess(
+                "broker",
+                broker.process.pid,
+                str(broker.log_path),
+                argv=broker.argv,
+                started=start_time(broker.process.pid),
+            )
         )
         env["KIBITZ_BUS_URL"] = f"kafka://{broker.bootstrap}"
     # The tracker's HTTP interface on a port of its own (8001 may be taken, by another
@@ -133,7 +168,7 @@ def _start_processes(
     migrated = subprocess.run([kibitz, "db", "upgrade"], env=env, capture_output=True, text=True)
     if migrated.returncode != 0:
         raise _fail(f"cannot migrate the store: {migrated.stderr.strip()[-500:]}")
-    for name in SERVICES:
+    for name in services:
         for i in range(analysis_workers if name == "analysis" else 1):
             label = f"{name}-{i + 1}" if name == "analysis" else name
             metrics = free_port()

@@ -127,11 +127,30 @@ class ClusterProcess:
     log: str
     metrics_port: int | None = None
     argv: list[str] | None = None
+    started: int | None = None  # start_time(pid) when it was started: the pid may be reused
 
 
-def _alive(pid: int) -> bool:
+def start_time(pid: int) -> int | None:
+    """When `pid` started (clock ticks after boot, field 22 of /proc/PID/stat), None when it is
+    gone or there is no /proc. With the pid it names one process, even once the pid is reused
+    (the kernel reuses pids soon: pid_max is 32768 on many machines)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # from field 3 (state) on
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def _alive(pid: int, started: int | None = None) -> bool:
+    """Whether the process `pid` (started at `started`, when known) still runs. A pid now
+    held by another process is not it: it is never waited for nor signalled."""
     import os
 
+    if started is not None:
+        now = start_time(pid)
+        if now is not None and now != started:
+            return False
     try:  # our own child that exited is a zombie until reaped: reap it
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -168,7 +187,9 @@ def running_cluster(home: Path) -> list[ClusterProcess]:
     if not path.exists():
         return []
     data = json.loads(path.read_text())
-    return [ClusterProcess(**p) for p in data["processes"] if _alive(int(p["pid"]))]
+    return [
+        ClusterProcess(**p) for p in data["processes"] if _alive(int(p["pid"]), p.get("started"))
+    ]
 
 
 def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> ClusterProcess:
@@ -179,7 +200,9 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Clu
         process = subprocess.Popen(
             argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    return ClusterProcess(name, process.pid, str(log), argv=list(argv))
+    return ClusterProcess(
+        name, process.pid, str(log), argv=list(argv), started=start_time(process.pid)
+    )
 
 
 def restart(
@@ -203,11 +226,11 @@ def restart(
     entry = next(p for p in data["processes"] if p["name"] == name)
     if not entry.get("argv"):
         raise RuntimeError(f"{name} was started without a recorded command line")
-    pid = int(entry["pid"])
-    if _alive(pid):
+    pid, started = int(entry["pid"]), entry.get("started")
+    if _alive(pid, started):
         os.kill(pid, signal.SIGKILL if stop_signal is None else stop_signal)
         deadline = time.monotonic() + 30
-        while _alive(pid):
+        while _alive(pid, started):
             if time.monotonic() > deadline:  # it did not stop on that signal
                 os.kill(pid, signal.SIGKILL)
                 deadline = float("inf")
@@ -239,9 +262,9 @@ def stop_cluster(home: Path, timeout: float = 30.0) -> list[str]:
                 continue
         deadline = time.monotonic() + timeout
         for process in group:
-            while _alive(process.pid) and time.monotonic() < deadline:
+            while _alive(process.pid, process.started) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _alive(process.pid):
+            if _alive(process.pid, process.started):
                 os.kill(process.pid, signal.SIGKILL)
             stopped.append(process.name)
     cluster_file(home).unlink(missing_ok=True)
