@@ -31,8 +31,8 @@ def cluster(
         "KIBITZ_DATABASE_URL": fresh_pg_url,
         "KIBITZ_LICHESS_URL": fake_lichess.url,
         "KIBITZ_ENGINES": "1",
-        "KIBITZ_QUICK_NODES": "2000",
-        "KIBITZ_DEEP_NODES": "10000",
+        "KIBITZ_QUICK_NODES": "1000",
+        "KIBITZ_DEEP_NODES": "4000",
         "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test: keep their search small
         "KIBITZ_ANALYSIS_LEASE": "4",  # the killed worker's games move on after 4 s, not 20
         "COLUMNS": "200",
@@ -135,7 +135,8 @@ def test_a_worker_killed_mid_batch_leaves_every_game_done_with_one_result_per_pl
 def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
     tmp_path: Path, fresh_pg_url: str, fake_lichess: FakeLichess, s3_store: LocalS3
 ) -> None:
-    """Every service its own process (`kibitz up --distributed`) on PostgreSQL and the broker
+    """The services analysis needs, each its own process (`kibitz up --distributed --services
+    ingest,store,scheduler,analysis`: the others would only add load) on PostgreSQL and the broker
     (its log in S3, so that it outlives the broker process): 200 games imported from the fake
     Lichess and analysed by 3 workers while a random worker is SIGKILLed and restarted five
     times and the broker is stopped for 30 s and started again. Every game ends analysed once
@@ -155,8 +156,8 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
         "KIBITZ_DATABASE_URL": fresh_pg_url,
         "KIBITZ_LICHESS_URL": fake_lichess.url,
         "KIBITZ_ENGINES": "1",
-        "KIBITZ_QUICK_NODES": "500",
-        "KIBITZ_DEEP_NODES": "1500",
+        "KIBITZ_QUICK_NODES": "300",  # the engine is not under test: the processes are
+        "KIBITZ_DEEP_NODES": "700",
         "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test: keep their search small
         "KIBITZ_ANALYSIS_LEASE": "4",  # a killed worker's games move on after 4 s, not 20
         "KIBITZ_EVAL_CACHE": "false",
@@ -167,7 +168,10 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
     }
     home = tmp_path / "home"
     up = subprocess.run(
-        [KIBITZ, "up", "--distributed", "--analysis-workers", "3", "--port", str(port)],
+        [
+            *(KIBITZ, "up", "--distributed", "--analysis-workers", "3", "--port", str(port)),
+            *("--services", "ingest,store,scheduler,analysis"),  # what analysis needs
+        ],
         env=env,
         capture_output=True,
         text=True,

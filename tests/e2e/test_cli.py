@@ -264,6 +264,15 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
         KIBITZ_DATABASE_URL=fresh_pg_url,
     )
     assert bad_storage.returncode == 2 and "memory://… or s3://BUCKET/" in bad_storage.stderr
+    unknown = kibitz(
+        tmp_path,
+        "up",
+        "--distributed",
+        "--services",
+        "ingest,nope",
+        KIBITZ_DATABASE_URL=fresh_pg_url,
+    )
+    assert unknown.returncode == 2 and "--services: no service nope" in unknown.stderr
     port = free_port()
     env = {
         "KIBITZ_DATABASE_URL": fresh_pg_url,
