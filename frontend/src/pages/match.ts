@@ -211,14 +211,19 @@ class MatchPage {
         if (!$("m-error").textContent) $<HTMLInputElement>("m-reason").value = "";
       });
     });
+    // An event can arrive before the view that it changed is stored (the view is written by
+    // another consumer of the same topic): read the match at once and once more a moment later.
     const source = new EventSource(`/api/matches/${encodeURIComponent(this.id)}/events`);
-    source.addEventListener("changed", () => void this.refresh());
+    source.addEventListener("changed", () => {
+      void this.refresh();
+      setTimeout(() => void this.refresh(), 1000);
+    });
     setInterval(() => this.tick(), 1000);
-    // Deadlines pass on the server's clock: read the match again when one is due.
+    // A safety net, not the way the page follows the match: a slow read while it goes on
+    // (deadlines pass on the server's clock; an event may be missed across a reconnect).
     setInterval(() => {
-      const r = this.round;
-      if (r?.deadline && r.status !== "completed" && r.deadline * 1000 < Date.now()) void this.refresh();
-    }, 2000);
+      if (this.match?.status !== "completed") void this.refresh();
+    }, 5000);
   }
 }
 
