@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
 
 from kibitz.errors import MalformedEvent
 from kibitz.events import Payload, decode
@@ -73,3 +78,40 @@ class TopicHub:
                             queue.put_nowait(payload)
         finally:
             await consumer.close()
+
+
+# --- Server-Sent Events on top of a hub ------------------------------------------------------
+
+KEEP_ALIVE = ": keep-alive\n\n"
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def sse_response(chunks: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+class Subscription:
+    """One client's share of a hub's events for `key`, from the moment it is made (make it
+    before reading the store, so that nothing falls in between); `close` when the stream ends."""
+
+    def __init__(self, hub: TopicHub, key: str) -> None:
+        self.hub = hub
+        self.key = key
+        self.queue = hub.subscribe(key)
+
+    async def events(self, request: Request, quiet: float = 10.0) -> AsyncIterator[Payload | None]:
+        """Each event while the client stays; None after `quiet` seconds without one (time for
+        a keep-alive, or to look at the store)."""
+        while not await request.is_disconnected():
+            try:
+                yield await asyncio.wait_for(self.queue.get(), quiet)
+            except TimeoutError:
+                yield None
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self.key, self.queue)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -12,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from kibitz.api.deps import container, context, reader
+from kibitz.api.progress import KEEP_ALIVE, Subscription, sse, sse_response
 from kibitz.errors import EngineUnavailable, UpstreamUnavailable
 from kibitz.events import AnalysisProgress
 from kibitz.read import models
@@ -91,25 +90,22 @@ async def game_analysis_events(
 ) -> StreamingResponse:
     """Server-Sent Events: `progress` for every update, then `done` (or `failed`)."""
     first = await app.reader.analysis(game_id, with_evals=False)
-    hub = request.app.state.progress
 
     async def stream() -> AsyncIterator[str]:
-        queue = hub.subscribe(game_id)
+        subscription = Subscription(request.app.state.progress, game_id)
         try:
             yield sse("progress", _brief(first))
             if first["status"] in ("done", "failed"):
                 yield sse(first["status"], _brief(first))
                 return
-            while not await request.is_disconnected():
-                try:
-                    event = await asyncio.wait_for(queue.get(), 10)
-                except TimeoutError:
+            async for event in subscription.events(request):
+                if event is None:
                     # No news: check the store (a worker elsewhere may have failed the job).
                     view = await app.reader.analysis(game_id, with_evals=False)
                     if view["status"] in ("done", "failed"):
                         yield sse(view["status"], _brief(view))
                         return
-                    yield ": keep-alive\n\n"
+                    yield KEEP_ALIVE
                     continue
                 if not isinstance(event, AnalysisProgress):
                     continue
@@ -121,11 +117,9 @@ async def game_analysis_events(
                     yield sse("done", data)
                     return
         finally:
-            hub.unsubscribe(game_id, queue)
+            subscription.close()
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return sse_response(stream())
 
 
 @router.post(
@@ -151,7 +145,3 @@ async def player_report(username: str, read: Reader = Depends(reader)) -> dict[s
 def _brief(view: dict[str, Any]) -> dict[str, Any]:
     keys = ("game_id", "status", "phase", "progress", "positions_done", "positions_total", "error")
     return {k: view.get(k) for k in keys}
-
-
-def sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kibitz.api.deps import container
-from kibitz.api.routes_analysis import sse
+from kibitz.api.progress import KEEP_ALIVE, Subscription, sse, sse_response
 from kibitz.errors import NotFound
 from kibitz.events import CommentaryPublished, LiveMove, LiveSession
 from kibitz.read import models
@@ -64,10 +63,9 @@ async def live_events(
 ) -> StreamingResponse:
     """Server-Sent Events: `move` for each ply, `commentary` for each line, `ended` at the end.
     Subscribes first, then sends what the store already has, so nothing falls in between."""
-    hub = request.app.state.live
 
     async def stream() -> AsyncIterator[str]:
-        queue = hub.subscribe(game_id)
+        subscription = Subscription(request.app.state.live, game_id)  # before the store
         try:
             try:
                 view = await app.reader.live(game_id)
@@ -77,24 +75,19 @@ async def live_events(
                 yield sse("state", {k: v for k, v in view.items() if k != "commentary"})
                 for line in view["commentary"]:
                     yield sse("commentary", line)
-            while not await request.is_disconnected():
-                try:
-                    event = await asyncio.wait_for(queue.get(), 10)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                if isinstance(event, LiveMove):
+            async for event in subscription.events(request):
+                if event is None:
+                    yield KEEP_ALIVE
+                elif isinstance(event, LiveMove):
                     yield sse("move", event.model_dump(mode="json"))
                 elif isinstance(event, CommentaryPublished):
                     yield sse("commentary", event.model_dump(mode="json"))
                 elif isinstance(event, LiveSession):
                     yield sse("ended" if event.state == "ended" else "started", event.model_dump())
         finally:
-            hub.unsubscribe(game_id, queue)
+            subscription.close()
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return sse_response(stream())
 
 
 @router.get(

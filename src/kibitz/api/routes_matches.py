@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kibitz.api.deps import container
-from kibitz.api.routes_analysis import sse
+from kibitz.api.progress import KEEP_ALIVE, Subscription, sse, sse_response
 from kibitz.read import models
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import matches
@@ -69,25 +68,20 @@ async def get_match(match_id: str, app: Container = Depends(container)) -> dict[
 async def match_events(match_id: str, request: Request) -> StreamingResponse:
     """`changed` once on connecting and after every event of the match (an answer, a vote, a
     round's phase): the page then reads the match again, instead of polling it."""
-    hub = request.app.state.matches
 
     async def stream() -> AsyncIterator[str]:
-        queue = hub.subscribe(match_id)
+        subscription = Subscription(request.app.state.matches, match_id)  # before the store
         try:
             yield sse("changed", {"match_id": match_id, "event": "connected"})
-            while not await request.is_disconnected():
-                try:
-                    event = await asyncio.wait_for(queue.get(), 10)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield sse("changed", {"match_id": match_id, "event": event.event_type})
+            async for event in subscription.events(request):
+                if event is None:
+                    yield KEEP_ALIVE
+                else:
+                    yield sse("changed", {"match_id": match_id, "event": event.event_type})
         finally:
-            hub.unsubscribe(match_id, queue)
+            subscription.close()
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return sse_response(stream())
 
 
 @router.post(
