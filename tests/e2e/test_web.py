@@ -193,6 +193,7 @@ def learn_from_the_mistakes(page: Page, tmp_path: Path) -> None:
     page.click("#retro-start")
     expect(page.locator("#retro-text")).to_contain_text("Find a better move for White")
     expect(page.locator("#eval-number")).to_be_hidden()  # no spoiler
+    expect(page.locator("#evalbar")).to_have_class(re.compile("unknown"))  # nor in the gauge
     expect(page.locator("#game")).to_have_attribute("data-arrow", "")
     ply = int(page.locator("#game").get_attribute("data-ply") or "0") + 1  # the judged move
     assert ply % 2 == 1  # White's

@@ -191,8 +191,9 @@ class AnalysisBoard implements RetroBoard {
   }
 
   showEval(node: Node): void {
-    $("engine").classList.toggle("hidden-by-retro", this.hidingEngine());
-    const known = node.cp !== null || node.mate !== null;
+    const hiding = this.hidingEngine(); // the gauge, the number, the line: no spoilers
+    $("engine").classList.toggle("hidden-by-retro", hiding);
+    const known = !hiding && (node.cp !== null || node.mate !== null);
     const chances = known ? winningChances(node.cp, node.mate) : 0;
     ($("evalbar").firstElementChild as HTMLElement).style.height = `${50 + 50 * chances}%`;
     $("evalbar").classList.toggle("unknown", !known);
