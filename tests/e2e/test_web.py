@@ -449,3 +449,19 @@ def test_a_puzzle_whose_answer_is_a_promotion_is_solved_by_dragging_with_the_pie
     board.push_uci("e7e8r")
     expect(page.locator("#trainer")).to_have_attribute("data-fen", board.fen())
     snap(page, "puzzle-promotion", tmp_path)
+
+
+def test_a_game_without_opening_tags_is_named_from_its_moves(
+    server: Server, page: Page, tmp_path: Path
+) -> None:
+    pgn = (
+        '[White "Tagless"]\n[Black "Nobody"]\n[Result "*"]\n\n'
+        "1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 *\n"  # no ECO, no Opening tag
+    )
+    answer = httpx.post(f"{server.url}/api/imports/pgn", files={"file": ("t.pgn", pgn)})
+    assert answer.status_code == 202, answer.text
+    page.goto(server.url + "/imports/" + answer.json()["id"])
+    expect(page.locator("#status")).to_have_text("done", timeout=30_000)
+    page.goto(server.url + "/players/Tagless")
+    page.locator("a.game-link").first.click()
+    expect(page.locator("main p.muted").first).to_contain_text("Ruy Lopez: Morphy Defense")
