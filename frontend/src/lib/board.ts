@@ -4,6 +4,9 @@ import { Chessground } from "@lichess-org/chessground";
 import type { Api } from "@lichess-org/chessground/api";
 import type { DrawShape } from "@lichess-org/chessground/draw";
 import type { Key } from "@lichess-org/chessground/types";
+import { Chess } from "chessops/chess";
+import { parseFen } from "chessops/fen";
+import { parseSquare } from "chessops/util";
 
 export const START_FEN = "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1";
 
@@ -30,3 +33,13 @@ export function turnOf(fen: string): "white" | "black" {
   return fen.split(" ")[1] === "b" ? "black" : "white";
 }
 
+
+// The position of a FEN (trusted: it comes from the server, which checked it).
+export function position(fen: string): Chess {
+  return Chess.fromSetup(parseFen(fen).unwrap()).unwrap();
+}
+
+// chessground's square name as chessops's square number.
+export const squareOf = (key: Key): number => parseSquare(key)!;
+
+export const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;

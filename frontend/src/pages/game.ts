@@ -7,12 +7,12 @@ import type { Api } from "@lichess-org/chessground/api";
 import type { Key } from "@lichess-org/chessground/types";
 import { Chess } from "chessops/chess";
 import { chessgroundDests } from "chessops/compat";
-import { makeFen, parseFen } from "chessops/fen";
+import { makeFen } from "chessops/fen";
 import { makeSan } from "chessops/san";
 import type { Move, NormalMove, Role } from "chessops/types";
-import { makeUci, parseUci } from "chessops/util";
+import { makeSquare, makeUci, parseUci } from "chessops/util";
 import { api, ApiError } from "../lib/api";
-import { arrow, START_FEN } from "../lib/board";
+import { $, arrow, position, squareOf, START_FEN } from "../lib/board";
 import { formatClock, formatEval, winningChances } from "../lib/evals";
 import { choosePromotion, isPromotion } from "../lib/promotion";
 import { Retro, type Mistake, type RetroBoard } from "../lib/retro";
@@ -36,11 +36,7 @@ interface Node {
   cached?: boolean;
 }
 
-const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
-function position(fen: string): Chess {
-  return Chess.fromSetup(parseFen(fen).unwrap()).unwrap();
-}
 
 function replay(fen: string, line: string[]): { sans: string[]; ucis: string[] } {
   // A SAN line from `fen`, checked move by move (stops at the first it can't play).
@@ -158,7 +154,7 @@ class AnalysisBoard implements RetroBoard {
     const node = this.current();
     const pos = position(node.fen);
     const last = node.uci ? parseUci(node.uci) : undefined;
-    const lastMove = last && "from" in last ? ([sq(last.from), sq(last.to)] as Key[]) : undefined;
+    const lastMove = last && "from" in last ? ([makeSquare(last.from), makeSquare(last.to)] as Key[]) : undefined;
     this.cg.set({
       fen: node.fen,
       orientation: this.orientation,
@@ -312,8 +308,8 @@ class AnalysisBoard implements RetroBoard {
 
   played(orig: Key, dest: Key): void {
     const pos = position(this.current().fen);
-    const from = square(orig);
-    const to = square(dest);
+    const from = squareOf(orig);
+    const to = squareOf(dest);
     if (isPromotion(pos.board.get(from)?.role, to)) {
       choosePromotion(
         $("promotion"),
@@ -548,9 +544,6 @@ class AnalysisBoard implements RetroBoard {
 }
 
 const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
-const FILES = "abcdefgh";
-const sq = (s: number): string => `${FILES[s & 7]}${(s >> 3) + 1}`;
-const square = (k: Key): number => FILES.indexOf(k[0]) + 8 * (Number(k[1]) - 1);
 
 function label(text: string): HTMLElement {
   const s = document.createElement("span");

@@ -4,7 +4,7 @@
 
 import type { Api } from "@lichess-org/chessground/api";
 import { api } from "../lib/api";
-import { lastMove, START_FEN, turnOf, viewBoard } from "../lib/board";
+import { $, lastMove, START_FEN, turnOf, viewBoard } from "../lib/board";
 import { formatClock, formatEval, winningChances } from "../lib/evals";
 
 interface Line {
@@ -55,7 +55,6 @@ const ENDINGS: Record<string, string> = {
   unknownFinish: "finished",
 };
 
-const $ = (id: string): HTMLElement => document.getElementById(id)!;
 
 class LivePage {
   readonly root = $("live");

@@ -5,13 +5,11 @@
 import { Chessground } from "@lichess-org/chessground";
 import type { Api } from "@lichess-org/chessground/api";
 import type { Key } from "@lichess-org/chessground/types";
-import { Chess } from "chessops/chess";
 import { chessgroundDests } from "chessops/compat";
-import { parseFen } from "chessops/fen";
 import { makeSan } from "chessops/san";
 import { makeUci } from "chessops/util";
 import { api, ApiError } from "../lib/api";
-import { arrow } from "../lib/board";
+import { $, arrow, position, squareOf } from "../lib/board";
 import { choosePromotion, isPromotion } from "../lib/promotion";
 
 interface Answer {
@@ -47,8 +45,6 @@ interface Match {
   ranking: string[];
 }
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
-const squareOf = (k: Key): number => "abcdefgh".indexOf(k[0]) + 8 * (Number(k[1]) - 1);
 
 class MatchPage {
   readonly root = $("match");
@@ -67,7 +63,7 @@ class MatchPage {
   moved(orig: Key, dest: Key): void {
     const r = this.round;
     if (!r) return;
-    const pos = Chess.fromSetup(parseFen(r.fen).unwrap()).unwrap();
+    const pos = position(r.fen);
     const from = squareOf(orig);
     const to = squareOf(dest);
     const pick = (uci: string, san: string): void => {
@@ -95,7 +91,7 @@ class MatchPage {
     const r = this.round;
     const open = r !== null && r.status === "responding" && !r.i_answered;
     if (!r) return;
-    const pos = Chess.fromSetup(parseFen(r.fen).unwrap()).unwrap();
+    const pos = position(r.fen);
     this.cg.set({ movable: { color: open ? pos.turn : undefined, dests: open ? chessgroundDests(pos) : new Map() } });
   }
 
@@ -122,7 +118,7 @@ class MatchPage {
       this.chosen = null;
       $("m-chosen").textContent = "Play your move on the board.";
       $<HTMLInputElement>("m-move").value = "";
-      const pos = Chess.fromSetup(parseFen(r.fen).unwrap()).unwrap();
+      const pos = position(r.fen);
       this.cg.set({ fen: r.fen, orientation: pos.turn, turnColor: pos.turn, lastMove: undefined, check: pos.isCheck() });
       this.cg.setAutoShapes([]);
     }

@@ -8,11 +8,11 @@ import type { Api } from "@lichess-org/chessground/api";
 import type { Key } from "@lichess-org/chessground/types";
 import { Chess } from "chessops/chess";
 import { chessgroundDests } from "chessops/compat";
-import { makeFen, parseFen } from "chessops/fen";
-import { makeUci } from "chessops/util";
+import { makeFen } from "chessops/fen";
+import { makeUci, parseUci } from "chessops/util";
 import { api, ApiError } from "../lib/api";
 import { Chessground } from "@lichess-org/chessground";
-import { lastMove } from "../lib/board";
+import { $, lastMove, position, squareOf } from "../lib/board";
 import { choosePromotion, isPromotion } from "../lib/promotion";
 
 interface MoveRef {
@@ -44,9 +44,7 @@ interface Attempt {
 type State = "loading" | "play" | "wrong" | "solved" | "viewed";
 
 const AUTO_NEXT = "kibitz-auto-next";
-const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 const wait = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
-const squareOf = (k: Key): number => "abcdefgh".indexOf(k[0]) + 8 * (Number(k[1]) - 1);
 
 class Trainer {
   readonly root = $("trainer");
@@ -66,7 +64,7 @@ class Trainer {
   counted = false; // a wrong move already ended this attempt
 
   show(fen: string, uci: string | null, movable: boolean): void {
-    const pos = Chess.fromSetup(parseFen(fen).unwrap()).unwrap();
+    const pos = position(fen);
     this.cg.set({
       fen,
       lastMove: lastMove(uci),
@@ -119,7 +117,7 @@ class Trainer {
 
   moved(orig: Key, dest: Key): void {
     if (this.state !== "play") return;
-    const pos = Chess.fromSetup(parseFen(this.fen).unwrap()).unwrap();
+    const pos = position(this.fen);
     const from = squareOf(orig);
     const to = squareOf(dest);
     if (isPromotion(pos.board.get(from)?.role, to)) {
@@ -188,16 +186,13 @@ class Trainer {
     this.setState("viewed");
     this.say(`The solution: ${body.solution.map((m) => m.san).join(" ")}`);
     $("trainer-turn").textContent = "The solution, played out.";
-    let pos = Chess.fromSetup(parseFen(p.puzzle_fen).unwrap()).unwrap();
+    let pos = position(p.puzzle_fen);
     let last = p.blunder.uci;
     this.show(p.puzzle_fen, last, false);
     for (const m of body.solution) {
       await wait(450);
       pos = pos.clone();
-      const from = squareOf(m.uci.slice(0, 2) as Key);
-      const to = squareOf(m.uci.slice(2, 4) as Key);
-      const promotion = m.uci.length === 5 ? ({ q: "queen", r: "rook", b: "bishop", n: "knight" } as const)[m.uci[4] as "q"] : undefined;
-      pos.play({ from, to, promotion });
+      pos.play(parseUci(m.uci)!);
       last = m.uci;
       this.show(fenOf(pos), last, false);
     }
