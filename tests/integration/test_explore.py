@@ -37,8 +37,8 @@ async def test_a_position_is_searched_at_the_budget_asked_for_then_answered_from
 async def test_a_bad_position_or_budget_gets_a_422_naming_what_is_wrong(tmp_path: Path) -> None:
     async with api(tmp_path, f"sqlite:///{tmp_path / 'k.db'}") as (http, _):
         cases = {
-            "not a fen": ("rnbqkbnr/pppppppp w", 20_000, "not a FEN"),
-            "two white kings": ("4k3/8/8/8/8/8/8/K3K3 w - - 0 1", 20_000, "not a legal position"),
+            "not a fen": ("rnbqkbnr/pppppppp w", 20_000, "fen: invalid starting position"),
+            "two white kings": ("4k3/8/8/8/8/8/8/K3K3 w - - 0 1", 20_000, "too many kings"),
             "too small a budget": (BEFORE_MATE, 10, "nodes must be between"),
         }
         for name, (fen, nodes, said) in cases.items():

@@ -32,7 +32,7 @@ class PlayerAnalysisRequest(BaseModel):
 
 
 class ExploreRequest(BaseModel):
-    fen: str = Field(max_length=120)
+    fen: str = Field(min_length=8, max_length=120)
     nodes: int = Field(default=1_000_000, description="the search budget")
 
 

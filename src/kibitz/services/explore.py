@@ -7,7 +7,8 @@ from typing import Any
 
 import chess
 
-from kibitz.errors import InvalidInput
+from kibitz.domain.games import starting_board
+from kibitz.errors import InvalidInput, InvalidPgn
 from kibitz.services.context import Context
 
 MIN_NODES = 10_000
@@ -16,15 +17,12 @@ LINE_PLIES = 12  # the best line as far as the board shows it
 
 
 def board_of(fen: str) -> chess.Board:
-    """The position of `fen`, or InvalidInput saying what is wrong with it."""
+    """The position of `fen`, or InvalidInput saying what is wrong with it (the PGN importer's
+    rule for a starting position)."""
     try:
-        board = chess.Board(fen)
-    except ValueError as exc:
-        raise InvalidInput(f"not a FEN: {exc}") from None
-    status = board.status()
-    if status != chess.STATUS_VALID:
-        raise InvalidInput(f"not a legal position: {status!r}")
-    return board
+        return starting_board(fen)
+    except InvalidPgn as exc:
+        raise InvalidInput(f"fen: {exc.detail}") from None
 
 
 async def explore(ctx: Context, fen: str, nodes: int) -> dict[str, Any]:
