@@ -63,6 +63,7 @@ CONSUMED: frozenset[str] = frozenset(
         LIVE_SESSIONS,
         LIVE_MOVES,
         PROBLEMS_REQUESTED,
+        PROBLEMS_GENERATED,
         MATCH_EVENTS,
         ROBOT_EVENTS,
         ROBOT_COMMANDS,

@@ -8,6 +8,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,21 @@ import pytest
 from kibitz.adapters.eval_cache_sql import SqlEvalCache
 from kibitz.adapters.repositories_sql import SqlRepositories
 from kibitz.adapters.store_sql import SqlStore
+from kibitz.domain import training
 from kibitz.domain.analysis import PlyEval
 from kibitz.domain.engine import EngineEval
 from kibitz.domain.games import game_from_lichess
 from kibitz.domain.judgment import Score
 from kibitz.errors import Conflict, GameNotFound, NotFound
 from kibitz.ports import EvalCache
-from kibitz.ports.store import PhaseResult, ProblemScanResult, ScalePolicy, Store, StoredPuzzle
+from kibitz.ports.store import (
+    NewCard,
+    PhaseResult,
+    ProblemScanResult,
+    ScalePolicy,
+    Store,
+    StoredPuzzle,
+)
 from tests.fakes.lichess import BASE_TIME_MS, random_game
 from tests.twins.store import MemoryStore
 
@@ -276,3 +285,73 @@ async def test_a_queued_or_running_analysis_is_cancelled_and_its_worker_loses_th
     assert not await store.analyses.renew(second.id, "w", 40.0)  # the worker learns it here
     again = await store.analyses.request(first.id, "interactive", force=False, now=3.0)
     assert again["status"] == "queued"  # asked again: it runs
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def _rated_puzzle(i: int, rating: int, themes: list[str]) -> StoredPuzzle:
+    return replace(_puzzle(i), rating=rating, themes=themes)
+
+
+async def test_a_first_attempt_is_rated_once_however_many_arrive_at_once(repos: Any) -> None:
+    store: Store = repos[0]
+    scan = ProblemScanResult("g0", 1, 10, 20, [], 0.5)
+    await store.problems.save_scan(
+        scan, [_rated_puzzle(i, 1300 + 100 * i, ["fork"]) for i in range(4)], 5.0
+    )
+    results = await asyncio.gather(
+        *(store.training.rate_attempt("ann", "g0-1", True, 10.0, training.rate) for _ in range(12))
+    )
+    assert sum(1 for r in results if r is not None and r[2]) == 1  # one first attempt
+    start = training.Rating(training.START_RATING, training.START_RD, training.START_VOL)
+    solver, puzzle = training.rate(start, training.Rating(1300, 350, 0.06), True)
+    rating, rated, best = await store.training.solver("ann")
+    assert rated == 1 and rating.rating == pytest.approx(solver.rating)
+    assert rating.rd == pytest.approx(solver.rd) and best == 0
+    # The puzzle's rating moved: it is served within a window around its new rating only.
+    view, _ = await store.problems.serve(
+        None, None, 20.0, 5, (puzzle.rating - 1, puzzle.rating + 1)
+    )
+    assert view["id"] == "g0-1"
+    assert await store.training.rate_attempt("ann", "nope", True, 11.0, training.rate) is None
+    assert await store.training.streak_ended("ann", 7) == 7
+    assert await store.training.streak_ended("ann", 3) == 7
+
+
+async def test_cards_are_stored_once_and_a_stale_review_writes_nothing(repos: Any) -> None:
+    store: Store = repos[0]
+    schedule = training.new_schedule(100.0)
+    cards = [
+        NewCard(
+            id=f"ann:g1:{ply}",
+            player_id="ann",
+            kind="mistake",
+            game_id="g1",
+            ply=ply,
+            fen=chess.Board().fen(),
+            schedule=schedule,
+            due=100.0 + ply,
+            created=50.0,
+            played_uci="f2f3",
+            best_uci="e2e4",
+            judgment="Blunder",
+            loss=0.3,
+        )
+        for ply in (1, 3, 5)
+    ]
+    assert await store.training.add_cards("g1", ["ann"], cards) == 3
+    assert await store.training.add_cards("g1", ["ann"], cards[:1]) == 0
+    due, count, total = await store.training.due("ann", 104.0, 10)
+    assert [c.ply for c in due] == [1, 3] and (count, total) == (2, 3)
+    card = due[0]
+    new, when = training.review(card.schedule, True, 104.0)
+    reviewed = await asyncio.gather(
+        *(store.training.review(card, "e2e4", True, new, when, 104.0) for _ in range(8))
+    )
+    assert reviewed.count(True) == 1  # the others read the card before that review
+    after = await store.training.card(card.id)
+    assert after is not None and after.reviews == 1 and after.due == when
+    assert await store.training.known_answer(card.id, "d2d4") is None
+    await store.training.remember_answer(card.id, "d2d4", True, 0.01)
+    assert await store.training.known_answer(card.id, "d2d4") == (True, 0.01)

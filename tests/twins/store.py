@@ -6,7 +6,7 @@ one caller, an index is counted into its sync once."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import Any
@@ -18,11 +18,15 @@ from kibitz.domain.engine import EngineEval
 from kibitz.domain.games import GameRecord, content_id
 from kibitz.domain.judgment import Judgment, judge_move, stored_score
 from kibitz.domain.robots import PERSONALITIES
+from kibitz.domain.training import START_RATING, START_RD, START_VOL, Rating
 from kibitz.errors import Conflict, GameNotFound, NotFound
 from kibitz.ports.store import (
     AnalysisJob,
+    Card,
+    CardSource,
     Claim,
     LiveGame,
+    NewCard,
     PhaseResult,
     PoolChange,
     ProblemScanResult,
@@ -55,6 +59,13 @@ class _State:
     commentary: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     submissions: set[tuple[str, int, str, str]] = field(default_factory=set)
     evals_cache: dict[str, dict[int, EngineEval]] = field(default_factory=dict)
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    card_answers: dict[tuple[str, str], tuple[bool, float | None]] = field(default_factory=dict)
+    card_reviews: list[dict[str, Any]] = field(default_factory=list)
+    training_scans: set[tuple[str, str]] = field(default_factory=set)
+    solvers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    puzzle_attempts: list[dict[str, Any]] = field(default_factory=list)
+    rated_firsts: set[tuple[str, str]] = field(default_factory=set)
     seq: count[int] = field(default_factory=count)
 
 
@@ -526,12 +537,19 @@ class MemoryProblems:
         total = sum(1 for g in self.s.games.values() if _mine(g, player))
         return total, len(await self.unsearched(player))
 
-    def _matching(self, player: str | None, theme: str | None) -> list[dict[str, Any]]:
+    def _matching(
+        self,
+        player: str | None,
+        theme: str | None,
+        rating_between: tuple[float, float] | None = None,
+    ) -> list[dict[str, Any]]:
+        low, high = rating_between or (float("-inf"), float("inf"))
         return [
             p
             for p in self.s.problems.values()
             if (player is None or player in (p["white_id"], p["black_id"]))
             and (theme is None or theme in p["themes"])
+            and (rating_between is None or low <= _puzzle_rating(p).rating <= high)
         ]
 
     async def low_pool(self, player: str | None, threshold: int) -> bool:
@@ -539,9 +557,14 @@ class MemoryProblems:
         return unserved < threshold and bool(await self.unsearched(player))
 
     async def serve(
-        self, player: str | None, theme: str | None, now: float, count_up_to: int
+        self,
+        player: str | None,
+        theme: str | None,
+        now: float,
+        count_up_to: int,
+        rating_between: tuple[float, float] | None = None,
     ) -> tuple[dict[str, Any], int]:
-        candidates = self._matching(player, theme)
+        candidates = self._matching(player, theme, rating_between)
         if not candidates:
             what = " ".join(x for x in (f"of {player!r}" if player else "", theme or "") if x)
             raise NotFound(f"no puzzle {what} yet".replace("  ", " "))
@@ -893,6 +916,169 @@ class MemoryProcessedEvents:
         self.seen_ids.update((group, e) for e in event_ids)
 
 
+def _puzzle_rating(p: dict[str, Any]) -> Rating:
+    if p.get("glicko") is None:
+        return Rating(float(p["rating"]), START_RD, START_VOL)
+    return p["glicko"]  # type: ignore[no-any-return]
+
+
+class MemoryTraining:
+    def __init__(self, state: _State) -> None:
+        self.s = state
+
+    async def card_source(self, game_id: str, player: str | None) -> CardSource | None:
+        game, row = self.s.games.get(game_id), self.s.analyses.get(game_id)
+        if game is None or row is None or row["status"] != "done" or not game.moves_uci:
+            return None
+        if game.variant not in ("standard", "fromPosition"):
+            return None
+        evals = self.s.evals.get((game_id, "deep")) or self.s.evals.get((game_id, "quick")) or []
+        n = len(game.moves_uci)
+        padded: list[PlyEval | None] = [*evals, *([None] * (n - len(evals)))]
+        sides = {game.white_id: True, game.black_id: False}
+        trainees = {
+            k: v
+            for k, v in sides.items()
+            if k is not None and k in self.s.players and (player is None or k == player)
+        }
+        puzzles = []
+        for p in self.s.problems.values():
+            if p["game_id"] == game_id:
+                board = chess.Board(p["fen"])
+                board.push_uci(p["blunder_uci"])
+                puzzles.append((p["id"], board.fen(), p["ply"] + 1))
+        return CardSource(
+            game_id=game_id,
+            initial_fen=game.initial_fen,
+            moves_uci=list(game.moves_uci),
+            scores=[e.score if e else None for e in padded[:n]],
+            best_ucis=[e.best_uci if e else None for e in padded[:n]],
+            start_score=row.get("start_score"),
+            trainees=trainees,
+            puzzles=puzzles,
+        )
+
+    async def unscanned(self, player: str, limit: int) -> list[str]:
+        return sorted(
+            gid
+            for gid, row in self.s.analyses.items()
+            if row["status"] == "done"
+            and gid in self.s.games
+            and player in (self.s.games[gid].white_id, self.s.games[gid].black_id)
+            and (player, gid) not in self.s.training_scans
+        )[:limit]
+
+    async def add_cards(
+        self, game_id: str, players: Sequence[str], cards: Sequence[NewCard]
+    ) -> int:
+        added = 0
+        for c in cards:
+            if c.id not in self.s.cards:
+                self.s.cards[c.id] = {
+                    **c.__dict__,
+                    "schedule": dict(c.schedule),
+                    "reviews": 0,
+                    "lapses": 0,
+                }
+                added += 1
+        self.s.training_scans.update((p, game_id) for p in players)
+        return added
+
+    def _card(self, row: dict[str, Any]) -> Card:
+        keys = Card.__dataclass_fields__
+        return Card(**{k: row[k] for k in keys})
+
+    async def due(self, player: str, now: float, limit: int) -> tuple[list[Card], int, int]:
+        mine = [c for c in self.s.cards.values() if c["player_id"] == player]
+        due = sorted((c for c in mine if c["due"] <= now), key=lambda c: (c["due"], c["id"]))
+        return [self._card(c) for c in due[:limit]], len(due), len(mine)
+
+    async def card(self, card_id: str) -> Card | None:
+        row = self.s.cards.get(card_id)
+        return self._card(row) if row is not None else None
+
+    async def known_answer(self, card_id: str, move_uci: str) -> tuple[bool, float | None] | None:
+        return self.s.card_answers.get((card_id, move_uci))
+
+    async def remember_answer(
+        self, card_id: str, move_uci: str, correct: bool, loss: float | None
+    ) -> None:
+        self.s.card_answers.setdefault((card_id, move_uci), (correct, loss))
+
+    async def review(
+        self,
+        card: Card,
+        move_uci: str,
+        correct: bool,
+        schedule: dict[str, Any],
+        due: float,
+        at: float,
+    ) -> bool:
+        row = self.s.cards.get(card.id)
+        if row is None or row["reviews"] != card.reviews:
+            return False
+        row.update(
+            schedule=dict(schedule),
+            due=due,
+            reviews=row["reviews"] + 1,
+            lapses=row["lapses"] + (0 if correct else 1),
+        )
+        self.s.card_reviews.append(
+            {"card_id": card.id, "player_id": card.player_id, "at": at, "correct": correct}
+        )
+        return True
+
+    def _solver(self, player: str) -> dict[str, Any]:
+        return self.s.solvers.setdefault(
+            player,
+            {"rating": Rating(START_RATING, START_RD, START_VOL), "rated": 0, "best_streak": 0},
+        )
+
+    async def rate_attempt(
+        self,
+        player: str,
+        problem_id: str,
+        solved: bool,
+        at: float,
+        rate: Callable[[Rating, Rating, bool], tuple[Rating, Rating]],
+    ) -> tuple[Rating, Rating, bool] | None:
+        problem = self.s.problems.get(problem_id)
+        if problem is None:
+            return None
+        first = (player, problem_id) not in self.s.rated_firsts
+        self.s.rated_firsts.add((player, problem_id))
+        solver = self._solver(player)
+        before_puzzle, before_solver = _puzzle_rating(problem), solver["rating"]
+        self.s.puzzle_attempts.append(
+            {
+                "player_id": player,
+                "problem_id": problem_id,
+                "at": at,
+                "solved": solved,
+                "first": first,
+                "puzzle_rating": before_puzzle.rating,
+                "themes": list(problem["themes"]),
+            }
+        )
+        if not first:
+            return before_solver, before_puzzle, False
+        after_solver, after_puzzle = rate(before_solver, before_puzzle, solved)
+        solver["rating"], solver["rated"] = after_solver, solver["rated"] + 1
+        problem["glicko"] = after_puzzle
+        return after_solver, after_puzzle, True
+
+    async def solver(self, player: str) -> tuple[Rating, int, int]:
+        row = self.s.solvers.get(player)
+        if row is None:
+            return Rating(START_RATING, START_RD, START_VOL), 0, 0
+        return row["rating"], row["rated"], row["best_streak"]
+
+    async def streak_ended(self, player: str, score: int) -> int:
+        row = self._solver(player)
+        row["best_streak"] = max(row["best_streak"], score)
+        return int(row["best_streak"])
+
+
 class MemoryStore:
     """Every repository on one shared in-memory state."""
 
@@ -907,4 +1093,5 @@ class MemoryStore:
         self.robots = MemoryRobots(self.state)
         self.tracking = MemoryTracking(self.state)
         self.commentaries = MemoryCommentaries(self.state)
+        self.training = MemoryTraining(self.state)
         self.eval_cache = MemoryEvalCache(self.state)

@@ -37,7 +37,11 @@ def never_served(session: Session, player: str | None, at_most: int | None = Non
 
 
 def serve_next(
-    session: Session, player: str | None, theme: str | None, now: datetime
+    session: Session,
+    player: str | None,
+    theme: str | None,
+    now: datetime,
+    rating_between: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The least recently served matching puzzle (never served first), marked served in the
     same transaction, so concurrent clients never get the same one. Puzzles served fewer times
@@ -54,7 +58,7 @@ def serve_next(
     order = (Problem.served_count, Problem.last_served_at.asc().nulls_first(), Problem.id)
     for _ in range(SERVE_ROUNDS):
         seen = session.execute(
-            _filtered(select(Problem.id, Problem.served_count), player, theme)
+            _filtered(select(Problem.id, Problem.served_count), player, theme, rating_between)
             .order_by(*order)
             .limit(SERVE_CANDIDATES)
         ).all()
@@ -164,12 +168,17 @@ class SqlProblems:
         return await self.store.read(read)
 
     async def serve(
-        self, player: str | None, theme: str | None, now: float, count_up_to: int
+        self,
+        player: str | None,
+        theme: str | None,
+        now: float,
+        count_up_to: int,
+        rating_between: tuple[float, float] | None = None,
     ) -> tuple[dict[str, Any], int]:
         at = datetime.fromtimestamp(now, UTC)
 
         def write(session: Session) -> tuple[dict[str, Any], int]:
-            view = serve_next(session, player, theme, at)
+            view = serve_next(session, player, theme, at, rating_between)
             return view, never_served(session, player, at_most=count_up_to)
 
         return await self.store.run(write)

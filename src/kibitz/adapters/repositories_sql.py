@@ -8,6 +8,7 @@ from kibitz.adapters.repo_live import SqlCommentaries, SqlTracking
 from kibitz.adapters.repo_matches import SqlMatches
 from kibitz.adapters.repo_problems import SqlProblems
 from kibitz.adapters.repo_robots import SqlRobots
+from kibitz.adapters.repo_training import SqlTraining
 from kibitz.adapters.store_sql import SqlStore
 
 
@@ -22,3 +23,4 @@ class SqlRepositories:
         self.robots = SqlRobots(store)
         self.tracking = SqlTracking(store)
         self.commentaries = SqlCommentaries(store)
+        self.training = SqlTraining(store)

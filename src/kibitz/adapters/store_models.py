@@ -305,6 +305,11 @@ class Problem(Base):
     served_count: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     successes: Mapped[int] = mapped_column(Integer, default=0)
+    # Glicko-2, moved by every solver's first attempt (None: never rated, `rating` is the start)
+    glicko_rating: Mapped[float | None] = mapped_column(Float)
+    glicko_rd: Mapped[float | None] = mapped_column(Float)
+    glicko_vol: Mapped[float | None] = mapped_column(Float)
+    rated_plays: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ProblemTheme(Base):
@@ -390,6 +395,105 @@ class RobotAssignment(Base):
     robot_id: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
+class TrainingCard(Base):
+    """A card of a player's training: one of their mistakes (the position before it) or a
+    puzzle of their games, with its FSRS state and due time."""
+
+    __tablename__ = "training_cards"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # player:game:ply | player:p:id
+    player_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))  # mistake | puzzle
+    game_id: Mapped[str] = mapped_column(String(32))
+    ply: Mapped[int] = mapped_column(Integer)  # the move asked for (1-based)
+    problem_id: Mapped[str | None] = mapped_column(String(48))
+    fen: Mapped[str] = mapped_column(String(100))  # the position to answer in
+    played_uci: Mapped[str | None] = mapped_column(String(8))  # the mistake (mistake cards)
+    best_uci: Mapped[str | None] = mapped_column(String(8))
+    judgment: Mapped[str | None] = mapped_column(String(16))
+    loss: Mapped[float | None] = mapped_column(Float)
+    schedule: Mapped[dict[str, Any]] = mapped_column(JSON)  # fsrs.Card.to_dict()
+    due: Mapped[float] = mapped_column(Float)
+    reviews: Mapped[int] = mapped_column(Integer, default=0)
+    lapses: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[float] = mapped_column(Float)
+    last_review: Mapped[float | None] = mapped_column(Float)
+
+
+class CardAnswer(Base):
+    """A move answered to a card, as the engine checked it once: asked again, it is known."""
+
+    __tablename__ = "card_answers"
+
+    card_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    move_uci: Mapped[str] = mapped_column(String(8), primary_key=True)
+    correct: Mapped[bool] = mapped_column(Boolean)
+    loss: Mapped[float | None] = mapped_column(Float)
+
+
+class CardReview(Base):
+    """Each answer given to a card (FSRS's review log)."""
+
+    __tablename__ = "card_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    card_id: Mapped[str] = mapped_column(String(120), index=True)
+    player_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    move_uci: Mapped[str] = mapped_column(String(8))
+    correct: Mapped[bool] = mapped_column(Boolean)
+    due_after: Mapped[float] = mapped_column(Float)
+
+
+class TrainingScan(Base):
+    """A game whose mistakes were made cards for one player (scanned once)."""
+
+    __tablename__ = "training_scans"
+
+    player_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    game_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class Solver(Base):
+    """A player's puzzle rating (Glicko-2) and best streak."""
+
+    __tablename__ = "solvers"
+
+    player_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rating: Mapped[float] = mapped_column(Float)
+    rd: Mapped[float] = mapped_column(Float)
+    vol: Mapped[float] = mapped_column(Float)
+    rated_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    best_streak: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PuzzleAttempt(Base):
+    """A solver's attempt at a puzzle (the first one is rated): the dashboard's rows."""
+
+    __tablename__ = "puzzle_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    player_id: Mapped[str] = mapped_column(String(64))
+    problem_id: Mapped[str] = mapped_column(String(48))
+    at: Mapped[float] = mapped_column(Float)
+    solved: Mapped[bool] = mapped_column(Boolean)
+    first: Mapped[bool] = mapped_column(Boolean)
+    puzzle_rating: Mapped[float] = mapped_column(Float)  # before the attempt
+    themes: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class RatedFirst(Base):
+    """Which solver already made their first attempt at which puzzle: of two at once, one is."""
+
+    __tablename__ = "rated_firsts"
+
+    player_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    problem_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+
+
+# A player's due cards in order; a solver's attempts by time.
+Index("ix_training_cards_due", TrainingCard.player_id, TrainingCard.due)
+Index("ix_puzzle_attempts_player", PuzzleAttempt.player_id, PuzzleAttempt.at)
 # A player's games newest first (the games list, a sync's resume point): one index per colour.
 Index("ix_games_white_played", Game.white_id, Game.played_at_ms)
 Index("ix_games_black_played", Game.black_id, Game.played_at_ms)

@@ -25,6 +25,7 @@ from kibitz.api import (
     routes_ops,
     routes_problems,
     routes_session,
+    routes_training,
     web,
 )
 from kibitz.api.guard import RequestGuard
@@ -119,6 +120,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     app.include_router(routes_live.router)
     app.include_router(routes_problems.router)
     app.include_router(routes_matches.router)
+    app.include_router(routes_training.router)
     app.include_router(routes_ops.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

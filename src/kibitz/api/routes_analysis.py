@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from kibitz.api.deps import container, context, reader
+from kibitz.api.deps import container, context, ensure_engine, reader
 from kibitz.api.progress import KEEP_ALIVE, Subscription, sse, sse_response
-from kibitz.errors import EngineUnavailable, UpstreamUnavailable
 from kibitz.events import AnalysisProgress
 from kibitz.read import models
 from kibitz.read.reader import Reader
@@ -43,13 +42,7 @@ async def explore_position(
     """The engine's evaluation and best line of any position (the analysis board's explore
     mode), on the interactive lane at `nodes` nodes, cached. A process without a running engine
     (the API of a distributed deployment) starts one on first use."""
-    if not app.ctx.evaluator.available:
-        async with request.app.state.engine_start:  # one pool, however many ask at once
-            if not app.ctx.evaluator.available:
-                try:
-                    await app.start_engines()
-                except UpstreamUnavailable as exc:
-                    raise EngineUnavailable(f"explore needs the engine: {exc.detail}") from None
+    await ensure_engine(request, "explore")
     return await explore.explore(app.ctx, body.fen, body.nodes)
 
 

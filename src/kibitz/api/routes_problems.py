@@ -16,8 +16,12 @@ from kibitz.services import problems
 router = APIRouter(prefix="/api/problems", tags=["problems"])
 
 
+SOLVER = "the solver's username: their first attempt at a puzzle moves their puzzle rating"
+
+
 class AttemptRequest(BaseModel):
     moves: list[str] = Field(min_length=1, max_length=64, description="the solver's moves, UCI")
+    player: str | None = Field(default=None, min_length=1, max_length=64, description=SOLVER)
 
 
 class BulkRequest(BaseModel):
@@ -29,10 +33,17 @@ async def random_problem(
     app: Container = Depends(container),
     player: str | None = Query(default=None, max_length=64),
     theme: str | None = Query(default=None, max_length=32),
+    near: str | None = Query(
+        default=None, max_length=64, description="a solver: puzzles near their rating first"
+    ),
+    above: int | None = Query(
+        default=None, ge=0, le=4000, description="a rating: the next puzzle just above (streak)"
+    ),
 ) -> dict[str, Any]:
     """The least recently served puzzle (never-served first) of `player`'s games and `theme`,
-    marked served: concurrent clients never get the same one while others remain."""
-    return await problems.serve(app.ctx, player, theme)
+    marked served: concurrent clients never get the same one while others remain. With `near`
+    it is chosen near that solver's rating, with `above` just above that rating."""
+    return await problems.serve_near(app.ctx, player, theme, near, above)
 
 
 @router.get("/pool", response_model=models.PoolView)
@@ -57,11 +68,12 @@ async def attempt(
 ) -> dict[str, Any]:
     """Check the solver's moves: `correct`, `complete`, the `reply` to play next, or on a
     wrong move `wrong_at` and the `expected` move. An attempt counts once it ends."""
-    return await problems.record_attempt(app.ctx, problem_id, body.moves)
+    return await problems.record_attempt(app.ctx, problem_id, body.moves, body.player)
 
 
 class RevealRequest(BaseModel):
     counted: bool = Field(False, description="a wrong move already ended this attempt")
+    player: str | None = Field(default=None, min_length=1, max_length=64, description=SOLVER)
 
 
 @router.post("/{problem_id}/solution", response_model=models.SolutionView)
@@ -71,7 +83,8 @@ async def reveal(
     """The whole solution (the solver's moves and the replies). Asking for it ends the attempt
     unsolved, unless a wrong move already did (`counted`)."""
     counted = body.counted if body is not None else False
-    return await problems.reveal_solution(app.ctx, problem_id, counted=counted)
+    solver = body.player if body is not None else None
+    return await problems.reveal_solution(app.ctx, problem_id, counted=counted, solver=solver)
 
 
 @router.get("/{problem_id}/hint", response_model=models.HintView)

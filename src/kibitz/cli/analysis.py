@@ -143,7 +143,13 @@ def report(username: Annotated[str, typer.Argument(help="A player's username.")]
     """A player's summary over their analysed games: accuracy, errors, weakest openings."""
 
     async def read(container: Any) -> dict[str, Any]:
-        return dict(await container.reader.player_report(username))
+        from kibitz.services.training import player_id
+
+        data = dict(await container.reader.player_report(username))
+        data["training"] = await container.reader.dashboard(
+            player_id(username), 90, container.ctx.clock.now()
+        )
+        return data
 
     data = _with_container(read)
     table = Table(title=f"{username}: {data['analysed']} of {data['games']} games analysed")
@@ -179,3 +185,23 @@ def report(username: Annotated[str, typer.Argument(help="A player's username.")]
         console.print(
             f"no game of {username} is analysed yet: `kibitz analyze --player {username}`"
         )
+    _training_summary(data["training"])
+
+
+def _training_summary(dash: dict[str, Any]) -> None:
+    """The puzzle side of the report: rating, weak themes, cards due."""
+    console.print(
+        f"puzzle rating {dash['rating']} ± {dash['rd']} after {dash['rated_attempts']} rated "
+        f"attempts · cards due {dash['cards_due']} of {dash['cards_total']} · review streak "
+        f"{dash['review_streak']} days"
+    )
+    if dash["weak_themes"]:
+        weak = Table(title="weak puzzle themes (last 90 days)")
+        weak.add_column("theme")
+        weak.add_column("attempts")
+        weak.add_column("first-try wins")
+        weak.add_column("performance")
+        for theme in dash["weak_themes"]:
+            r = dash["themes"][theme]
+            weak.add_row(theme, str(r["attempts"]), str(r["first_wins"]), str(r["performance"]))
+        console.print(weak)

@@ -6,13 +6,14 @@ runs on all three."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from kibitz.domain.analysis import GameInput, PlyEval
 from kibitz.domain.games import GameRecord
 from kibitz.domain.judgment import Score
+from kibitz.domain.training import Rating
 
 # --- analyses ------------------------------------------------------------------------------
 
@@ -196,11 +197,16 @@ class Problems(Protocol):
         ...
 
     async def serve(
-        self, player: str | None, theme: str | None, now: float, count_up_to: int
+        self,
+        player: str | None,
+        theme: str | None,
+        now: float,
+        count_up_to: int,
+        rating_between: tuple[float, float] | None = None,
     ) -> tuple[dict[str, Any], int]:
-        """The least recently served matching puzzle, marked served atomically (concurrent
-        callers never get the same one), and how many are never served (counted up to
-        `count_up_to`). NotFound when none matches."""
+        """The least recently served matching puzzle (rated within `rating_between` when
+        given), marked served atomically (concurrent callers never get the same one), and how
+        many are never served (counted up to `count_up_to`). NotFound when none matches."""
         ...
 
     async def solution(self, problem_id: str) -> tuple[str, str, list[str]] | None:
@@ -209,6 +215,127 @@ class Problems(Protocol):
 
     async def attempted(self, problem_id: str, *, ended: bool, solved: bool) -> tuple[int, int]:
         """Count an attempt that `ended`; (attempts, successes) after it."""
+        ...
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardSource:
+    """An analysed game as cards are made from it: its moves, the score after each ply and the
+    engine's best move before it (White's side), and which of its players train here."""
+
+    game_id: str
+    initial_fen: str | None
+    moves_uci: Sequence[str]
+    scores: Sequence[Score | None]
+    best_ucis: Sequence[str | None]
+    start_score: Score | None
+    trainees: dict[str, bool]  # player id -> plays White; only players kibitz knows
+    puzzles: Sequence[tuple[str, str, int]]  # (problem id, FEN to answer in, ply) of the game
+
+
+@dataclass(frozen=True)
+class NewCard:
+    id: str
+    player_id: str
+    kind: str  # mistake | puzzle
+    game_id: str
+    ply: int
+    fen: str
+    schedule: dict[str, Any]
+    due: float
+    created: float
+    problem_id: str | None = None
+    played_uci: str | None = None
+    best_uci: str | None = None
+    judgment: str | None = None
+    loss: float | None = None
+
+
+@dataclass(frozen=True)
+class Card:
+    id: str
+    player_id: str
+    kind: str
+    game_id: str
+    ply: int
+    fen: str
+    problem_id: str | None
+    played_uci: str | None
+    best_uci: str | None
+    judgment: str | None
+    schedule: dict[str, Any]
+    due: float
+    reviews: int
+    lapses: int
+
+
+class Training(Protocol):
+    async def card_source(self, game_id: str, player: str | None) -> CardSource | None:
+        """The analysed game, with its players known here (only `player` when given); None when
+        it is not analysed."""
+        ...
+
+    async def unscanned(self, player: str, limit: int) -> list[str]:
+        """The player's analysed games whose mistakes are not yet cards."""
+        ...
+
+    async def add_cards(
+        self, game_id: str, players: Sequence[str], cards: Sequence[NewCard]
+    ) -> int:
+        """Store the cards (one already there is kept) and the game as scanned for `players`;
+        returns how many are new."""
+        ...
+
+    async def due(self, player: str, now: float, limit: int) -> tuple[list[Card], int, int]:
+        """The player's cards due at `now`, soonest first; and how many are due, and in all."""
+        ...
+
+    async def card(self, card_id: str) -> Card | None: ...
+
+    async def known_answer(self, card_id: str, move_uci: str) -> tuple[bool, float | None] | None:
+        """(correct, winning chances lost) of a move the engine already checked."""
+        ...
+
+    async def remember_answer(
+        self, card_id: str, move_uci: str, correct: bool, loss: float | None
+    ) -> None: ...
+
+    async def review(
+        self,
+        card: Card,
+        move_uci: str,
+        correct: bool,
+        schedule: dict[str, Any],
+        due: float,
+        at: float,
+    ) -> bool:
+        """Store the answer and the card's new schedule, unless the card was reviewed since it
+        was read (`card.reviews` changed): False then, nothing written."""
+        ...
+
+    async def rate_attempt(
+        self,
+        player: str,
+        problem_id: str,
+        solved: bool,
+        at: float,
+        rate: Callable[[Rating, Rating, bool], tuple[Rating, Rating]],
+    ) -> tuple[Rating, Rating, bool] | None:
+        """Record a solver's ended attempt at a puzzle; the first one per solver and puzzle is
+        rated with `rate` (atomically: of two at once, one is). Returns the solver's and the
+        puzzle's ratings after it and whether it was rated; None for an unknown puzzle."""
+        ...
+
+    async def solver(self, player: str) -> tuple[Rating, int, int]:
+        """The solver's rating (the starting one when never rated), rated attempts, best
+        streak."""
+        ...
+
+    async def streak_ended(self, player: str, score: int) -> int:
+        """Keep the best streak; returns it."""
         ...
 
 
@@ -470,3 +597,5 @@ class Store(Protocol):
     def tracking(self) -> Tracking: ...
     @property
     def commentaries(self) -> Commentaries: ...
+    @property
+    def training(self) -> Training: ...

@@ -297,16 +297,25 @@ class PuzzleView(View):
     solver: str
     kind: str
     themes: list[str]
-    rating: int = Field(description="an estimate of the difficulty (see rating_kind)")
-    rating_kind: Literal["estimate"] = Field(
-        description="estimate: computed once from the solution's length and themes; it does "
-        "not change with solvers' results"
+    rating: int = Field(description="the puzzle's difficulty (see rating_kind)")
+    rating_kind: Literal["estimate", "glicko"] = Field(
+        description="estimate: computed from the solution's length and themes, until a "
+        "solver's first attempt; glicko: the Glicko-2 rating solvers' first attempts moved"
     )
+    rated_plays: int = Field(0, description="first attempts that moved the rating")
     game: PuzzleGame
     served_count: int
     attempts: int
     successes: int
     last_served_at: str | None
+
+
+class RatingChange(View):
+    player: str
+    rating: int = Field(description="the solver's puzzle rating after the attempt (Glicko-2)")
+    rd: int = Field(description="its deviation")
+    puzzle_rating: int
+    rated: bool = Field(description="the solver's first attempt at this puzzle: it moved both")
 
 
 class AttemptResult(View):
@@ -321,6 +330,9 @@ class AttemptResult(View):
     attempts: int
     successes: int
     solution: list[str] | None = None
+    rating: RatingChange | None = Field(
+        None, description="the solver's and the puzzle's ratings, when a player was named"
+    )
 
 
 class MatchChanged(View):
@@ -333,6 +345,7 @@ class SolutionView(View):
     solution: list[MoveRef] = Field(description="the solver's moves and the replies, in turn")
     attempts: int
     successes: int
+    rating: RatingChange | None = None
 
 
 class HintView(View):
@@ -504,3 +517,82 @@ class Replayed(View):
 class Discarded(View):
     topic: str
     discarded: int
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+class CardGame(View):
+    id: str
+    ply: int = Field(description="the move asked for")
+    url: str
+
+
+class TrainingCardView(View):
+    id: str
+    kind: Literal["mistake", "puzzle"]
+    fen: str = Field(description="the position to find a move in")
+    turn: Literal["white", "black"]
+    game: CardGame
+    problem_id: str | None
+    played: MoveRef | None = Field(description="the move played in the game (mistake cards)")
+    judgment: str | None
+    due: float = Field(description="when it was due (epoch seconds)")
+    overdue_seconds: float
+    reviews: int
+    lapses: int
+
+
+class DueCards(View):
+    player: str
+    now: float
+    due: int = Field(description="cards due now")
+    total: int = Field(description="the player's cards in all")
+    cards: list[TrainingCardView] = Field(description="the first due ones, soonest first")
+
+
+class CardAnswered(View):
+    id: str
+    correct: bool
+    loss: float | None = Field(description="winning chances lost against the best move")
+    answer: MoveRef
+    best: MoveRef | None
+    due: float = Field(description="when the card is due again (FSRS)")
+    state: int | None = Field(description="FSRS state: 1 learning, 2 review, 3 relearning")
+    stability: float | None
+    difficulty: float | None
+
+
+class ThemeResults(View):
+    attempts: int
+    first_wins: int
+    failed: int
+    win_rate: float
+    puzzle_rating_avg: int
+    performance: int | None = Field(
+        description="average puzzle rating - 500 + 1000 x first-try win rate (as Lichess)"
+    )
+
+
+class Dashboard(View):
+    player: str
+    days: int
+    rating: int = Field(description="puzzle rating (Glicko-2)")
+    rd: int
+    rated_attempts: int
+    best_streak: int
+    global_: ThemeResults = Field(alias="global")
+    themes: dict[str, ThemeResults]
+    weak_themes: list[str] = Field(
+        description="at least 3 failures and a performance below the player's"
+    )
+    cards_due: int
+    cards_total: int
+    review_streak: int = Field(description="days in a row with a review")
+    reviewed_today: bool
+
+
+class StreakEnded(View):
+    player: str
+    score: int
+    best: int

@@ -17,9 +17,23 @@ Q = TypeVar("Q")
 POOL_SIZE = Gauge("kibitz_problems_pool", "Puzzles in the pool", ["state"])
 
 
-def _filtered(query: Q, player: str | None, theme: str | None) -> Q:
-    """`query` narrowed to the puzzles of `player`'s games and of `theme`."""
+def current_rating() -> Any:
+    """A puzzle's rating: its Glicko-2 rating once solvers moved it, else its estimate."""
+    return func.coalesce(Problem.glicko_rating, Problem.rating)
+
+
+def _filtered(
+    query: Q,
+    player: str | None,
+    theme: str | None,
+    rating_between: tuple[float, float] | None = None,
+) -> Q:
+    """`query` narrowed to the puzzles of `player`'s games, of `theme`, and rated within
+    `rating_between`."""
     filtered: Any = query
+    if rating_between is not None:
+        low, high = rating_between
+        filtered = filtered.where(current_rating() >= low, current_rating() <= high)
     if player:
         name = player.strip().lower()
         filtered = filtered.where(or_(Problem.white_id == name, Problem.black_id == name))
@@ -87,10 +101,13 @@ def problem_view(session: Session, problem: Problem) -> dict[str, Any]:
         "solver": problem.solver_color,
         "kind": problem.kind,
         "themes": list(problem.themes),
-        "rating": problem.rating,
-        # A fixed estimate from the solution's length and themes (`domain.puzzles.difficulty`),
-        # not a rating earned by solving: say so wherever it is shown (issue 17, item 12).
-        "rating_kind": "estimate",
+        # A fixed estimate from the solution's length and themes (`domain.puzzles.difficulty`)
+        # until solvers' first attempts move it (Glicko-2): say which (issue 17, item 12).
+        "rating": round(problem.glicko_rating)
+        if problem.glicko_rating is not None
+        else problem.rating,
+        "rating_kind": "glicko" if problem.glicko_rating is not None else "estimate",
+        "rated_plays": problem.rated_plays or 0,
         "game": {
             "id": problem.game_id,
             "ply": problem.ply,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from kibitz.adapters.store_models import Commentary, Sync, SyncGame, TrackedPlayer, Worker
 from kibitz.adapters.store_sql import SqlStore
-from kibitz.read import analysis, games, live, matches, problems, robots
+from kibitz.read import analysis, games, live, matches, problems, robots, training
 
 
 class Reader:
@@ -131,3 +131,9 @@ class Reader:
 
     async def robot_pool(self) -> dict[str, Any]:
         return await self.store.read(robots.pool_view)
+
+    # --- training ---
+
+    async def dashboard(self, player: str, days: int, now: float) -> dict[str, Any]:
+        """The player's puzzle dashboard over `days` days, due cards and streaks."""
+        return await self.store.read(lambda s: training.dashboard(s, player, days, now))

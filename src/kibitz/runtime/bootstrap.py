@@ -45,6 +45,7 @@ from kibitz.services import (
     scheduler,
     store,
     tracker,
+    training,
 )
 from kibitz.services.context import Context
 from kibitz.services.evaluator import Evaluator
@@ -61,6 +62,7 @@ SERVICES: dict[str, Callable[[Context], Service]] = {
     "tracker": tracker.build,
     "commentary": commentary.build,
     "problems": problems.build,
+    "training": training.build,
     "matches": matches.build,
     "robots": robots.build,
     "robot-worker": robot_worker.build,

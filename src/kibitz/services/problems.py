@@ -31,6 +31,7 @@ from kibitz.ports.store import ProblemScanResult, PuzzleSource, StoredPuzzle
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
+from kibitz.services import training
 from kibitz.services.context import Context
 
 log = logging.getLogger("kibitz.problems")
@@ -233,8 +234,41 @@ async def request_generation(
 REFILL_EVERY_SECONDS = 60.0  # at most one automatic request per player this often
 
 
+NEAR_WINDOWS = (100.0, 200.0, 400.0, 800.0)  # widened until a puzzle is found
+
+
+async def serve_near(
+    ctx: Context,
+    player: str | None,
+    theme: str | None,
+    solver: str | None = None,
+    above: float | None = None,
+) -> dict[str, Any]:
+    """A puzzle near the solver's rating (`solver`), or just above `above` (a streak's next,
+    rising): the least recently served within the narrowest window that has one; any puzzle
+    when none is near."""
+    if solver is None and above is None:
+        return await serve(ctx, player, theme)
+    if solver is not None:
+        rating, _, _ = await ctx.store.training.solver(training.player_id(solver))
+    for width in NEAR_WINDOWS:
+        window = (
+            (above + 1, above + width)
+            if above is not None
+            else (rating.rating - width, rating.rating + width)
+        )
+        try:
+            return await serve(ctx, player, theme, window)
+        except NotFound:
+            continue
+    return await serve(ctx, player, theme)
+
+
 async def serve(
-    ctx: Context, player: str | None = None, theme: str | None = None
+    ctx: Context,
+    player: str | None = None,
+    theme: str | None = None,
+    rating_between: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Serve the next puzzle (the store's least recently served) and, when fewer than
     `problems_min_unserved` never-served puzzles remain for the player, ask for more in the
@@ -243,7 +277,7 @@ async def serve(
     check_theme(theme)
     name = player.strip().lower() if player else None
     view, remaining = await ctx.store.problems.serve(
-        name, theme, ctx.clock.now(), ctx.settings.problems_min_unserved
+        name, theme, ctx.clock.now(), ctx.settings.problems_min_unserved, rating_between
     )
     if remaining < ctx.settings.problems_min_unserved:
         task = asyncio.create_task(_refill_in_background(ctx, player, remaining))
@@ -290,12 +324,18 @@ def check_theme(theme: str | None) -> str | None:
     return theme
 
 
-async def record_attempt(ctx: Context, problem_id: str, moves_uci: list[str]) -> dict[str, Any]:
+async def record_attempt(
+    ctx: Context, problem_id: str, moves_uci: list[str], solver: str | None = None
+) -> dict[str, Any]:
     """Check the solver's moves (theirs only; the replies are the puzzle's) against the
     solution. An attempt that ends, solved or wrong, counts once; a correct beginning counts
     nothing yet and returns the reply to play. Returns `correct`, `complete`, `reply`, and on
     a wrong move its index and the expected move. InvalidInput for a malformed or illegal move
-    or too many moves, NotFound for an unknown puzzle; nothing is written then."""
+    or too many moves, NotFound for an unknown puzzle; nothing is written then. With a
+    `solver`, an attempt that ends is theirs: the first per puzzle moves their rating and the
+    puzzle's (Glicko-2)."""
+    if solver is not None:
+        training.player_id(solver)  # a bad name is refused before anything is written
     stored = await ctx.store.problems.solution(problem_id)
     if stored is None:
         raise NotFound(f"no puzzle {problem_id!r}")
@@ -334,11 +374,14 @@ async def record_attempt(ctx: Context, problem_id: str, moves_uci: list[str]) ->
             board.push(reply)
     result["complete"] = bool(result["correct"]) and len(moves_uci) == solver_moves
     result["fen"] = board.fen()  # after the last right move and its reply
+    ended = bool(result["complete"] or not result["correct"])
     result["attempts"], result["successes"] = await ctx.store.problems.attempted(
-        problem_id,
-        ended=bool(result["complete"] or not result["correct"]),
-        solved=bool(result["complete"]),
+        problem_id, ended=ended, solved=bool(result["complete"])
     )
+    if ended and solver is not None:
+        result["rating"] = await training.rate_attempt(
+            ctx, solver, problem_id, bool(result["complete"])
+        )
     if result["complete"]:
         result["solution"] = solution_uci
     return result
@@ -360,14 +403,26 @@ async def _solution_line(ctx: Context, problem_id: str) -> list[dict[str, str]]:
     return line
 
 
-async def reveal_solution(ctx: Context, problem_id: str, *, counted: bool) -> dict[str, Any]:
+async def reveal_solution(
+    ctx: Context, problem_id: str, *, counted: bool, solver: str | None = None
+) -> dict[str, Any]:
     """The solution, shown to a solver who gives up: that ends their attempt unsolved (as on
     Lichess), unless a wrong move already ended it (`counted`)."""
+    if solver is not None:
+        training.player_id(solver)
     line = await _solution_line(ctx, problem_id)
     attempts, successes = await ctx.store.problems.attempted(
         problem_id, ended=not counted, solved=False
     )
-    return {"id": problem_id, "solution": line, "attempts": attempts, "successes": successes}
+    view: dict[str, Any] = {
+        "id": problem_id,
+        "solution": line,
+        "attempts": attempts,
+        "successes": successes,
+    }
+    if not counted and solver is not None:
+        view["rating"] = await training.rate_attempt(ctx, solver, problem_id, False)
+    return view
 
 
 async def hint(ctx: Context, problem_id: str, step: int) -> dict[str, Any]:
