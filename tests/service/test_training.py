@@ -166,7 +166,6 @@ async def test_a_sequence_of_attempts_moves_the_ratings_as_the_glicko2_library_c
     # The trainer picks a puzzle near the solver's rating.
     near = await problems.serve_near(twin.ctx, None, None, solver="ann")
     distance = {
-        pid: abs(p["glicko"].rating - player.rating)
-        for pid, p in twin.store.state.problems.items()
+        pid: abs(p["glicko"].rating - player.rating) for pid, p in twin.store.state.problems.items()
     }
     assert near["id"] == min(distance, key=lambda k: distance[k])
