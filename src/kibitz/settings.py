@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # Each service process writes a heartbeat this often; "alive" means seen within 3 of them.
     heartbeat_seconds: float = Field(default=5.0, ge=0.05, le=300)
     reuse_lichess_analysis: bool = True
+    # The scheduler's round (followed players' syncs and analyses, puzzle pools) every so often.
+    scheduler_tick: float = Field(default=60.0, gt=0, le=86400)
+    # A file holding seconds to add to the system clock: a test moves time forward (e.g. to
+    # when cards are due) by writing it. Unset: the system clock as it is.
+    clock_file: Path | None = None
     eval_cache: bool = True  # reuse evaluations of positions already searched at >= the budget
     # Live: the tracker (its own HTTP interface when run alone) and the commentary.
     tracker_url: str = "http://127.0.0.1:8001"  # where `serve --api-only` reaches the tracker

@@ -29,10 +29,19 @@ interface Puzzle {
   solver: "white" | "black";
   themes: string[];
   rating: number;
+  rating_kind: "estimate" | "glicko";
   game: { id: string; ply: number; white: string | null; black: string | null; url: string };
 }
 
+interface RatingChange {
+  rating: number;
+  rd: number;
+  puzzle_rating: number;
+  rated: boolean;
+}
+
 interface Attempt {
+  rating?: RatingChange | null;
   correct: boolean;
   complete: boolean;
   reply: MoveRef | null;
@@ -62,6 +71,10 @@ class Trainer {
   last: string | null = null;
   state: State = "loading";
   counted = false; // a wrong move already ended this attempt
+  readonly solver = this.root.dataset.solver || null; // whose rating the attempts move
+  readonly streakMode = this.root.dataset.mode === "streak";
+  streak = 0; // puzzles solved in a row (streak mode)
+  rating: number | null = null; // the solver's, as the last attempt left it
 
   show(fen: string, uci: string | null, movable: boolean): void {
     const pos = position(fen);
@@ -92,7 +105,8 @@ class Trainer {
     $("trainer-after").hidden = !over; // themes, rating, the game: once solved or failed
     if (over && this.puzzle) {
       const p = this.puzzle;
-      $("trainer-meta").textContent = `${p.themes.join(", ")} · estimated rating ${p.rating} · ${p.game.white ?? "?"} – ${p.game.black ?? "?"}`;
+      const kind = p.rating_kind === "glicko" ? "rating" : "estimated rating";
+      $("trainer-meta").textContent = `${p.themes.join(", ")} · ${kind} ${p.rating} · ${p.game.white ?? "?"} – ${p.game.black ?? "?"}`;
       $<HTMLAnchorElement>("trainer-source").href = `/games/${encodeURIComponent(p.game.id)}#ply=${p.game.ply}`;
     }
   }
@@ -139,16 +153,19 @@ class Trainer {
     try {
       body = await api<Attempt>("POST", `/api/problems/${encodeURIComponent(p.id)}/attempts`, {
         moves: [...this.moves, uci],
+        ...(this.solver ? { player: this.solver } : {}),
       });
     } catch (e) {
       this.say(e instanceof ApiError ? e.message : String(e), "bad");
       this.show(this.fen, this.last, true);
       return;
     }
+    this.rated(body.rating);
     if (!body.correct) {
       this.counted = true;
       this.say(`✗ ${body.played?.san ?? uci} is not the move.`, "bad");
       this.setState("wrong");
+      if (this.streakMode) await this.streakOver();
       await wait(600);
       this.show(this.fen, this.last, false);
       return;
@@ -161,6 +178,12 @@ class Trainer {
       this.say(`✓ ${body.played?.san ?? uci}: solved!`, "good");
       $("trainer-turn").textContent = "Puzzle solved.";
       this.setState("solved");
+      if (this.streakMode) {
+        this.streak++;
+        $("trainer-streak").textContent = `Streak: ${this.streak}`;
+        void wait(1200).then(() => this.next());
+        return;
+      }
       this.maybeNext();
       return;
     }
@@ -180,9 +203,13 @@ class Trainer {
 
   async solution(): Promise<void> {
     const p = this.puzzle!;
-    const body = await api<{ solution: MoveRef[] }>("POST", `/api/problems/${encodeURIComponent(p.id)}/solution`, {
-      counted: this.counted,
-    });
+    const body = await api<{ solution: MoveRef[]; rating?: RatingChange | null }>(
+      "POST",
+      `/api/problems/${encodeURIComponent(p.id)}/solution`,
+      { counted: this.counted, ...(this.solver ? { player: this.solver } : {}) },
+    );
+    this.rated(body.rating);
+    if (this.streakMode && !this.counted) await this.streakOver();
     this.setState("viewed");
     this.say(`The solution: ${body.solution.map((m) => m.san).join(" ")}`);
     $("trainer-turn").textContent = "The solution, played out.";
@@ -203,10 +230,28 @@ class Trainer {
     if ($<HTMLInputElement>("trainer-auto").checked) void wait(1500).then(() => this.next());
   }
 
+  // The solver's rating after an attempt that ended, and how much it moved.
+  rated(change: RatingChange | null | undefined): void {
+    if (!change) return;
+    const before = this.rating;
+    this.rating = change.rating;
+    const delta = before === null || !change.rated ? "" : ` (${change.rating >= before ? "+" : ""}${change.rating - before})`;
+    $("trainer-rating").textContent = `Your puzzle rating: ${change.rating}${delta}${change.rated ? "" : " · not rated: played before"}`;
+  }
+
+  async streakOver(): Promise<void> {
+    const body = await api<{ best: number }>("POST", `/api/training/${encodeURIComponent(this.solver!)}/streak`, { score: this.streak });
+    $("trainer-streak").textContent = `Streak over: ${this.streak} solved in a row (best ${body.best}).`;
+    this.root.dataset.streakOver = String(this.streak);
+    this.streak = 0;
+  }
+
   async next(): Promise<void> {
     const params = new URLSearchParams();
     if (this.root.dataset.player) params.set("player", this.root.dataset.player);
     if (this.root.dataset.theme) params.set("theme", this.root.dataset.theme);
+    if (this.streakMode) params.set("above", String(this.streak === 0 || !this.puzzle ? 0 : this.puzzle.rating));
+    else if (this.solver) params.set("near", this.solver);
     try {
       await this.start(await api<Puzzle>("GET", `/api/problems/random?${params}`));
     } catch (e) {

@@ -18,6 +18,7 @@ from kibitz.domain.judgment import CP_CEILING, stored_score, win_percent
 from kibitz.errors import InvalidInput, NotFound
 from kibitz.read.reader import Reader
 from kibitz.services.problems import check_theme
+from kibitz.services.training import DASHBOARD_DAYS, check_days, player_id
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -51,8 +52,38 @@ async def player_page(username: str, request: Request, read: Reader = Depends(re
         report: dict[str, Any] | None = await read.player_report(username)
     except NotFound:
         report = None
+    dash = await read.dashboard(player_id(username), 30, request_now(request))
     return templates.TemplateResponse(
-        request, "player.html", {"username": username, "games": games, "report": report}
+        request,
+        "player.html",
+        {"username": username, "games": games, "report": report, "training": dash},
+    )
+
+
+def request_now(request: Request) -> float:
+    return float(request.app.state.container.ctx.clock.now())
+
+
+@router.get("/players/{username}/review", response_class=HTMLResponse)
+async def review_page(username: str, request: Request) -> Response:
+    """Review my mistakes: the player's due cards on a board."""
+    player_id(username)
+    return templates.TemplateResponse(request, "review.html", {"username": username})
+
+
+@router.get("/players/{username}/dashboard", response_class=HTMLResponse)
+async def dashboard_page(
+    username: str,
+    request: Request,
+    read: Reader = Depends(reader),
+    days: int = Query(30),
+) -> Response:
+    """The puzzle dashboard (as Lichess's): per theme, performance, weak themes, streaks."""
+    dash = await read.dashboard(player_id(username), check_days(days), request_now(request))
+    return templates.TemplateResponse(
+        request,
+        "dashboard.html",
+        {"username": username, "dash": dash, "periods": DASHBOARD_DAYS},
     )
 
 
@@ -159,11 +190,20 @@ async def trainer_page(
     request: Request,
     player: str | None = Query(None, max_length=64),
     theme: str | None = Query(None, max_length=32),
+    solver: str | None = Query(None, max_length=64),
+    mode: str = Query("pool", pattern="^(pool|streak)$"),
 ) -> Response:
-    """The puzzle trainer: the next least recently served puzzle, played on a clickable board."""
+    """The puzzle trainer: the next least recently served puzzle, played on a clickable board;
+    with a `solver`, near their rating and rated; `mode=streak`: rising ratings, one miss ends."""
     check_theme(theme)
+    if solver:
+        player_id(solver)
+    elif mode == "streak":
+        raise InvalidInput("a streak is played by someone: add solver=<your username>")
     return templates.TemplateResponse(
-        request, "trainer.html", {"problem_id": None, "player": player, "theme": theme}
+        request,
+        "trainer.html",
+        {"problem_id": None, "player": player, "theme": theme, "solver": solver, "mode": mode},
     )
 
 
@@ -185,7 +225,9 @@ async def problem_page(
     """One puzzle in the trainer (a link to share)."""
     await read.problem(problem_id)  # 404 for an unknown id
     return templates.TemplateResponse(
-        request, "trainer.html", {"problem_id": problem_id, "player": None, "theme": None}
+        request,
+        "trainer.html",
+        {"problem_id": problem_id, "player": None, "theme": None, "solver": None, "mode": "pool"},
     )
 
 

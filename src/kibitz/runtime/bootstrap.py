@@ -26,7 +26,7 @@ from kibitz.adapters.repo_live import SqlWorkers
 from kibitz.adapters.repositories_sql import SqlRepositories
 from kibitz.adapters.speech_espeak import EspeakSpeech
 from kibitz.adapters.store_sql import SqlStore
-from kibitz.clock import Clock, SystemClock
+from kibitz.clock import Clock, OffsetClock, SystemClock
 from kibitz.domain.commentary import TemplateCommentator
 from kibitz.errors import ConfigurationError, UpstreamUnavailable
 from kibitz.ports import Commentator, EventLog
@@ -225,7 +225,9 @@ def _why(exc: Exception) -> str:
 def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
     """Build every adapter from `settings`; nothing is connected until `Container.start`."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    clock = clock or SystemClock()
+    clock = clock or (
+        OffsetClock(settings.clock_file) if settings.clock_file is not None else SystemClock()
+    )
     sql = SqlStore(settings.database_url)
     event_log = make_event_log(settings)
     lichess = LichessClient(

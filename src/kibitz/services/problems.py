@@ -235,6 +235,7 @@ REFILL_EVERY_SECONDS = 60.0  # at most one automatic request per player this oft
 
 
 NEAR_WINDOWS = (100.0, 200.0, 400.0, 800.0)  # widened until a puzzle is found
+ABOVE_WINDOWS = (100.0, 200.0, 400.0, 800.0, 5000.0)
 
 
 async def serve_near(
@@ -244,21 +245,22 @@ async def serve_near(
     solver: str | None = None,
     above: float | None = None,
 ) -> dict[str, Any]:
-    """A puzzle near the solver's rating (`solver`), or just above `above` (a streak's next,
-    rising): the least recently served within the narrowest window that has one; any puzzle
-    when none is near."""
-    if solver is None and above is None:
+    """A puzzle near the solver's rating (`solver`: the least recently served within the
+    narrowest window around it that has one, else any), or the next one just above `above`
+    (a streak's next, rising; NotFound when none is above)."""
+    if above is not None:
+        for width in ABOVE_WINDOWS:
+            try:
+                return await serve(ctx, player, theme, (above + 1, above + width))
+            except NotFound:
+                continue
+        raise NotFound(f"no puzzle rated above {round(above)}")
+    if solver is None:
         return await serve(ctx, player, theme)
-    if solver is not None:
-        rating, _, _ = await ctx.store.training.solver(training.player_id(solver))
+    rating, _, _ = await ctx.store.training.solver(training.player_id(solver))
     for width in NEAR_WINDOWS:
-        window = (
-            (above + 1, above + width)
-            if above is not None
-            else (rating.rating - width, rating.rating + width)
-        )
         try:
-            return await serve(ctx, player, theme, window)
+            return await serve(ctx, player, theme, (rating.rating - width, rating.rating + width))
         except NotFound:
             continue
     return await serve(ctx, player, theme)

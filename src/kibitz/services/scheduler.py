@@ -16,7 +16,6 @@ from kibitz.services.ingest import request_sync
 
 log = logging.getLogger("kibitz.scheduler")
 
-TICK_SECONDS = 60.0
 # A PGN import queues its games in seconds; one still queueing after this was interrupted.
 INTERRUPTED_IMPORT_SECONDS = 300.0
 
@@ -24,7 +23,8 @@ INTERRUPTED_IMPORT_SECONDS = 300.0
 async def tick(ctx: Context) -> list[str]:
     """Queue a sync for every followed player due for one; returns the usernames queued."""
     queued = []
-    for name, latest in await ctx.store.players.due_for_sync(ctx.clock.now() - TICK_SECONDS):
+    tick_seconds = ctx.settings.scheduler_tick
+    for name, latest in await ctx.store.players.due_for_sync(ctx.clock.now() - tick_seconds):
         await request_sync(ctx, name, since_ms=latest + 1 if latest else None)
         queued.append(name)
     if queued:
@@ -85,7 +85,7 @@ def build(ctx: Context) -> Service:
             await missing_plugin_results(ctx)
             await analyse_followed(ctx)
             await low_problem_pools(ctx)
-            await ctx.clock.sleep(TICK_SECONDS)
+            await ctx.clock.sleep(ctx.settings.scheduler_tick)
 
     return Service(
         name="scheduler",
