@@ -19,9 +19,11 @@ from kibitz.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PlayerNotFound,
+    RateLimited,
     StorageFull,
     Unauthorized,
     UpstreamUnavailable,
+    UserNotFound,
 )
 
 __all__ = [
@@ -39,9 +41,11 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PlayerNotFound",
+    "RateLimited",
     "StorageFull",
     "Unauthorized",
     "UpstreamUnavailable",
+    "UserNotFound",
     "is_storage_full",
 ]
 

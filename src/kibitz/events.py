@@ -126,6 +126,7 @@ class SyncRequested(Payload):
     event_type = "games.sync.requested"
     username: str
     sync_id: str
+    source: str = "lichess"  # lichess | chesscom
     since_ms: int | None = None
     until_ms: int | None = None
     max_games: int | None = None
@@ -133,14 +134,16 @@ class SyncRequested(Payload):
 
 @register
 class RawGame(Payload):
-    """A game as it arrived: Lichess's NDJSON object, or one PGN game's text."""
+    """A game as it arrived: Lichess's NDJSON object, a chess.com archive's game object, or one
+    PGN game's text."""
 
     event_type = "games.raw"
-    source: str  # "lichess" | "pgn"
+    source: str  # "lichess" | "chesscom" | "pgn"
     sync_id: str | None = None
     import_id: str | None = None
     index: int | None = None
     lichess_json: str | None = None  # the NDJSON line exactly as Lichess sent it
+    game_json: str | None = None  # another site's game object (chess.com), as JSON text
     pgn: str | None = None
 
 

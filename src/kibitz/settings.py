@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     bus_url: str = ""
     lichess_url: str = "https://lichess.org"
     lichess_token: str | None = None
+    chesscom_url: str = "https://api.chess.com"  # chess.com's published API
     stockfish: str = ""
     api_token: str | None = None
     host: str = "127.0.0.1"
@@ -97,7 +98,7 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("lichess_url", "tracker_url", "llm_url")
+    @field_validator("lichess_url", "chesscom_url", "tracker_url", "llm_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

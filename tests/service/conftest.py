@@ -129,6 +129,7 @@ async def twin_factory(
             store=store,
             publisher=Publisher(log),
             lichess=lichess,
+            chesscom=ScriptedLichess(),  # a second site (its games are scripted the same way)
             clock=clock or SystemClock(),
             evaluator=Evaluator(store.eval_cache, engine=engine),
             commentator=commentator or TemplateCommentator(),

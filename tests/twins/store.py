@@ -187,9 +187,11 @@ class MemorySyncs:
             status = "done" if accounted >= sync["games_received"] else "storing"
         return {**sync, "status": status, "accounted": accounted}
 
-    async def create_sync(self, sync_id: str, player_id: str, name: str) -> None:
+    async def create_sync(
+        self, sync_id: str, player_id: str, name: str, kind: str = "lichess"
+    ) -> None:
         self.s.players.setdefault(player_id, {"name": name, "followed": False})
-        self.s.syncs[sync_id] = _new_sync(sync_id, "lichess", username=player_id)
+        self.s.syncs[sync_id] = _new_sync(sync_id, kind, username=player_id)
 
     async def create_import(
         self,

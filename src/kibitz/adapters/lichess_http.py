@@ -39,12 +39,14 @@ LICHESS_429 = Counter("kibitz_lichess_rate_limited_total", "HTTP 429 answers fro
 
 
 class RequestGate:
-    """One Lichess request at a time: an asyncio lock in the process and a lease row in the
-    store shared by every process; the lease also carries the 429 pause (`not_before`)."""
+    """One request at a time to a site (Lichess; chess.com has its own gate): an asyncio lock
+    in the process and a lease row in the store shared by every process; the lease also
+    carries the 429 pause (`not_before`)."""
 
-    def __init__(self, store: SqlStore, clock: Clock) -> None:
+    def __init__(self, store: SqlStore, clock: Clock, name: str = LOCK_NAME) -> None:
         self.store = store
         self.clock = clock
+        self.name = name
         self.holder = process_owner()
         self._local = asyncio.Lock()
 
@@ -72,11 +74,11 @@ class RequestGate:
         then locked for this transaction."""
         session.execute(
             self.store.insert(Lock)
-            .values(name=LOCK_NAME, holder=None, expires_at=0.0, not_before=0.0)
+            .values(name=self.name, holder=None, expires_at=0.0, not_before=0.0)
             .on_conflict_do_nothing()
         )
         lock = session.get(
-            Lock, LOCK_NAME, with_for_update=not self.store.is_sqlite, populate_existing=True
+            Lock, self.name, with_for_update=not self.store.is_sqlite, populate_existing=True
         )
         assert lock is not None
         return lock
@@ -97,26 +99,26 @@ class RequestGate:
             await asyncio.sleep(LEASE_SECONDS / 3)
             await self.store.run(self._extend_lease(holder, self.clock.now() + LEASE_SECONDS))
 
-    @staticmethod
-    def _extend_lease(holder: str, expires: float) -> Callable[[Session], None]:
+    def _extend_lease(self, holder: str, expires: float) -> Callable[[Session], None]:
         def extend(session: Session) -> None:
             session.execute(
                 update(Lock)
-                .where(Lock.name == LOCK_NAME, Lock.holder == holder)
+                .where(Lock.name == self.name, Lock.holder == holder)
                 .values(expires_at=expires)
             )
 
         return extend
 
     def _release(self, session: Session) -> None:
-        lock = session.get(Lock, LOCK_NAME)
+        lock = session.get(Lock, self.name)
         if lock is not None and lock.holder == self.holder:
             lease_sql.give_back(lock)
 
     async def rate_limited(self) -> float:
         """Record a 429: nobody in the deployment calls Lichess for the next 60 s; returns
         when requests resume."""
-        LICHESS_429.inc()
+        if self.name == LOCK_NAME:
+            LICHESS_429.inc()
         until = self.clock.now() + RATE_LIMIT_PAUSE
 
         def pause(session: Session) -> None:
@@ -124,12 +126,12 @@ class RequestGate:
             lock.not_before = max(lock.not_before, until)
 
         await self.store.run(pause)
-        log.warning("lichess_rate_limited pause_seconds=%.0f", RATE_LIMIT_PAUSE)
+        log.warning("%s_rate_limited pause_seconds=%.0f", self.name, RATE_LIMIT_PAUSE)
         return until
 
     async def paused_until(self) -> float:
         row = await self.store.read(
-            lambda s: s.scalar(select(Lock.not_before).where(Lock.name == LOCK_NAME))
+            lambda s: s.scalar(select(Lock.not_before).where(Lock.name == self.name))
         )
         return float(row or 0.0)
 

@@ -253,11 +253,16 @@ class SqlSyncs:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
 
-    async def create_sync(self, sync_id: str, player_id: str, name: str) -> None:
+    async def create_sync(
+        self, sync_id: str, player_id: str, name: str, kind: str = "lichess"
+    ) -> None:
         def write(session: Session) -> None:
-            if session.get(Player, player_id) is None:
-                session.add(Player(id=player_id, name=name))
-            session.add(Sync(id=sync_id, kind="lichess", username=player_id, status="queued"))
+            session.execute(
+                self.store.insert(Player)
+                .values(id=player_id, name=name, followed=False)
+                .on_conflict_do_nothing()
+            )
+            session.add(Sync(id=sync_id, kind=kind, username=player_id, status="queued"))
 
         await self.store.run(write)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from pydantic import BaseModel, Field
@@ -17,9 +17,20 @@ from kibitz.services.context import Context
 router = APIRouter(prefix="/api", tags=["games"])
 
 
+SOURCE = Query(
+    None,
+    pattern="^(lichess|chesscom)$",
+    description="the site: lichess (the default) or chesscom (or write the name as "
+    "name@chess.com); the same name on two sites is two players",
+)
+
+
 class SyncRequest(BaseModel):
     max: int | None = Field(default=None, ge=1, le=100_000)
     since_ms: int | None = Field(default=None, ge=0)
+    source: Literal["lichess", "chesscom"] | None = Field(
+        default=None, description="the site the games come from (default: Lichess)"
+    )
 
 
 class Accepted(BaseModel):
@@ -36,22 +47,30 @@ class Accepted(BaseModel):
 async def sync_player(
     username: str, body: SyncRequest | None = None, ctx: Context = Depends(context)
 ) -> Accepted:
-    """Queue a sync of the player's games from Lichess; follow it at /api/syncs/{id}."""
+    """Queue a sync of the player's games from Lichess (or chess.com: `source`, or the name
+    written name@chess.com); follow it at /api/syncs/{id}."""
     body = body or SyncRequest()
-    sync_id = await ingest.request_sync(ctx, username, max_games=body.max, since_ms=body.since_ms)
+    sync_id = await ingest.request_sync(
+        ctx, username, max_games=body.max, since_ms=body.since_ms, source=body.source
+    )
     return Accepted(id=sync_id, status="queued", url=f"/api/syncs/{sync_id}")
 
 
 @router.post("/players/{username}/follow", response_model=models.Followed)
-async def follow_player(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
-    """Keep the player in sync: the scheduler syncs followed players every minute."""
-    return await ingest.set_followed(ctx, username, True)
+async def follow_player(
+    username: str, ctx: Context = Depends(context), source: str | None = SOURCE
+) -> dict[str, Any]:
+    """Keep the player in sync: the scheduler syncs followed players every minute and
+    analyses their new games (batch lane)."""
+    return await ingest.set_followed(ctx, username, True, source)
 
 
 @router.delete("/players/{username}/follow", response_model=models.Followed)
-async def unfollow_player(username: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+async def unfollow_player(
+    username: str, ctx: Context = Depends(context), source: str | None = SOURCE
+) -> dict[str, Any]:
     """Stop the scheduler's syncs of the player (their games stay)."""
-    return await ingest.set_followed(ctx, username, False)
+    return await ingest.set_followed(ctx, username, False, source)
 
 
 @router.get("/syncs/{sync_id}", response_model=models.SyncView)

@@ -70,17 +70,11 @@ def _local_services(settings: Settings) -> list[str]:
     return [] if settings.bus_is_kafka else ["ingest", "store"]
 
 
-@import_app.command("lichess")
-def import_lichess(
-    username: Annotated[str, typer.Argument(help="Lichess username.")],
-    max_games: Annotated[int | None, typer.Option("--max", help="At most this many games.")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only games since this date (YYYY-MM-DD).")
-    ] = None,
-) -> None:
-    """Import a player's games from Lichess, with a progress bar."""
+def _import_site(username: str, max_games: int | None, since: str | None, source: str) -> Any:
+    """Sync a player's games from their site here and now, with a progress bar; the sync's
+    view, or exit 2 when it failed."""
     from kibitz.runtime.bootstrap import bootstrap
-    from kibitz.services.ingest import request_sync
+    from kibitz.services.ingest import SITE_NAMES, request_sync
 
     settings = _settings()
     settings.demo = False
@@ -93,9 +87,9 @@ def import_lichess(
         await container.start(_local_services(settings))
         try:
             sync_id = await request_sync(
-                container.ctx, username, max_games=max_games, since_ms=since_ms
+                container.ctx, username, max_games=max_games, since_ms=since_ms, source=source
             )
-            return await _follow_sync(container, sync_id, f"{username} from Lichess")
+            return await _follow_sync(container, sync_id, f"{username} from {SITE_NAMES[source]}")
         finally:
             await container.close()
 
@@ -105,7 +99,36 @@ def import_lichess(
     console.print(
         f"{view['games_stored']} games stored ({view['games_new']} new, "
         f"{view['games_rejected']} rejected) for {username}"
+        + (" on chess.com" if source == "chesscom" else "")
     )
+    for rejection in view["rejected"]:
+        console.print(f"  game {rejection['index']}: {rejection['reason']}", highlight=False)
+    return view
+
+
+MAX_OPTION = typer.Option("--max", help="At most this many games.")
+SINCE_OPTION = typer.Option(help="Only games since this date (YYYY-MM-DD).")
+
+
+@import_app.command("lichess")
+def import_lichess(
+    username: Annotated[str, typer.Argument(help="Lichess username.")],
+    max_games: Annotated[int | None, MAX_OPTION] = None,
+    since: Annotated[str | None, SINCE_OPTION] = None,
+) -> None:
+    """Import a player's games from Lichess, with a progress bar."""
+    _import_site(username, max_games, since, "lichess")
+
+
+@import_app.command("chesscom")
+def import_chesscom(
+    username: Annotated[str, typer.Argument(help="chess.com username.")],
+    max_games: Annotated[int | None, MAX_OPTION] = None,
+    since: Annotated[str | None, SINCE_OPTION] = None,
+) -> None:
+    """Import a player's finished games from chess.com (its monthly archives), with a progress
+    bar. They are another player than the same name on Lichess."""
+    _import_site(username, max_games, since, "chesscom")
 
 
 @import_app.command("pgn")

@@ -77,17 +77,30 @@ class EngineUnavailable(UpstreamUnavailable):
     code = "engine_unavailable"
 
 
-class LichessUserNotFound(NotFound):
+class UserNotFound(NotFound):
+    """A game site (Lichess, chess.com) has no such user."""
+
+    code = "user_not_found"
+
+
+class LichessUserNotFound(UserNotFound):
     code = "lichess_user_not_found"
 
 
-class LichessRateLimited(KibitzError):
-    code = "lichess_rate_limited"
+class RateLimited(KibitzError):
+    """A game site asked kibitz to slow down (HTTP 429); `resumes_at` says when it may ask
+    again."""
+
+    code = "rate_limited"
     http_status = 503
 
     def __init__(self, detail: str, resumes_at: float | None = None) -> None:
         super().__init__(detail)
-        self.resumes_at = resumes_at  # when requests to Lichess start again (epoch seconds)
+        self.resumes_at = resumes_at
+
+
+class LichessRateLimited(RateLimited):
+    code = "lichess_rate_limited"
 
 
 class MalformedEvent(KibitzError):

@@ -17,6 +17,7 @@ import chess.pgn
 
 from kibitz.domain.errors import InvalidPgn
 from kibitz.domain.openings import OPENING_DEPTH, opening_at
+from kibitz.domain.players import CHESSCOM_SUFFIX
 
 logging.getLogger("chess.pgn").setLevel(logging.CRITICAL)  # we report errors ourselves
 
@@ -73,11 +74,18 @@ class GameRecord:
 
     @property
     def white_id(self) -> str | None:
-        return self.white_name.lower() if self.white_name else None
+        return self._player_id(self.white_name)
 
     @property
     def black_id(self) -> str | None:
-        return self.black_name.lower() if self.black_name else None
+        return self._player_id(self.black_name)
+
+    def _player_id(self, name: str | None) -> str | None:
+        """Players are per site: a chess.com name is another player than the same Lichess one
+        (`domain.players.player_id`)."""
+        if not name:
+            return None
+        return name.lower() + (CHESSCOM_SUFFIX if self.source == "chesscom" else "")
 
     @property
     def played_at(self) -> datetime | None:
@@ -434,6 +442,8 @@ def game_from_pgn(text: str) -> GameRecord:
         a, b = time_control.split("+", 1)
         if a.isdigit() and b.isdigit():
             initial, increment = int(a), int(b)
+    elif time_control.isdigit():  # sudden death (PGN's "180"; chess.com writes it so)
+        initial, increment = int(time_control), 0
     result = headers.get("Result", "*")
     return check_record(
         GameRecord(
@@ -461,6 +471,46 @@ def game_from_pgn(text: str) -> GameRecord:
             played_at_ms=_pgn_time_ms(headers),
         )
     )
+
+
+# chess.com's game URLs: https://www.chess.com/game/live/<number> (or /daily/, /game/<n>).
+CHESSCOM_GAME_URL = re.compile(r"chess\.com/(?:game/)?(live|daily)?/?(?:game/)?(\d+)")
+CHESSCOM_RULES = {"chess": "standard"}
+
+
+def game_from_chesscom(obj: dict[str, Any], line: str | None = None) -> GameRecord:
+    """A game of chess.com's published API (a monthly archive's `games[]` item: `url`, `pgn`,
+    `rules`, `rated`, `time_class`, `end_time`, `white`/`black` {`username`, `rating`,
+    `result`}); its moves, clocks and tags come from its PGN. Raises InvalidPgn."""
+    url, pgn, rules = obj.get("url"), obj.get("pgn"), obj.get("rules", "chess")
+    if not isinstance(url, str) or not isinstance(pgn, str):
+        raise InvalidPgn("a chess.com game needs its url and pgn")
+    if rules not in CHESSCOM_RULES:
+        raise InvalidPgn(f"{str(rules)[:20]} games are not analysed (standard chess only)")
+    found = CHESSCOM_GAME_URL.search(url)
+    if found is None:
+        raise InvalidPgn(f"{url[:80]!r} is not a chess.com game URL")
+    kind, number = found.group(1) or "live", found.group(2)
+    record = game_from_pgn(pgn)
+    sides = [obj.get("white"), obj.get("black")]
+    names = [s.get("username") if isinstance(s, dict) else None for s in sides]
+    ratings = [s.get("rating") if isinstance(s, dict) else None for s in sides]
+    end = obj.get("end_time")
+    record.id = f"cc{'d' if kind == 'daily' else ''}{number}"
+    record.source = "chesscom"
+    record.raw_json = line
+    record.white_name = names[0] if isinstance(names[0], str) else record.white_name
+    record.black_name = names[1] if isinstance(names[1], str) else record.black_name
+    if isinstance(ratings[0], int) and not isinstance(ratings[0], bool):
+        record.white_rating = ratings[0]
+    if isinstance(ratings[1], int) and not isinstance(ratings[1], bool):
+        record.black_rating = ratings[1]
+    record.rated = obj.get("rated") if isinstance(obj.get("rated"), bool) else None
+    time_class = obj.get("time_class")
+    record.speed = record.perf = time_class if isinstance(time_class, str) else None
+    if isinstance(end, int) and not isinstance(end, bool):
+        record.played_at_ms = end * 1000
+    return check_record(record)
 
 
 def _int(value: str | None) -> int | None:

@@ -1,4 +1,4 @@
-"""Players: the one rule for what a Lichess username can be."""
+"""Players: the one rule for what a username can be on each site, and players' ids."""
 
 from __future__ import annotations
 
@@ -21,6 +21,53 @@ def check_username(username: str) -> str:
             f"{username[:40]!r} is not a valid Lichess username (2-30 letters, digits, _ or -)"
         )
     return name
+
+
+# chess.com: 3-25 letters, digits, _ or - (its sign-up rule); case does not matter.
+CHESSCOM_USERNAME = re.compile(r"[A-Za-z0-9_-]{3,25}")
+# A chess.com player's id: the name and this suffix (no Lichess name has an @), so the same
+# name on both sites is two players unless linked.
+CHESSCOM_SUFFIX = "@chess.com"
+SOURCES = ("lichess", "chesscom")
+
+
+def check_chesscom_username(username: str) -> str:
+    """The username stripped; raises InvalidInput unless it can be a chess.com username."""
+    name = username.strip()
+    if not CHESSCOM_USERNAME.fullmatch(name):
+        raise InvalidInput(
+            f"{username[:40]!r} is not a valid chess.com username (3-25 letters, digits, _ or -)"
+        )
+    return name
+
+
+def player_id(name: str, source: str = "lichess") -> str:
+    """The id of a player of a site: the lower-case name, with @chess.com for chess.com."""
+    return name.lower() + (CHESSCOM_SUFFIX if source == "chesscom" else "")
+
+
+def player_key(username: str) -> str:
+    """The player id of a name as users write it: a Lichess username, or a chess.com one
+    followed by @chess.com. InvalidInput when it is neither."""
+    return player_id(*site_of(username))
+
+
+def site_of(username: str, source: str | None = None) -> tuple[str, str]:
+    """(the name checked by its site's rule, the site) of a name as users write it: a Lichess
+    username, or a chess.com one given with `source="chesscom"` or written name@chess.com."""
+    name = username.strip()
+    if name.lower().endswith(CHESSCOM_SUFFIX):
+        name, source = name[: -len(CHESSCOM_SUFFIX)], "chesscom"
+    site = check_source(source or "lichess")
+    if site == "chesscom":
+        return check_chesscom_username(name), site
+    return check_username(name), site
+
+
+def check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source[:20]!r}")
+    return source
 
 
 MAX_PROFILE_DEPTH = 4

@@ -513,7 +513,11 @@ class Games(Protocol):
 
 
 class Syncs(Protocol):
-    async def create_sync(self, sync_id: str, player_id: str, name: str) -> None: ...
+    async def create_sync(
+        self, sync_id: str, player_id: str, name: str, kind: str = "lichess"
+    ) -> None:
+        """A sync of the player's games from a site (`kind`: lichess, chesscom)."""
+        ...
 
     async def create_import(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import make_url
 
+from kibitz.adapters.chesscom_http import GATE_NAME, ChessComClient
 from kibitz.adapters.commentator_llm import LlmCommentator
 from kibitz.adapters.engine_uci import EnginePool
 from kibitz.adapters.eval_cache_sql import SqlEvalCache
@@ -192,6 +193,7 @@ class Container:
             await self.engines.close()
             self.engines = None
         await self.ctx.lichess.close()
+        await self.ctx.chesscom.close()
         if isinstance(self.ctx.commentator, LlmCommentator):
             await self.ctx.commentator.close()
         if self.ctx.cpu_pool is not None:
@@ -233,12 +235,14 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Container:
     lichess = LichessClient(
         settings.lichess_url, RequestGate(sql, clock), token=settings.lichess_token
     )
+    chesscom = ChessComClient(settings.chesscom_url, RequestGate(sql, clock, name=GATE_NAME))
     ctx = Context(
         settings=settings,
         event_log=event_log,
         store=SqlRepositories(sql),
         publisher=Publisher(event_log),
         lichess=lichess,
+        chesscom=chesscom,
         clock=clock,
         evaluator=Evaluator(SqlEvalCache(sql) if settings.eval_cache else None),
         commentator=make_commentator(settings),

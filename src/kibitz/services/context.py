@@ -25,6 +25,7 @@ class Context:
     store: Store  # the repositories: every write a service makes
     publisher: Publisher
     lichess: GameSource
+    chesscom: GameSource  # finished games only
     clock: Clock
     evaluator: Evaluator  # every search goes through it; its engine is attached at start
     commentator: Commentator
@@ -33,6 +34,10 @@ class Context:
     # When each debounced request (by key, e.g. a player's puzzle refill) was last made: this
     # container's own, never shared with another in the process.
     debounced: dict[str, float] = field(default_factory=dict)
+
+    def source(self, name: str) -> GameSource:
+        """The game site a player's games come from."""
+        return self.chesscom if name == "chesscom" else self.lichess
 
     async def run_cpu(self, fn: Callable[..., T], *args: object) -> T:
         """`fn(*args)` off the event loop: in a worker process when this process has them,

@@ -4,22 +4,23 @@ PGN files enter the same topic."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from kibitz import topics
 from kibitz.backoff import Backoff
 from kibitz.domain.games import split_pgn
-from kibitz.domain.players import check_username
+from kibitz.domain.players import CHESSCOM_SUFFIX, player_id, site_of
 from kibitz.errors import (
     InvalidInput,
-    LichessRateLimited,
-    LichessUserNotFound,
+    RateLimited,
     UpstreamUnavailable,
+    UserNotFound,
 )
 from kibitz.events import Envelope, Payload, RawGame, SyncRequested
 from kibitz.runtime.consumer import RetryPolicy
@@ -35,12 +36,19 @@ PROGRESS_EVERY_SECONDS = 0.5
 QUEUE_SLICE = 500  # PGN games queued per append: the event loop serves requests in between
 
 
-async def set_followed(ctx: Context, username: str, followed: bool) -> dict[str, Any]:
-    """Follow or unfollow a player; followed players are synced by the scheduler."""
-    name = check_username(username)
+async def set_followed(
+    ctx: Context, username: str, followed: bool, source: str | None = None
+) -> dict[str, Any]:
+    """Follow or unfollow a player of a site (Lichess unless `source` says chesscom or the
+    name ends with @chess.com); followed players are synced by the scheduler."""
+    name, site = site_of(username, source)
+    await ctx.store.players.follow(player_id(name, site), _sync_name(name, site), followed)
+    return {"username": name, "source": site, "followed": followed}
 
-    await ctx.store.players.follow(name.lower(), name, followed)
-    return {"username": name, "followed": followed}
+
+def _sync_name(name: str, site: str) -> str:
+    """The name a followed player is synced by (the scheduler reads the site from it)."""
+    return name + CHESSCOM_SUFFIX if site == "chesscom" else name
 
 
 async def request_sync(
@@ -49,18 +57,22 @@ async def request_sync(
     *,
     max_games: int | None = None,
     since_ms: int | None = None,
+    source: str | None = None,
 ) -> str:
-    """Create a sync of `username`'s games and queue it; returns the sync id."""
-    name = check_username(username)
+    """Create a sync of a player's games from their site and queue it; returns the sync id."""
+    name, site = site_of(username, source)
     if max_games is not None and max_games < 1:
         raise InvalidInput("max must be at least 1")
     sync_id = str(uuid.uuid4())
+    key = player_id(name, site)
 
-    await ctx.store.syncs.create_sync(sync_id, name.lower(), name)
+    await ctx.store.syncs.create_sync(sync_id, key, _sync_name(name, site), kind=site)
     await ctx.publisher.publish(
         topics.GAMES_SYNC_REQUESTED,
-        SyncRequested(username=name, sync_id=sync_id, since_ms=since_ms, max_games=max_games),
-        key=name.lower(),
+        SyncRequested(
+            username=name, sync_id=sync_id, since_ms=since_ms, max_games=max_games, source=site
+        ),
+        key=key,
     )
     return sync_id
 
@@ -149,18 +161,25 @@ class _Pipeline:
         await self._send()
 
 
-def _paused(exc: LichessRateLimited) -> str:
+SITE_NAMES = {"lichess": "Lichess", "chesscom": "chess.com"}
+
+
+def _paused(exc: RateLimited, source: str = "lichess") -> str:
     """What a sync waiting out a 429 pause shows (issue 17, item 4)."""
+    site = SITE_NAMES.get(source, source)
     if exc.resumes_at is None:
-        return "Lichess asked kibitz to slow down (HTTP 429); resuming in a minute"
+        return f"{site} asked kibitz to slow down (HTTP 429); resuming in a minute"
     at = datetime.fromtimestamp(exc.resumes_at, UTC).strftime("%H:%M:%S UTC")
-    return f"Lichess asked kibitz to slow down (HTTP 429); resuming at {at}"
+    return f"{site} asked kibitz to slow down (HTTP 429); resuming at {at}"
 
 
 @dataclass
 class _Position:
     received: int  # lines of the export received by this sync, over every attempt
-    cursor: int | None  # the next attempt starts at this createdAt (ms)
+    cursor: int | None  # the next attempt starts at this time (ms; Lichess's createdAt)
+    # Games received by this run: an attempt that starts again at an inclusive cursor
+    # (chess.com's end time) sends some twice, and each counts once.
+    seen: set[str] = field(default_factory=set)
 
 
 class SyncWorker:
@@ -180,8 +199,8 @@ class SyncWorker:
             raise
 
     async def sync(self, envelope: Envelope, payload: SyncRequested) -> None:
-        syncs, player_id = self.ctx.store.syncs, payload.username.lower()
-        received, resume_ms = await syncs.start(payload.sync_id, player_id)
+        syncs, key = self.ctx.store.syncs, player_id(payload.username, payload.source)
+        received, resume_ms = await syncs.start(payload.sync_id, key)
         cursor = max(
             filter(None, [payload.since_ms, resume_ms + 1 if resume_ms else None]), default=None
         )
@@ -194,19 +213,19 @@ class SyncWorker:
             try:
                 await self._stream(payload, publishing, at)
                 break
-            except LichessUserNotFound as exc:
+            except UserNotFound as exc:
                 failure = exc.detail
                 break
-            except LichessRateLimited as exc:
+            except RateLimited as exc:
                 log.warning("sync_rate_limited sync=%s attempt=%d", payload.sync_id, attempt)
                 await syncs.report(
                     payload.sync_id,
-                    player_id,
+                    key,
                     at.received,
                     "running",
                     None,
                     self.ctx.clock.now(),
-                    notice=_paused(exc),
+                    notice=_paused(exc, payload.source),
                 )
             except UpstreamUnavailable as exc:
                 log.warning(
@@ -218,42 +237,58 @@ class SyncWorker:
                 await self.ctx.clock.sleep(STREAM_RETRY.delay(attempt))
         await publishing.flush()
         status = "failed" if failure else "streamed"
-        await syncs.report(
-            payload.sync_id, player_id, at.received, status, failure, self.ctx.clock.now()
-        )
+        await syncs.report(payload.sync_id, key, at.received, status, failure, self.ctx.clock.now())
 
     async def _stream(self, payload: SyncRequested, publishing: _Pipeline, at: _Position) -> None:
         """One attempt at the export from `at.cursor`; `at` follows every game received, so
         the next attempt resumes after the last one."""
         remaining = None if payload.max_games is None else payload.max_games - at.received
         last_report = time.monotonic()
-        async for line, obj in self.ctx.lichess.stream_games(
+        chesscom = payload.source == "chesscom"
+        key = player_id(payload.username, payload.source)
+        async for line, obj in self.ctx.source(payload.source).stream_games(
             payload.username, since_ms=at.cursor, until_ms=payload.until_ms, max_games=remaining
         ):
+            game_key = _game_key(obj, chesscom)
+            seen_as = game_key or (hashlib.sha256(line.encode()).hexdigest() if chesscom else None)
+            if seen_as is not None and seen_as in at.seen:
+                continue  # sent again by a retry that started at an inclusive cursor
+            if seen_as is not None:
+                at.seen.add(seen_as)
             at.received += 1
             received = at.received
             # Every line is handed on with its index, a broken one too: the store rejects it
             # by index with its reason, and the games after it still come.
-            game_id = obj.get("id") if obj is not None else None
-            await publishing.add(
-                RawGame(
+            raw = (
+                RawGame(source="chesscom", sync_id=payload.sync_id, index=received, game_json=line)
+                if chesscom
+                else RawGame(
                     source="lichess", sync_id=payload.sync_id, index=received, lichess_json=line
-                ),
-                game_id if isinstance(game_id, str) else f"{payload.sync_id}:{received}",
+                )
             )
-            created = obj.get("createdAt") if obj is not None else None
-            if isinstance(created, int) and not isinstance(created, bool):
-                at.cursor = created + 1
+            await publishing.add(raw, game_key or f"{payload.sync_id}:{received}")
+            at.cursor = _cursor(obj, chesscom, at.cursor)
             if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
                 await self.ctx.store.syncs.report(
-                    payload.sync_id,
-                    payload.username.lower(),
-                    received,
-                    "running",
-                    None,
-                    self.ctx.clock.now(),
+                    payload.sync_id, key, received, "running", None, self.ctx.clock.now()
                 )
                 last_report = time.monotonic()
+
+
+def _game_key(obj: dict[str, Any] | None, chesscom: bool) -> str | None:
+    """A received game's identity: Lichess's id, chess.com's game URL."""
+    value = (obj or {}).get("url" if chesscom else "id")
+    return value if isinstance(value, str) else None
+
+
+def _cursor(obj: dict[str, Any] | None, chesscom: bool, cursor: int | None) -> int | None:
+    """Where the next attempt starts after this game: just after Lichess's createdAt; at
+    chess.com's end time (seconds: games ending in the same second are sent again and skipped
+    by their URL)."""
+    value = (obj or {}).get("end_time" if chesscom else "createdAt")
+    if not isinstance(value, int) or isinstance(value, bool):
+        return cursor
+    return value * 1000 if chesscom else value + 1
 
 
 def build(ctx: Context) -> Service:
@@ -262,5 +297,5 @@ def build(ctx: Context) -> Service:
         name="ingest",
         handlers={topics.GAMES_SYNC_REQUESTED: by_type("ingest", {SyncRequested: worker.handle})},
         retry=RetryPolicy(max_attempts=3, base_delay=5.0, handler_timeout=3600.0),
-        description="streams players' games from Lichess into games.raw",
+        description="streams players' games from Lichess and chess.com into games.raw",
     )

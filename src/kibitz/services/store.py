@@ -5,24 +5,28 @@ from __future__ import annotations
 import json
 
 from kibitz import topics
-from kibitz.domain.games import GameRecord, game_from_lichess, game_from_pgn
+from kibitz.domain.games import GameRecord, game_from_chesscom, game_from_lichess, game_from_pgn
 from kibitz.errors import InvalidPgn
 from kibitz.events import Envelope, GameRejected, GameStored, Payload, RawGame
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
+SITES = {"lichess": ("Lichess", game_from_lichess), "chesscom": ("chess.com", game_from_chesscom)}
 
-def parse_raw_game(source: str, lichess_json: str | None, pgn: str | None) -> GameRecord:
-    """The game of a games.raw message; raises InvalidPgn with the reason."""
-    if source == "lichess" and lichess_json is not None:
+
+def parse_raw_game(source: str, game_json: str | None, pgn: str | None) -> GameRecord:
+    """The game of a games.raw message (a site's JSON game, or PGN text); raises InvalidPgn
+    with the reason."""
+    if source in SITES and game_json is not None:
+        site, parse = SITES[source]
         try:
-            game = json.loads(lichess_json)
+            game = json.loads(game_json)
         except ValueError as exc:
-            raise InvalidPgn(f"Lichess sent a line that is not JSON: {exc}") from None
+            raise InvalidPgn(f"{site} sent a line that is not JSON: {exc}") from None
         if not isinstance(game, dict):
-            raise InvalidPgn("Lichess sent a line that is not a game object")
-        return game_from_lichess(game, lichess_json)
+            raise InvalidPgn(f"{site} sent a line that is not a game object")
+        return parse(game, game_json)
     if pgn is not None:
         return game_from_pgn(pgn)
     raise InvalidPgn("raw game without Lichess JSON or PGN text")
@@ -50,7 +54,7 @@ def build(ctx: Context) -> Service:
         payloads = [p for _, p in batch if isinstance(p, RawGame)]
         if len(payloads) != len(batch):
             raise InvalidPgn("games.raw carried an event that is not a raw game")
-        raw = [(p.source, p.lichess_json, p.pgn) for p in payloads]
+        raw = [(p.source, p.lichess_json or p.game_json, p.pgn) for p in payloads]
         results = await ctx.run_cpu(parse_raw_games, raw)
         parsed: list[tuple[Envelope, RawGame, GameRecord]] = []
         for (envelope, _), payload, result in zip(batch, payloads, results, strict=True):

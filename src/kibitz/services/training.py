@@ -16,7 +16,7 @@ import chess
 
 from kibitz import topics
 from kibitz.domain import training
-from kibitz.domain.players import check_username
+from kibitz.domain.players import player_key
 from kibitz.errors import Conflict, InvalidInput, NotFound
 from kibitz.events import AnalysisCompleted, Envelope, ProblemsGenerated
 from kibitz.ports.store import Card, CardSource, NewCard
@@ -36,7 +36,7 @@ DASHBOARD_DAYS = (1, 7, 30, 90)
 
 
 def player_id(username: str) -> str:
-    return check_username(username).lower()
+    return player_key(username)
 
 
 def check_days(days: int) -> int:
