@@ -1,7 +1,8 @@
-"""The auto-review loop end to end: a followed player's games arrive from the fake Lichess, are
-analysed without any request (real Stockfish), and their mistakes become cards due the next
-day; reviewed in Chromium, one right and one wrong, their due dates move as the FSRS library
-computes. The server's clock is moved forward through its clock file."""
+"""The auto-review loop end to end: a player followed on Lichess and on chess.com (fakes of
+both) has new games arrive on each site; they are analysed without any request (real
+Stockfish) and their mistakes become cards due the next day; reviewed in Chromium, one right
+and one wrong, their due dates move as the FSRS library computes. The server's clock is moved
+forward through its clock file."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Server, click_move, snap, start_server, stop_server
+from tests.fakes.chesscom import FakeChessCom
 from tests.fakes.lichess import BASE_TIME_MS, FakeLichess, random_game
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow(60)]
@@ -37,6 +39,17 @@ def lichess() -> Iterator[FakeLichess]:
 
 
 @pytest.fixture(scope="module")
+def chesscom() -> Iterator[FakeChessCom]:
+    fake = FakeChessCom()
+    fake.add_user("Trainee", 2, seed=4, days_apart=1)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
 def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clock") / "offset"
     path.write_text("0")
@@ -45,12 +58,16 @@ def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trainer_server(
-    tmp_path_factory: pytest.TempPathFactory, lichess: FakeLichess, clock_file: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    lichess: FakeLichess,
+    chesscom: FakeChessCom,
+    clock_file: Path,
 ) -> Iterator[Server]:
     running = start_server(
         tmp_path_factory.mktemp("train"),
         {
             "KIBITZ_LICHESS_URL": lichess.url,
+            "KIBITZ_CHESSCOM_URL": chesscom.url,
             "KIBITZ_DEMO": "false",
             "KIBITZ_SCHEDULER_TICK": "1",
             "KIBITZ_CLOCK_FILE": str(clock_file),
@@ -117,7 +134,7 @@ def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_t
     now = time.time()
     tomorrow = datetime.fromtimestamp(now, UTC).date() + timedelta(days=1)
     start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC).timestamp()
-    assert {c["due"] for c in made} == {start}
+    assert {c["due"] for c in cards(trainer_server)} == {start}
     assert httpx.get(f"{url}/api/training/trainee/due").json()["due"] == 0
     clock_file.write_text(str(start - now + 3600))  # tomorrow, 01:00
     due = wait_for(lambda: httpx.get(f"{url}/api/training/trainee/due").json()["due"])
