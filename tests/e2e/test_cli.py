@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -22,10 +23,18 @@ from tests.fakes.lichess import FakeLichess
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
-def kibitz(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def kibitz(
+    tmp_path: Path, *args: str, input: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "KIBITZ_HOME": str(tmp_path / "home"), "COLUMNS": "200", **env}
     return subprocess.run(
-        [KIBITZ, *args], env=full_env, capture_output=True, text=True, timeout=120, check=False
+        [KIBITZ, *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        input=input,
     )
 
 
@@ -162,7 +171,65 @@ def test_analyze_waits_with_progress_then_report_summarises(tmp_path: Path) -> N
     report = kibitz(tmp_path, "report", "Alice")
     assert report.returncode == 0, report.stderr
     assert "games analysed" in report.stdout and "accuracy" in report.stdout
+    assert "insights across analysed games" in report.stdout and "puzzle rating" in report.stdout
     assert kibitz(tmp_path, "report", "nobody").returncode == 2
+
+
+BLUNDERS = """[White "Ann"]
+[Black "Bea"]
+[Result "1-0"]
+
+1. e4 e5 2. Qh5 Nc6 3. Bc4 Nf6 4. Qxf7# 1-0
+
+[White "Cid"]
+[Black "Bea"]
+[Result "1-0"]
+
+1. e4 e5 2. Nf3 d6 3. Bc4 Bg4 4. Nc3 g6 5. Nxe5 Bxd1 6. Bxf7+ Ke7 7. Nd5# 1-0
+"""
+
+
+def test_train_reviews_the_due_cards_of_a_players_blunders_in_the_terminal(
+    tmp_path: Path,
+) -> None:
+    games = tmp_path / "bea.pgn"
+    games.write_text(BLUNDERS)
+    assert kibitz(tmp_path, "import", "pgn", str(games)).returncode == 0
+    small = {"KIBITZ_QUICK_NODES": "3000", "KIBITZ_DEEP_NODES": "20000"}
+    done = kibitz(tmp_path, "analyze", "--player", "Bea", "--wait", **small)
+    assert done.returncode == 0, done.stderr
+    # Her blunders (3...Nf6?? and 5...Bxd1??) are cards, due tomorrow; the day after, one is
+    # answered right and one wrong.
+    today = kibitz(tmp_path, "train", "Bea", **small)
+    assert today.returncode == 0, today.stderr
+    found = re.search(r"0 cards due for bea \((\d+) in all\)", today.stdout)
+    assert found is not None, today.stdout
+    total = int(found[1])
+    with sqlite3.connect(tmp_path / "home" / "kibitz.db") as db:
+        cards = db.execute(
+            "SELECT ply, best_uci, played_uci FROM training_cards ORDER BY due, id"
+        ).fetchall()
+    assert total == len(cards) and {6, 10} <= {ply for ply, _, _ in cards}
+    first, second = cards[0], cards[1]
+    clock = tmp_path / "clock"
+    clock.write_text(str(2 * 86400))
+    answers = f"zz\n{first[1]}\n{second[2]}\n"
+    review = kibitz(
+        tmp_path,
+        "train",
+        "Bea",
+        "--limit",
+        "2",
+        input=answers,
+        KIBITZ_CLOCK_FILE=str(clock),
+        **small,
+    )
+    assert review.returncode == 0, review.stderr
+    assert f"{total} cards due for bea" in review.stdout
+    assert "'zz' is not a legal move here" in review.stdout
+    assert ": right. Next review" in review.stdout and "wrong: " in review.stdout
+    assert f"reviewed 2: 1 right, 1 wrong; {total - 2} still due" in review.stdout
+    assert kibitz(tmp_path, "train", "no body!").returncode == 2
 
 
 def test_problems_generate_waits_for_the_search_then_pool_lists_the_themes(

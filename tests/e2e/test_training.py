@@ -181,3 +181,17 @@ def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_t
     expect(page.locator("#d-due")).to_have_text(str(len(made) - 2))
     expect(page.locator("#d-review-streak")).to_contain_text("1 day")
     snap(page, "dashboard", tmp_path)
+
+    # Insights across the analysed games; a number opens the games behind it.
+    found = httpx.get(f"{url}/api/players/trainee/insights").json()
+    assert found["games"] == len(analysed(trainer_server, "trainee"))
+    page.goto(f"{url}/players/trainee/insights")
+    white = page.locator('#i-colour tr[data-key="white"]')
+    expect(white).to_contain_text(f"{found['colour']['white']['accuracy']}%")
+    white.locator("summary").click()
+    links = white.locator("details a")
+    expect(links).to_have_count(found["colour"]["white"]["games"])
+    links.first.click()
+    expect(page).to_have_url(re.compile(r"/games/\w+$"))
+    page.go_back()
+    snap(page, "insights", tmp_path)

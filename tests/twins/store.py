@@ -941,7 +941,7 @@ class MemoryTraining:
         trainees = {
             k: v
             for k, v in sides.items()
-            if k is not None and k in self.s.players and (player is None or k == player)
+            if k is not None and (k == player if player is not None else k in self.s.players)
         }
         puzzles = []
         for p in self.s.problems.values():

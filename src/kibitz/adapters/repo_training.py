@@ -65,10 +65,11 @@ def _source(session: Session, game_id: str, player: str | None) -> CardSource | 
         return None
     sides = {game.white_id: True, game.black_id: False}
     sides.pop(None, None)
-    if player is not None:
-        sides = {k: v for k, v in sides.items() if k == player}
-    known = set(session.scalars(select(Player.id).where(Player.id.in_(list(sides)))))
-    trainees = {k: v for k, v in sides.items() if k in known and k is not None}
+    if player is not None:  # asked for by the player: their side, known here or not
+        trainees = {k: v for k, v in sides.items() if k == player}
+    else:  # a game analysed: the sides of the players kibitz syncs
+        known = set(session.scalars(select(Player.id).where(Player.id.in_(list(sides)))))
+        trainees = {k: v for k, v in sides.items() if k in known}
     rows = {
         phase: session.execute(
             select(MoveEval.ply, MoveEval.cp, MoveEval.mate, MoveEval.best_uci)

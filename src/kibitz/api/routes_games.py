@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from kibitz.api.deps import context, reader
+from kibitz.domain.players import player_key
 from kibitz.errors import InvalidInput, PayloadTooLarge
 from kibitz.read import models
 from kibitz.read.reader import Reader
@@ -71,6 +72,14 @@ async def unfollow_player(
 ) -> dict[str, Any]:
     """Stop the scheduler's syncs of the player (their games stay)."""
     return await ingest.set_followed(ctx, username, False, source)
+
+
+@router.get("/players/{username}/insights", response_model=models.Insights)
+async def player_insights(username: str, read: Reader = Depends(reader)) -> dict[str, Any]:
+    """Accuracy and average centipawn loss across the player's analysed games by colour,
+    result, phase, time left, opening family and month, and their blunders' themes; each
+    number with the games behind it. A chess.com player is written name@chess.com."""
+    return await read.insights(player_key(username))
 
 
 @router.get("/syncs/{sync_id}", response_model=models.SyncView)

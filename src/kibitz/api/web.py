@@ -71,6 +71,54 @@ async def review_page(username: str, request: Request) -> Response:
     return templates.TemplateResponse(request, "review.html", {"username": username})
 
 
+def trend_points(
+    months: dict[str, Any], width: int = 600, height: int = 160
+) -> list[dict[str, Any]]:
+    """The accuracy by month as points of an SVG chart (x by month, y 0-100 %)."""
+    keys = [k for k in sorted(months) if months[k]["accuracy"] is not None]
+    step = width / max(1, len(keys) - 1)
+    return [
+        {
+            "month": k,
+            "x": round(i * step if len(keys) > 1 else width / 2, 1),
+            "y": round(height - months[k]["accuracy"] / 100 * height, 1),
+            "accuracy": months[k]["accuracy"],
+            "games": months[k]["games"],
+        }
+        for i, k in enumerate(keys)
+    ]
+
+
+@router.get("/players/{username}/insights", response_class=HTMLResponse)
+async def insights_page(
+    username: str, request: Request, read: Reader = Depends(reader)
+) -> Response:
+    """Insights across the player's analysed games; every number opens the games behind it."""
+    try:
+        found: dict[str, Any] | None = await read.insights(player_id(username))
+    except NotFound:
+        found = None
+    return templates.TemplateResponse(
+        request,
+        "insights.html",
+        {
+            "username": username,
+            "insights": found,
+            "trend": trend_points(found["month"]) if found else [],
+            "dimensions": INSIGHT_DIMENSIONS,
+        },
+    )
+
+
+INSIGHT_DIMENSIONS = (
+    ("colour", "By colour"),
+    ("result", "By result"),
+    ("phase", "By game phase"),
+    ("clock", "By time left on the clock"),
+    ("opening", "By opening family"),
+)
+
+
 @router.get("/players/{username}/dashboard", response_class=HTMLResponse)
 async def dashboard_page(
     username: str,

@@ -18,6 +18,7 @@ from kibitz.cli.common import (
     console,
     err,
 )
+from kibitz.errors import NotFound
 
 
 @app.command()
@@ -149,6 +150,10 @@ def report(username: Annotated[str, typer.Argument(help="A player's username.")]
         data["training"] = await container.reader.dashboard(
             player_id(username), 90, container.ctx.clock.now()
         )
+        try:
+            data["insights"] = await container.reader.insights(player_id(username))
+        except NotFound:
+            data["insights"] = None
         return data
 
     data = _with_container(read)
@@ -185,7 +190,27 @@ def report(username: Annotated[str, typer.Argument(help="A player's username.")]
         console.print(
             f"no game of {username} is analysed yet: `kibitz analyze --player {username}`"
         )
+    if data["insights"]:
+        _insights_summary(data["insights"])
     _training_summary(data["training"])
+
+
+def _insights_summary(found: dict[str, Any]) -> None:
+    """Accuracy and ACPL by colour, result, phase, clock and opening; the blunders' themes."""
+    table = Table(title="insights across analysed games (accuracy % / ACPL / games)")
+    table.add_column("by")
+    table.add_column("group")
+    table.add_column("accuracy")
+    table.add_column("ACPL")
+    table.add_column("games")
+    for dimension in ("colour", "result", "phase", "clock", "opening"):
+        groups = sorted(found[dimension].items(), key=lambda kv: -kv[1]["games"])[:6]
+        for name, g in groups:
+            table.add_row(dimension, name, str(g["accuracy"]), str(g["acpl"]), str(g["games"]))
+    console.print(table)
+    if found["blunder_themes"]:
+        themes = ", ".join(f"{t} {v['blunders']}" for t, v in found["blunder_themes"].items())
+        console.print(f"blunders: {themes}")
 
 
 def _training_summary(dash: dict[str, Any]) -> None:

@@ -415,6 +415,18 @@ def _in_bad_spot(board: chess.Board, square: chess.Square) -> bool:
     return False
 
 
+def loose_pieces(board: chess.Board, color: chess.Color) -> list[chess.Square]:
+    """`color`'s pieces (not pawns, not the king) attacked and undefended, or attacked by
+    something cheaper."""
+    return [
+        square
+        for square, piece in board.piece_map().items()
+        if piece.color == color
+        and piece.piece_type not in (chess.PAWN, chess.KING)
+        and _in_bad_spot(board, square)
+    ]
+
+
 def _fork(replay: _Replay) -> bool:
     """A solver's move (not the last) by a piece that is not a king and stands safe, which
     then attacks two enemy pieces other than pawns, each worth more than it or undefended (and

@@ -274,8 +274,9 @@ class Card:
 
 class Training(Protocol):
     async def card_source(self, game_id: str, player: str | None) -> CardSource | None:
-        """The analysed game, with its players known here (only `player` when given); None when
-        it is not analysed."""
+        """The analysed game with its trainees: the players kibitz syncs, or only `player` when
+        given (a player asking for their cards, synced or imported from PGN); None when it is
+        not analysed."""
         ...
 
     async def unscanned(self, player: str, limit: int) -> list[str]:

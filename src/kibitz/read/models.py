@@ -596,3 +596,36 @@ class StreakEnded(View):
     player: str
     score: int
     best: int
+
+
+# --- insights ----------------------------------------------------------------------------------
+
+
+class InsightGroup(View):
+    moves: int = Field(description="the player's moves in the group")
+    accuracy: float | None = Field(description="mean move accuracy (Lichess's per-move formula)")
+    acpl: float | None = Field(description="average centipawn loss (capped at 1000, as Lichess)")
+    blunders: int
+    games: int = Field(description="games behind the numbers")
+    game_ids: list[str] = Field(description="those games (the first 200): the drill-down")
+
+
+class BlunderTheme(View):
+    blunders: int
+    games: int
+    game_ids: list[str]
+
+
+class Insights(View):
+    player: str
+    games: int
+    overall: InsightGroup
+    colour: dict[str, InsightGroup]
+    result: dict[str, InsightGroup] = Field(description="win, draw, loss")
+    phase: dict[str, InsightGroup] = Field(description="opening, middlegame, endgame (Lichess)")
+    clock: dict[str, InsightGroup] = Field(description="by the time left before the move")
+    opening: dict[str, InsightGroup] = Field(description="by opening family")
+    month: dict[str, InsightGroup] = Field(description="the trend, month by month")
+    blunder_themes: dict[str, BlunderTheme] = Field(
+        description="what the blunders allowed or missed (puzzle themes' names)"
+    )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from kibitz.adapters.store_models import Commentary, Sync, SyncGame, TrackedPlayer, Worker
 from kibitz.adapters.store_sql import SqlStore
-from kibitz.read import analysis, games, live, matches, problems, robots, training
+from kibitz.read import analysis, games, insights, live, matches, problems, robots, training
 
 
 class Reader:
@@ -137,3 +137,7 @@ class Reader:
     async def dashboard(self, player: str, days: int, now: float) -> dict[str, Any]:
         """The player's puzzle dashboard over `days` days, due cards and streaks."""
         return await self.store.read(lambda s: training.dashboard(s, player, days, now))
+
+    async def insights(self, player: str) -> dict[str, Any]:
+        """The player's insights across their analysed games; NotFound when none is."""
+        return await self.store.read(lambda s: insights.insights(s, player))

@@ -61,8 +61,6 @@ def cards_of(source: CardSource, now: float) -> list[NewCard]:
             source.start_score,
             color,
         ):
-            if m.best_uci is None:
-                continue  # no engine move stored to compare with
             out.append(
                 NewCard(
                     id=f"{player}:{source.game_id}:{m.ply}",
@@ -172,8 +170,10 @@ def _move(board: chess.Board, uci: str) -> chess.Move:
     return move
 
 
-async def check_answer(ctx: Context, card: Card, move: chess.Move) -> tuple[bool, float | None]:
-    """(right, winning chances lost against the best) of an answer to a card."""
+async def check_answer(
+    ctx: Context, card: Card, move: chess.Move
+) -> tuple[bool, float | None, str | None]:
+    """(right, winning chances lost against the best, the best move) of an answer."""
     board = chess.Board(card.fen)
     if card.kind == "puzzle":
         stored = await ctx.store.problems.solution(card.problem_id or "")
@@ -181,31 +181,36 @@ async def check_answer(ctx: Context, card: Card, move: chess.Move) -> tuple[bool
             raise NotFound(f"no puzzle {card.problem_id!r}")
         expected = chess.Move.from_uci(stored[2][0])
         last = len(stored[2]) == 1
-        board.push(move)
-        right = move == expected or (last and board.is_checkmate())
-        return right, None
-    if card.best_uci == move.uci():
-        return True, 0.0
-    if card.played_uci == move.uci():
-        return False, None  # the mistake itself
+        after = board.copy(stack=False)
+        after.push(move)
+        right = move == expected or (last and after.is_checkmate())
+        return right, None, expected.uci()
+    best_uci = card.best_uci
+    if best_uci == move.uci():
+        return True, 0.0, best_uci
     known = await ctx.store.training.known_answer(card.id, move.uci())
-    if known is not None:
-        return known
-    nodes = ctx.settings.deep_nodes
+    if known is not None and best_uci is not None:
+        return known[0], known[1], best_uci
+    if card.played_uci == move.uci() and best_uci is not None:
+        return False, None, best_uci  # the mistake itself
     white = board.turn == chess.WHITE
-    best_board = board.copy(stack=False)
-    best_board.push_uci(card.best_uci or "")
     after = board.copy(stack=False)
     after.push(move)
+    # The best line's value: the position after the engine's move, or (a game annotated
+    # without best moves) the position itself, searched at the same budget as the answer.
+    reference = board.copy(stack=False)
+    if best_uci is not None:
+        reference.push_uci(best_uci)
     found = await ctx.evaluator.evaluate_all(
-        [best_board, after], nodes, lambda: "interactive-quick", who="training"
+        [reference, after], ctx.settings.deep_nodes, lambda: "interactive-quick", who="training"
     )
-    best = training.chances(found[0][0].score, white, best_board)
+    best_uci = best_uci or found[0][0].best_uci
+    best = training.chances(found[0][0].score, white, reference)
     played = training.chances(found[1][0].score, white, after)
-    right = training.accepted(best, played)
+    right = training.accepted(best, played) and move.uci() != card.played_uci
     loss = round(best - played, 4)
     await ctx.store.training.remember_answer(card.id, move.uci(), right, loss)
-    return right, loss
+    return right, loss, best_uci
 
 
 async def answer(ctx: Context, card_id: str, move_uci: str) -> dict[str, Any]:
@@ -217,20 +222,14 @@ async def answer(ctx: Context, card_id: str, move_uci: str) -> dict[str, Any]:
         raise NotFound(f"no card {card_id!r}")
     board = chess.Board(card.fen)
     move = _move(board, move_uci)
-    right, loss = await check_answer(ctx, card, move)
+    right, loss, best_uci = await check_answer(ctx, card, move)
     now = ctx.clock.now()
     schedule, due = training.review(card.schedule, right, now)
     if not await ctx.store.training.review(card, move.uci(), right, schedule, due, now):
         raise Conflict(f"card {card_id} was answered meanwhile; load your due cards again")
     best = None
-    if card.kind == "mistake" and card.best_uci:
-        best_move = chess.Move.from_uci(card.best_uci)
-        best = {"uci": card.best_uci, "san": board.san(best_move)}
-    elif card.kind == "puzzle":
-        stored = await ctx.store.problems.solution(card.problem_id or "")
-        if stored is not None:
-            first = chess.Move.from_uci(stored[2][0])
-            best = {"uci": first.uci(), "san": board.san(first)}
+    if best_uci is not None and chess.Move.from_uci(best_uci) in board.legal_moves:
+        best = {"uci": best_uci, "san": board.san(chess.Move.from_uci(best_uci))}
     return {
         "id": card_id,
         "correct": right,
