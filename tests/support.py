@@ -7,7 +7,7 @@ import csv
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chess
 import chess.pgn
@@ -172,3 +172,32 @@ def write_match_positions(session: Any, store: Any, fens: list[str] = MATCH_POSI
     session.execute(
         store.insert(ProblemTheme), [{"problem_id": r["id"], "theme": "advantage"} for r in rows]
     )
+
+
+if TYPE_CHECKING:
+    from kibitz.ports.store import StoredPuzzle
+
+
+def stored_puzzle(puzzle_id: str, **values: Any) -> StoredPuzzle:
+    """A puzzle as the store keeps it (after 1.f3?, 1...e5 wins; Ann vs Bo), with `values`
+    changed; its game id is the id before "-"."""
+    from kibitz.ports.store import StoredPuzzle
+
+    fields: dict[str, Any] = {
+        "id": puzzle_id,
+        "game_id": puzzle_id.rsplit("-", 1)[0],
+        "ply": 1,
+        "fen": chess.STARTING_FEN,
+        "blunder_uci": "f2f3",
+        "solution": ["e7e5"],
+        "kind": "advantage",
+        "themes": ["advantage", "short"],
+        "rating": 1500,
+        "solver_color": "black",
+        "white_id": "ann",
+        "black_id": "bo",
+        "final_cp": -300,
+        "final_mate": None,
+        "generator_version": 1,
+    }
+    return StoredPuzzle(**{**fields, **values})

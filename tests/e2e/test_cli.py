@@ -229,7 +229,8 @@ def test_train_reviews_the_due_cards_of_a_players_blunders_in_the_terminal(
     assert "'zz' is not a legal move here" in review.stdout
     assert ": right. Next review" in review.stdout and "wrong: " in review.stdout
     assert f"reviewed 2: 1 right, 1 wrong; {total - 2} still due" in review.stdout
-    assert kibitz(tmp_path, "train", "no body!").returncode == 2
+    refused = kibitz(tmp_path, "train", "x" * 70)
+    assert refused.returncode == 2 and "is not a player's name" in refused.stderr
 
 
 def test_problems_generate_waits_for_the_search_then_pool_lists_the_themes(

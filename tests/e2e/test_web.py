@@ -465,3 +465,58 @@ def test_a_game_without_opening_tags_is_named_from_its_moves(
     page.goto(server.url + "/players/Tagless")
     page.locator("a.game-link").first.click()
     expect(page.locator("main p.muted").first).to_contain_text("Ruy Lopez: Morphy Defense")
+
+
+def test_a_puzzle_streak_rates_the_solver_rises_and_keeps_the_best(
+    server: Server, page: Page, tmp_path: Path
+) -> None:
+    opera_puzzle(server)  # the demo's puzzles are there
+    page.goto(f"{server.url}/problems?solver=Streaker&mode=streak")
+    trainer = page.locator("#trainer")
+    expect(trainer).to_have_attribute("data-state", "play")
+    solved = 0
+    last_rating = -1
+
+    def solution_of(puzzle_id: str) -> list[str]:  # the demo may still be adding puzzles
+        with sqlite3.connect(server.home / "kibitz.db") as db:
+            row = db.execute("SELECT solution FROM problems WHERE id = ?", (puzzle_id,)).fetchone()
+        return list(json.loads(row[0]))
+
+    for _ in range(3):
+        puzzle_id = trainer.get_attribute("data-loaded")
+        assert puzzle_id is not None
+        rating = httpx.get(f"{server.url}/api/problems/{puzzle_id}").json()["rating"]
+        assert rating > last_rating  # rising
+        last_rating = rating
+        solution = solution_of(puzzle_id)
+        for step in range(0, len(solution), 2):
+            before = trainer.get_attribute("data-fen")
+            click_move(page, solution[step], board="#trainer-board")
+            if step + 1 < len(solution):  # the reply is played, then it is our move again
+                page.wait_for_function(
+                    "f => document.getElementById('trainer').dataset.fen !== f", arg=before
+                )
+        solved += 1
+        expect(page.locator("#trainer-rating")).to_contain_text("Your puzzle rating:")
+        # The next, harder puzzle comes by itself; or none is left and the streak ends there.
+        page.wait_for_function(
+            """id => { const t = document.getElementById('trainer').dataset;
+                       return t.streakOver !== undefined
+                           || (t.state === 'play' && t.loaded !== id); }""",
+            arg=puzzle_id,
+            timeout=15_000,
+        )
+        if trainer.get_attribute("data-streak-over") is not None:
+            break  # no harder puzzle left
+        expect(page.locator("#trainer-streak")).to_have_text(f"Streak: {solved}")
+    else:  # three solved and more left: a wrong move ends the streak
+        board = chess.Board(trainer.get_attribute("data-fen") or "")
+        current = solution_of(trainer.get_attribute("data-loaded") or "")
+        wrong = next(
+            m.uci() for m in board.legal_moves if m.uci() != current[0] and not m.promotion
+        )
+        click_move(page, wrong, board="#trainer-board")
+    expect(page.locator("#trainer-streak")).to_contain_text(f"Streak over: {solved} solved")
+    snap(page, "streak", tmp_path)
+    dash = httpx.get(f"{server.url}/api/training/Streaker/dashboard?days=1").json()
+    assert dash["best_streak"] == solved and dash["rated_attempts"] >= solved

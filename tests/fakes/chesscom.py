@@ -16,20 +16,17 @@ broken item can be put into a month.
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import chess
 import chess.pgn
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kibitz.runtime.cluster import free_port
+from tests.fakes.server import ThreadedServer
 
 BASE_END_TIME = 1_701_000_000  # 2023-11-26, seconds
 API = "https://api.chess.com/pub/player"
@@ -116,13 +113,15 @@ class FakeChessCom:
     requests: list[str] = field(default_factory=list)
     active: int = 0
     max_active: int = 0
-    port: int = 0
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    http: ThreadedServer = field(default_factory=ThreadedServer)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.http.url
+
+    @property
+    def port(self) -> int:
+        return self.http.port
 
     def add_user(
         self, name: str, count: int, seed: int = 3, days_apart: float = 9.0
@@ -189,23 +188,13 @@ class FakeChessCom:
             self.active -= 1
 
     def start(self) -> FakeChessCom:
-        self.port = free_port()
-        app = Starlette(
-            routes=[
+        self.http.serve(
+            [
                 Route("/pub/player/{username}/games/archives", self.archives),
                 Route("/pub/player/{username}/games/{year}/{month}", self.month),
             ]
         )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            threading.Event().wait(0.01)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(5)
+        self.http.stop()

@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import chess
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from kibitz.runtime.cluster import free_port
+from tests.fakes.server import ThreadedServer
 
 BASE_TIME_MS = 1_700_000_000_000
 OPENINGS = [
@@ -191,13 +189,15 @@ class FakeLichess:
     live: dict[str, list[LiveGame]] = field(default_factory=dict)  # user → games in order
     active: int = 0
     max_active: int = 0
-    port: int = 0
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    http: ThreadedServer = field(default_factory=ThreadedServer)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.http.url
+
+    @property
+    def port(self) -> int:
+        return self.http.port
 
     def add_user(self, name: str, count: int, seed: int = 7) -> list[dict[str, Any]]:
         rng = random.Random(seed)
@@ -341,27 +341,17 @@ class FakeLichess:
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     def start(self) -> FakeLichess:
-        self.port = free_port()
-        app = Starlette(
-            routes=[
+        self.http.serve(
+            [
                 Route("/api/games/user/{username}", self.export),
                 Route("/api/users/status", self.users_status),
                 Route("/api/stream/game/{game_id}", self.stream_game),
             ]
         )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            threading.Event().wait(0.01)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(5)
+        self.http.stop()
 
 
 def _line(obj: dict[str, Any]) -> bytes:

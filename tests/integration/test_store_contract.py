@@ -34,6 +34,7 @@ from kibitz.ports.store import (
     StoredPuzzle,
 )
 from tests.fakes.lichess import BASE_TIME_MS, random_game
+from tests.support import stored_puzzle
 from tests.twins.store import MemoryStore
 
 
@@ -136,24 +137,7 @@ async def test_an_analysis_lease_is_held_until_it_expires_and_attempts_end_in_fa
 
 
 def _puzzle(i: int) -> StoredPuzzle:
-    board = chess.Board()
-    return StoredPuzzle(
-        id=f"g{i}-1",
-        game_id=f"g{i}",
-        ply=1,
-        fen=board.fen(),
-        blunder_uci="f2f3",
-        solution=["e7e5"],
-        kind="advantage",
-        themes=["advantage", "short"],
-        rating=1500,
-        solver_color="black",
-        white_id="ann",
-        black_id="bo",
-        final_cp=-300,
-        final_mate=None,
-        generator_version=1,
-    )
+    return stored_puzzle(f"g{i}-1")
 
 
 async def test_concurrent_clients_are_served_distinct_puzzles_least_recently_served_first(

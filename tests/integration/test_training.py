@@ -5,36 +5,17 @@ theme named weak."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
-
-import chess
 
 from kibitz.adapters.repositories_sql import SqlRepositories
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain import training
 from kibitz.ports.store import ProblemScanResult, StoredPuzzle
 from kibitz.read.reader import Reader
+from tests.support import stored_puzzle
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
-BASE = StoredPuzzle(
-    id="",
-    game_id="",
-    ply=1,
-    fen=chess.Board().fen(),
-    blunder_uci="f2f3",
-    solution=["e7e5"],
-    kind="advantage",
-    themes=[],
-    rating=1500,
-    solver_color="black",
-    white_id="ann",
-    black_id="bo",
-    final_cp=-300,
-    final_mate=None,
-    generator_version=1,
-)
 
 
 async def test_failures_gathered_in_one_theme_make_it_weak_and_the_numbers_add_up(
@@ -52,9 +33,7 @@ async def test_failures_gathered_in_one_theme_make_it_weak_and_the_numbers_add_u
             for i in range(wins + fails):
                 rating = 1300 + 50 * i
                 pid = f"{theme}{i}-1"
-                puzzles.append(
-                    replace(BASE, id=pid, game_id=f"{theme}{i}", themes=[theme], rating=rating)
-                )
+                puzzles.append(stored_puzzle(pid, themes=[theme], rating=rating))
                 outcomes.append((pid, i < wins, rating))
         scan = ProblemScanResult("x", 1, 1, 1, [], 0.1)
         await repos.problems.save_scan(scan, puzzles, NOW)
@@ -63,7 +42,7 @@ async def test_failures_gathered_in_one_theme_make_it_weak_and_the_numbers_add_u
             await repos.training.rate_attempt("ann", pid, solved, at, training.rate)
         # A second attempt is not a first one; an attempt 40 days ago is outside 30 days.
         await repos.training.rate_attempt("ann", "fork0-1", False, NOW, training.rate)
-        old = replace(BASE, id="old-1", game_id="old", themes=["pin"], rating=2500)
+        old = stored_puzzle("old-1", themes=["pin"], rating=2500)
         await repos.problems.save_scan(scan, [old], NOW)
         await repos.training.rate_attempt("ann", "old-1", False, NOW - 40 * DAY, training.rate)
 

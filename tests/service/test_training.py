@@ -104,7 +104,7 @@ async def test_mistakes_become_cards_due_tomorrow_and_answers_move_them_as_fsrs_
     with pytest.raises(NotFound):
         await training.answer(twin.ctx, "nobody:x:1", "e2e4")
     with pytest.raises(InvalidInput):
-        await training.due_cards(twin.ctx, "no such name!")
+        await training.due_cards(twin.ctx, "x" * 70)
 
 
 def _mate_puzzle(i: int, rating: int, themes: list[str]) -> StoredPuzzle:
@@ -169,3 +169,34 @@ async def test_a_sequence_of_attempts_moves_the_ratings_as_the_glicko2_library_c
         pid: abs(p["glicko"].rating - player.rating) for pid, p in twin.store.state.problems.items()
     }
     assert near["id"] == min(distance, key=lambda k: distance[k])
+
+
+async def test_a_puzzle_of_a_players_game_is_a_card_answered_by_its_first_move(
+    twin_factory: Any,
+) -> None:
+    from kibitz.domain.games import game_from_pgn, split_pgn
+
+    clock = ManualClock(START)
+    twin: Twin = await twin_factory(clock=clock, deep_nodes=100_000, problem_nodes=300_000)
+    classics = Path(problems.__file__).parent.parent / "demo" / "classics.pgn"
+    opera = game_from_pgn(split_pgn(classics.read_text())[0].pgn or "")
+    await twin.store.players.follow("paul morphy", "Paul Morphy", True)
+    await twin.store.games.store_games([(opera, None, None)], START)
+    await twin.start("analysis", "problems", "training")
+    await request_analysis(twin.ctx, opera.id, "batch")
+    card = await until(
+        lambda: next((c for c in twin.store.state.cards.values() if c["kind"] == "puzzle"), None),
+        timeout=60,
+    )
+    puzzle = twin.store.state.problems[card["problem_id"]]
+    assert card["player_id"] == "paul morphy" and card["game_id"] == opera.id
+    board = chess.Board(puzzle["fen"])
+    board.push_uci(puzzle["blunder_uci"])
+    assert card["fen"] == board.fen()  # the position to solve
+    clock.t += 2 * DAY
+    wrong_move = next(m.uci() for m in board.legal_moves if m.uci() != puzzle["solution"][0])
+    wrong = await training.answer(twin.ctx, card["id"], wrong_move)
+    assert not wrong["correct"] and wrong["best"]["uci"] == puzzle["solution"][0]
+    clock.t = wrong["due"] + 1
+    right = await training.answer(twin.ctx, card["id"], puzzle["solution"][0])
+    assert right["correct"] and right["due"] > wrong["due"]

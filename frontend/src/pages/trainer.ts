@@ -255,6 +255,11 @@ class Trainer {
     try {
       await this.start(await api<Puzzle>("GET", `/api/problems/random?${params}`));
     } catch (e) {
+      if (this.streakMode && this.streak > 0 && e instanceof ApiError && e.status === 404) {
+        await this.streakOver(); // no harder puzzle left: the streak ends there, unbroken
+        $("trainer-turn").textContent = "No harder puzzle left.";
+        return;
+      }
       $("trainer-turn").textContent = e instanceof ApiError ? e.message : "No puzzle yet.";
     }
   }

@@ -46,10 +46,20 @@ def player_id(name: str, source: str = "lichess") -> str:
     return name.lower() + (CHESSCOM_SUFFIX if source == "chesscom" else "")
 
 
+MAX_NAME = 64  # a stored player name's length
+
+
 def player_key(username: str) -> str:
-    """The player id of a name as users write it: a Lichess username, or a chess.com one
-    followed by @chess.com. InvalidInput when it is neither."""
-    return player_id(*site_of(username))
+    """The player id of a name as users write it: a chess.com username followed by
+    @chess.com, or any other player's name as their games carry it (a Lichess username, or a
+    PGN's "Ada Tester"), lower case. InvalidInput for an empty, overlong or unprintable
+    name."""
+    name = username.strip()
+    if name.lower().endswith(CHESSCOM_SUFFIX):
+        return player_id(*site_of(name))
+    if not name or len(name) > MAX_NAME or not name.isprintable() or "/" in name:
+        raise InvalidInput(f"{username[:40]!r} is not a player's name (1-{MAX_NAME} characters)")
+    return name.lower()
 
 
 def site_of(username: str, source: str | None = None) -> tuple[str, str]:
