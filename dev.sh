@@ -128,16 +128,30 @@ case "${1:-}" in
     ensure_chromium
     ensure_postgres
     ensure_frontend check
-    echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench
-    echo "== mypy"; .venv/bin/mypy
-    echo "== layering"; .venv/bin/lint-imports --no-cache
-    echo "== front end: tsc"; (cd frontend && npm run -s check)
+    # The quality gates run beside the suite (they are CPU work while the suite mostly waits
+    # on processes); their output follows the suite's, and either failing fails the command.
+    gates_log=$(mktemp)
+    (
+      set -e
+      echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench
+      echo "== mypy"; .venv/bin/mypy
+      echo "== layering"; .venv/bin/lint-imports --no-cache
+      echo "== front end: tsc"; (cd frontend && npm run -s check)
+    ) > "$gates_log" 2>&1 &
+    gates=$!
     # The suite runs in worker processes (tests/conftest.py says how it is spread over them);
     # the tests that measure latency run afterwards, alone on the machine.
-    echo "== pytest"
-    .venv/bin/pytest -n "${KIBITZ_TEST_WORKERS:-4}" --dist loadgroup --no-loadscope-reorder -m "not solo" "$@"
-    echo "== pytest: latency, alone"
+    echo "== pytest (set-up took ${SECONDS}s)"
+    suite=0
+    .venv/bin/pytest -n "${KIBITZ_TEST_WORKERS:-4}" --dist loadgroup --no-loadscope-reorder -m "not solo" "$@" || suite=$?
+    gated=0
+    wait "$gates" || gated=$?
+    cat "$gates_log"; rm -f "$gates_log"
+    [ "$gated" -eq 0 ] || { echo "== the quality gates failed" >&2; exit "$gated"; }
+    [ "$suite" -eq 0 ] || exit "$suite"
+    echo "== pytest: latency, alone (${SECONDS}s so far)"
     .venv/bin/pytest -m solo "$@" || { rc=$?; [ "$rc" -eq 5 ] || exit "$rc"; }  # 5: none chosen
+    echo "== all passed in ${SECONDS}s"
     ;;
   *)
     echo "usage: ./dev.sh serve [kibitz serve options] | ./dev.sh test [pytest options]" >&2
