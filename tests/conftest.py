@@ -35,6 +35,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         defs = fixtures.name2fixturedefs.values() if fixtures else []
         if any(d[-1].scope == "module" for d in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))  # type: ignore[attr-defined]
+    if getattr(config.option, "loadgroup", False):  # in a worker of `--dist loadgroup`
+        _name_groups(items)
 
     def seconds(item: pytest.Item) -> float:
         mark = item.get_closest_marker("slow")
@@ -47,6 +49,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     quick = [i for i in rest if ".unit." in i.module.__name__][:n]  # type: ignore[attr-defined]
     rest = [i for i in rest if i not in quick]
     items[:] = slow[:n] + quick + slow[n:] + rest
+
+
+def _name_groups(items: list[pytest.Item]) -> None:
+    """Put each test's group into its node id ("…@group"), which is what xdist's scheduler
+    groups by. xdist 3.8 writes it into `item._nodeid`, which pytest 9 no longer reads (its
+    node id lives in `item._id`): without this, every group was spread over the workers and a
+    module's `kibitz serve` started once per worker."""
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        names = sorted({str(m.args[0]) for m in item.iter_markers("xdist_group") if m.args})
+        if names and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")  # type: ignore[attr-defined]
 
 
 PG_ADMIN_URL = os.environ.get(

@@ -410,6 +410,9 @@ def test_every_page_fits_a_phone_screen(server: Server, browser: Browser, tmp_pa
             "live-list": "/live",
             "matches": "/matches",
             "signin": "/signin",
+            "review": "/players/Paul Morphy/review",
+            "dashboard": "/players/Paul Morphy/dashboard",
+            "insights": "/players/Paul Morphy/insights",
         }
         for name, path in pages.items():
             phone.goto(server.url + path)
