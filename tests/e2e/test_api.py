@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import chess
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, opera_puzzle, start_server, stop_server
+from tests.e2e.conftest import Server, opera_puzzle, puzzle_solution, start_server, stop_server
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -225,21 +226,28 @@ def test_analysis_is_requested_followed_over_sse_and_read(server: Server) -> Non
 
 def test_puzzles_from_the_demo_are_served_attempted_and_counted(server: Server) -> None:
     opera = opera_puzzle(server)
+    solution = puzzle_solution(server, opera)
     api = f"{server.url}/api/problems"
     puzzle = httpx.get(f"{api}/{opera}").json()
-    assert puzzle["blunder"]["san"] == "Nxb8" and puzzle["solver"] == "white"
+    assert puzzle["blunder"]["san"] in ("Qe6", "Nxb8") and puzzle["solver"] == "white"
     assert "solution" not in puzzle and "_solution_san" not in puzzle
-    assert {"mate", "mateIn1"} <= set(puzzle["themes"])
+    solver_moves = solution[0::2]
+    assert solution[-1] == "d1d8" and {"mate", f"mateIn{len(solver_moves)}"} <= set(
+        puzzle["themes"]
+    )
+    board = chess.Board(puzzle["puzzle_fen"])
+    first_san = board.san(chess.Move.from_uci(solution[0]))
 
     served = httpx.get(f"{api}/random")
     assert served.status_code == 200 and served.json()["served_count"] >= 1
 
+    too_many = [*solution, "a7a6"][: len(solver_moves) + 1]
     bad = [
-        ({"moves": "d1d8"}, 422, "moves"),
+        ({"moves": solution[0]}, 422, "moves"),
         ({"moves": []}, 422, "moves"),
         ({"moves": ["d1d9"]}, 422, "not a UCI move"),
         ({"moves": ["d1h5"]}, 422, "not legal"),
-        ({"moves": ["d1d8", "e8e7"]}, 422, "solution has 1 moves"),
+        ({"moves": too_many}, 422, f"solution has {len(solver_moves)} moves"),
     ]
     for body, status, words in bad:
         answer = httpx.post(f"{api}/{opera}/attempts", json=body)
@@ -248,15 +256,16 @@ def test_puzzles_from_the_demo_are_served_attempted_and_counted(server: Server) 
     assert httpx.post(f"{api}/nope-1/attempts", json={"moves": ["e2e4"]}).status_code == 404
     assert httpx.get(f"{api}/{opera}").json()["attempts"] == 0  # refused ones count nothing
 
-    wrong = httpx.post(f"{api}/{opera}/attempts", json={"moves": ["d1d2"]}).json()
-    assert wrong["correct"] is False and wrong["expected"]["san"] == "Rd8#"
-    right = httpx.post(f"{api}/{opera}/attempts", json={"moves": ["d1d8"]}).json()
+    other = next(m.uci() for m in board.legal_moves if m.uci() != solution[0])
+    wrong = httpx.post(f"{api}/{opera}/attempts", json={"moves": [other]}).json()
+    assert wrong["correct"] is False and wrong["expected"]["san"] == first_san
+    right = httpx.post(f"{api}/{opera}/attempts", json={"moves": solver_moves}).json()
     assert right["complete"] is True and (right["attempts"], right["successes"]) == (2, 1)
 
     assert httpx.get(f"{api}/random", params={"theme": "nonsense"}).status_code == 422
     assert httpx.get(f"{api}/random", params={"player": "nobody"}).status_code == 404
     pool = httpx.get(f"{api}/pool").json()
-    assert pool["total"] >= 1 and pool["by_theme"]["mateIn1"]["total"] >= 1
+    assert pool["total"] >= 1 and pool["by_theme"]["mate"]["total"] >= 1
     accepted = httpx.post(f"{api}/generate-bulk", json={"player": "Paul Morphy"})
     assert accepted.status_code == 202 and accepted.json()["games"] == 1
     assert httpx.post(f"{api}/generate-bulk", json={"player": "nobody"}).status_code == 404

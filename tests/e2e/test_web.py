@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, click_move, opera_puzzle, snap
+from tests.e2e.conftest import Server, click_move, opera_puzzle, puzzle_solution, snap
 from tests.fakes.lichess import FakeLichess
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -133,6 +133,8 @@ def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_ave
     expect(page.locator("#swing")).to_contain_text("Largest swing")
     judged = page.locator("a.move .glyph")
     assert judged.count() == page.locator("#eval-graph circle.mark").count() > 0
+    # The page reloaded with the results: its board script takes the clicks once it is ready.
+    expect(page.locator("#game")).to_have_attribute("data-ready", "1")
     first_mark = page.locator("a.move:has(.glyph)").first
     first_mark.click()
     expect(page.locator("#comment")).to_contain_text("was best")
@@ -265,20 +267,37 @@ def test_the_trainer_hints_refuses_a_wrong_move_solves_shows_the_solution_and_mo
     server: Server, page: Page, tmp_path: Path
 ) -> None:
     opera = opera_puzzle(server)
+    solution = puzzle_solution(server, opera)  # Rd8#, or Qb8+ Nxb8 Rd8#
+    before = chess.Board(httpx.get(f"{server.url}/api/problems/{opera}").json()["puzzle_fen"])
+    other = next(
+        m for m in before.legal_moves if m.uci() != solution[0] and not before.is_capture(m)
+    )
+
+    def solve() -> None:
+        for step in range(0, len(solution), 2):
+            fen = page.locator("#trainer").get_attribute("data-fen")
+            click_move(page, solution[step], board="#trainer-board")
+            if step + 1 < len(solution):  # the reply comes, then it is White's move again
+                page.wait_for_function(
+                    "f => document.getElementById('trainer').dataset.fen !== f", arg=fen
+                )
+
     page.goto(f"{server.url}/problems/{opera}")
     expect(page.locator("#trainer")).to_have_attribute("data-state", "play")
     expect(page.locator("#trainer-turn")).to_have_text("Find the best move for white.")
     expect(page.locator("#trainer-after")).to_be_hidden()  # themes and the game: no spoilers
     page.click("#trainer-hint")
-    expect(page.locator("#trainer")).to_have_attribute("data-hint", "d1")
-    click_move(page, "d1d2", board="#trainer-board")  # legal, but not the mate
-    expect(page.locator("#trainer-feedback")).to_have_text("✗ Rd2 is not the move.")
+    expect(page.locator("#trainer")).to_have_attribute("data-hint", solution[0][:2])
+    click_move(page, other.uci(), board="#trainer-board")  # legal, but not the move
+    expect(page.locator("#trainer-feedback")).to_have_text(
+        f"✗ {before.san(other)} is not the move."
+    )
     expect(page.locator("#trainer-feedback")).to_have_class(re.compile("bad"))
     page.click("#trainer-retry")
-    click_move(page, "d1d8", board="#trainer-board")
+    solve()
     expect(page.locator("#trainer-feedback")).to_contain_text("Rd8#: solved!")
     expect(page.locator("#trainer-after")).to_be_visible()
-    expect(page.locator("#trainer-meta")).to_contain_text("mateIn1")
+    expect(page.locator("#trainer-meta")).to_contain_text(f"mateIn{len(solution[0::2])}")
     expect(page.locator("#trainer-source")).to_have_attribute(
         "href", re.compile(r"^/games/\w+#ply=\d+$")
     )
@@ -289,7 +308,12 @@ def test_the_trainer_hints_refuses_a_wrong_move_solves_shows_the_solution_and_mo
     page.reload()  # given up: the whole solution is played, and the attempt counts unsolved
     expect(page.locator("#trainer")).to_have_attribute("data-state", "play")
     page.click("#trainer-solution")
-    expect(page.locator("#trainer-feedback")).to_have_text("The solution: Rd8#")
+    line = chess.Board(before.fen())
+    sans = []
+    for uci in solution:
+        sans.append(line.san(chess.Move.from_uci(uci)))
+        line.push_uci(uci)
+    expect(page.locator("#trainer-feedback")).to_have_text(f"The solution: {' '.join(sans)}")
     expect(page.locator("#trainer")).to_have_attribute("data-played", "1")
     after = httpx.get(f"{server.url}/api/problems/{opera}").json()
     assert (after["attempts"], after["successes"]) == (
@@ -300,7 +324,7 @@ def test_the_trainer_hints_refuses_a_wrong_move_solves_shows_the_solution_and_mo
     page.reload()  # next by itself once solved
     page.check("#trainer-auto")
     expect(page.locator("#trainer")).to_have_attribute("data-state", "play")
-    click_move(page, "d1d8", board="#trainer-board")
+    solve()
     expect(page.locator("#trainer")).to_have_attribute("data-state", "solved")
     expect(page.locator("#trainer")).to_have_attribute("data-state", "play", timeout=10_000)
 
