@@ -192,6 +192,6 @@ def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_t
     links = white.locator("details a")
     expect(links).to_have_count(found["colour"]["white"]["games"])
     links.first.click()
-    expect(page).to_have_url(re.compile(r"/games/\w+$"))
+    expect(page).to_have_url(re.compile(r"/games/\w+(#ply=\d+)?$"))
     page.go_back()
     snap(page, "insights", tmp_path)
