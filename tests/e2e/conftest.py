@@ -119,7 +119,7 @@ def opera_puzzle(server: Server, timeout: float = 180.0) -> str:
     began = time.monotonic()
     while time.monotonic() - began < timeout:
         games = httpx.get(f"{server.url}/api/players/Paul Morphy/games").json().get("games", [])
-        # 15...Qe6? makes the mate in two 16.Qb8+ Nxb8 17.Rd8# (ply 30), or the search only
+        # After 15...Nxd7 the puzzle is the mate in two 16.Qb8+ Nxb8 17.Rd8# (ply 30), or it
         # starts at 16...Nxb8, a mate in one (ply 32): which one the engines' hash decides.
         for ply in (32, 30) if games else ():
             answer = httpx.get(f"{server.url}/api/problems/{games[0]['id']}-{ply}")
