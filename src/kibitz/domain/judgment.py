@@ -68,6 +68,18 @@ def winning_chances(cp: float) -> float:
     return max(-1.0, min(1.0, raw))
 
 
+def pov_chances(score: Score, white: bool) -> float:
+    """The winning chances [-1, 1] of the side `white` says, for a White's-side score, as
+    Lichess's board computes them (lila `ui/lib/src/ceval/winningChances.ts`, `povChances`):
+    centipawns capped at ±1000, a mate in n counting as (21 - min(10, n)) x 100 centipawns."""
+    if score.mate is not None:
+        cp = (21 - min(10, abs(score.mate))) * 100 * (1 if score.mate > 0 else -1)
+    else:
+        cp = max(-CP_CEILING, min(CP_CEILING, score.cp or 0))
+    value = winning_chances(cp)
+    return value if white else -value
+
+
 def win_percent(cp: float) -> float:
     """White's win percentage [0, 100]; centipawns are capped at ±1000 first."""
     return 50 + 50 * winning_chances(max(-CP_CEILING, min(CP_CEILING, cp)))

@@ -5,8 +5,7 @@ Glicko-2 (`glicko2`); the dashboard's numbers as Lichess computes them.
 Sources of the rules:
 - a move is accepted when it loses less than 0.04 winning chances against the best: lila
   `ui/analyse/src/retrospect/retroCtrl.ts` (the "learn from your mistakes" check);
-- winning chances of a mate: lila `ui/lib/src/ceval/winningChances.ts` (a mate in n counts as
-  (21 - min(10, n)) x 100 centipawns);
+- winning chances: `judgment.pov_chances` (lila's board model);
 - performance = average puzzle rating - 500 + 1000 x first-try win rate, weak themes at least 3
   failures and a performance below the player's: lila
   `modules/puzzle/src/main/PuzzleDashboard.scala`.
@@ -23,7 +22,7 @@ import chess
 import fsrs
 import glicko2
 
-from kibitz.domain.judgment import Judgment, Score, judge_move, winning_chances
+from kibitz.domain.judgment import Judgment, Score, judge_move, pov_chances
 
 ACCEPT_LOSS = 0.04  # winning chances a move may lose against the best and still count
 CARD_JUDGMENTS = (Judgment.MISTAKE, Judgment.BLUNDER)
@@ -42,19 +41,15 @@ START_RATING = 1500.0
 
 
 def chances(score: Score | None, white: bool, board_after: chess.Board | None = None) -> float:
-    """The winning chances [-1, 1] of the side `white` says for a White's-side score; a
-    finished position (None) is 1 for the side that mated, 0 for a draw."""
+    """The winning chances [-1, 1] of the side `white` says for a White's-side score
+    (`judgment.pov_chances`); a finished position (None) is 1 for the side that mated, 0 for a
+    draw."""
     if score is None:
         if board_after is not None and board_after.is_checkmate():
             mated_white = board_after.turn == chess.WHITE
             return -1.0 if mated_white == white else 1.0
         return 0.0
-    if score.mate is not None:
-        signed = (21 - min(10, abs(score.mate))) * 100 * (1 if score.mate > 0 else -1)
-        value = winning_chances(signed)
-    else:
-        value = winning_chances(max(-1000, min(1000, score.cp or 0)))
-    return value if white else -value
+    return pov_chances(score, white)
 
 
 def accepted(best: float, played: float) -> bool:
