@@ -943,6 +943,8 @@ class MemoryTraining:
             for k, v in sides.items()
             if k is not None and (k == player if player is not None else k in self.s.players)
         }
+        if not trainees:
+            return None
         puzzles = []
         for p in self.s.problems.values():
             if p["game_id"] == game_id:

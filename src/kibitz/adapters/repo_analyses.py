@@ -18,7 +18,8 @@ from kibitz.errors import Conflict, GameNotFound
 from kibitz.ports.store import AnalysisJob, Claim, PhaseResult
 
 
-def _input(game: Game, evals: Sequence[PlyEval] = ()) -> GameInput:
+def game_input(game: Game, evals: Sequence[PlyEval] = ()) -> GameInput:
+    """A stored game as the analysis and its plugins see it, with `evals`."""
     return GameInput(
         moves_uci=game.moves_uci.split() if game.moves_uci else [],
         moves_san=game.moves_san.split() if game.moves_san else [],
@@ -103,7 +104,7 @@ class SqlAnalyses:
                 return None
             row = session.get(Analysis, game_id)
             return AnalysisJob(
-                game=_input(game),
+                game=game_input(game),
                 server_analysis=list(game.server_analysis) if game.server_analysis else None,
                 pgn_evals=list(game.pgn_evals) if game.pgn_evals else None,
                 status=row.status if row else "none",
@@ -299,7 +300,7 @@ class SqlAnalyses:
                 )
                 for e in stored
             ]
-            return _input(game, evals), row.phase
+            return game_input(game, evals), row.phase
 
         return await self.store.read(read)
 

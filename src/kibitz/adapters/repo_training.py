@@ -53,7 +53,9 @@ def puzzle_rating(problem: Problem) -> Rating:
     """A puzzle's Glicko-2 rating; never rated, its estimate with the starting deviation."""
     if problem.glicko_rating is None:
         return Rating(float(problem.rating), START_RD, START_VOL)
-    return Rating(problem.glicko_rating, problem.glicko_rd or START_RD, problem.glicko_vol or 0.06)
+    return Rating(
+        problem.glicko_rating, problem.glicko_rd or START_RD, problem.glicko_vol or START_VOL
+    )
 
 
 def _source(session: Session, game_id: str, player: str | None) -> CardSource | None:
@@ -70,6 +72,8 @@ def _source(session: Session, game_id: str, player: str | None) -> CardSource | 
     else:  # a game analysed: the sides of the players kibitz syncs
         known = set(session.scalars(select(Player.id).where(Player.id.in_(list(sides)))))
         trainees = {k: v for k, v in sides.items() if k in known}
+    if not trainees:
+        return None  # nobody here trains on this game: nothing more to read
     rows = {
         phase: session.execute(
             select(MoveEval.ply, MoveEval.cp, MoveEval.mate, MoveEval.best_uci)

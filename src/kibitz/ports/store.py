@@ -276,7 +276,7 @@ class Training(Protocol):
     async def card_source(self, game_id: str, player: str | None) -> CardSource | None:
         """The analysed game with its trainees: the players kibitz syncs, or only `player` when
         given (a player asking for their cards, synced or imported from PGN); None when it is
-        not analysed."""
+        not analysed or nobody trains on it."""
         ...
 
     async def unscanned(self, player: str, limit: int) -> list[str]:

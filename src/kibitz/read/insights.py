@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from kibitz.adapters.repo_analyses import game_input
 from kibitz.adapters.store_models import Analysis, Game, MoveEval
-from kibitz.domain.analysis import GameInput, PlyEval
+from kibitz.domain.analysis import PlyEval
 from kibitz.domain.insights import MoveFact, move_facts, opening_family, result_for
 from kibitz.domain.judgment import stored_score
 from kibitz.errors import NotFound
@@ -48,22 +49,6 @@ class _Group:
             "games": len(ids),
             "game_ids": ids[:SHOWN_GAMES],
         }
-
-
-def _game_input(game: Game, rows: list[MoveEval]) -> GameInput:
-    return GameInput(
-        moves_uci=game.moves_uci.split() if game.moves_uci else [],
-        moves_san=game.moves_san.split() if game.moves_san else [],
-        evals=[
-            PlyEval(score=stored_score(r.cp, r.mate), best_uci=r.best_uci, line_san=r.line_san)
-            for r in rows
-        ],
-        initial_fen=game.initial_fen,
-        clocks_cs=list(game.clocks_cs) if game.clocks_cs else None,
-        clock_initial=game.clock_initial,
-        clock_increment=game.clock_increment,
-        result=game.result,
-    )
 
 
 def insights(session: Session, player: str) -> dict[str, Any]:
@@ -104,7 +89,11 @@ def insights(session: Session, player: str) -> dict[str, Any]:
             if game.played_at_ms is not None
             else "undated",
         }
-        for fact in move_facts(_game_input(game, rows), white):
+        evals = [
+            PlyEval(score=stored_score(r.cp, r.mate), best_uci=r.best_uci, line_san=r.line_san)
+            for r in rows
+        ]
+        for fact in move_facts(game_input(game, evals), white):
             overall.add(game.id, fact)
             for dimension, key in keys.items():
                 groups[dimension][key].add(game.id, fact)

@@ -250,10 +250,10 @@ class SyncWorker:
             payload.username, since_ms=at.cursor, until_ms=payload.until_ms, max_games=remaining
         ):
             game_key = _game_key(obj, chesscom)
-            seen_as = game_key or (hashlib.sha256(line.encode()).hexdigest() if chesscom else None)
-            if seen_as is not None and seen_as in at.seen:
-                continue  # sent again by a retry that started at an inclusive cursor
-            if seen_as is not None:
+            if chesscom:  # a retry starts at an inclusive cursor: skip what it sends again
+                seen_as = game_key or hashlib.sha256(line.encode()).hexdigest()
+                if seen_as in at.seen:
+                    continue
                 at.seen.add(seen_as)
             at.received += 1
             received = at.received

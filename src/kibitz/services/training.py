@@ -100,7 +100,7 @@ async def make_cards(ctx: Context, game_id: str, player: str | None = None) -> i
     """Make the cards of an analysed game (for `player` only, when given); returns how many
     are new. Replaying the moves is CPU work: it runs off the event loop."""
     source = await ctx.store.training.card_source(game_id, player)
-    if source is None or not source.trainees:
+    if source is None:
         return 0
     cards = await ctx.run_cpu(cards_of, source, ctx.clock.now())
     return await ctx.store.training.add_cards(game_id, list(source.trainees), cards)
