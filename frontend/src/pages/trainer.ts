@@ -166,8 +166,8 @@ class Trainer {
       this.say(`✗ ${body.played?.san ?? uci} is not the move.`, "bad");
       this.setState("wrong");
       if (this.streakMode) await this.streakOver();
-      await wait(600);
-      this.show(this.fen, this.last, false);
+      await wait(600); // the wrong move stays on the board a moment, then is taken back,
+      if (this.state === "wrong") this.show(this.fen, this.last, false); // unless retried
       return;
     }
     this.moves.push(uci);
