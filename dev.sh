@@ -54,6 +54,18 @@ ensure_chromium() {
   apt_install chromium
 }
 
+ensure_kafka() {  # Apache Kafka's jars from Maven Central, run with the machine's Java
+  if ! command -v java >/dev/null; then
+    echo "installing Debian's Java …"
+    apt_install default-jre-headless
+  fi
+  if ! command -v mvn >/dev/null; then
+    echo "installing Debian's Maven …"
+    apt_install maven
+  fi
+  .venv/bin/kibitz bus fetch-kafka >/dev/null || { echo "cannot fetch Apache Kafka" >&2; exit 1; }
+}
+
 ensure_node() {
   if command -v node >/dev/null && command -v npm >/dev/null; then return; fi
   echo "installing Debian's nodejs and npm …"
@@ -127,6 +139,7 @@ case "${1:-}" in
     ensure_espeak
     ensure_chromium
     ensure_postgres
+    ensure_kafka
     ensure_frontend check
     # The quality gates run beside the suite (they are CPU work while the suite mostly waits
     # on processes); their output follows the suite's, and either failing fails the command.

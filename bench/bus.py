@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.ports import EventLog, TopicSpec
-from kibitz.runtime.cluster import start_broker
+from kibitz.runtime.kafka import fetch, start_kafka
 
 PAYLOAD = (
     b'{"id":"00000000-0000-0000-0000-000000000000","type":"probe","key":"k","payload":{"n":1}}'
@@ -116,7 +116,8 @@ async def main(events: int) -> None:
         await embedded.start()
         embedded_rate = await run_adapter(embedded, events)
         await embedded.close()
-        broker = start_broker(Path(tmp) / "broker")
+        fetch()
+        broker = start_kafka(Path(tmp) / "broker")
         try:
             # Interleaved, so a broker that slows as it fills weighs on both alike.
             kafka = KafkaEventLog(

@@ -1,8 +1,14 @@
-"""Shared fixtures: a Kafka-protocol broker, a fresh PostgreSQL database per run, event logs."""
+"""Shared fixtures: Apache Kafka, a fresh PostgreSQL database per run, event logs."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import shutil
+import signal
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,9 +20,9 @@ import pytest
 from kibitz.adapters.eventlog_kafka import KafkaEventLog
 from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.ports import EventLog
-from kibitz.runtime.cluster import LocalBroker, start_broker
+from kibitz.runtime.cluster import LocalBroker
+from kibitz.runtime.kafka import start_kafka
 from tests.fakes.lichess import FakeLichess
-from tests.fakes.s3 import LocalS3, start_s3
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -69,18 +75,43 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+RUN_DIR = "KIBITZ_TEST_RUN_DIR"  # shared by the run's processes (xdist workers inherit it)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not os.environ.get(RUN_DIR):  # the first process of the run (xdist's controller)
+        os.environ[RUN_DIR] = tempfile.mkdtemp(prefix="kibitz-run-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's last act, in its first process: stop the shared broker, if one started."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    run = Path(os.environ.pop(RUN_DIR, "") or "/nonexistent")
+    state = run / "broker.json"
+    if state.exists():
+        pid = int(json.loads(state.read_text())["pid"])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # a test broker: its log is thrown away with it
+    shutil.rmtree(run, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap address of a Kafka-protocol broker: KIBITZ_TEST_KAFKA, or Tansu started here."""
+def broker() -> str:
+    """Bootstrap address of Apache Kafka: KIBITZ_TEST_KAFKA, or one broker for the whole run,
+    started by the first worker that needs it (the others wait on a lock, then use it) and
+    stopped when the run ends."""
     given = os.environ.get("KIBITZ_TEST_KAFKA")
     if given:
-        yield given
-        return
-    local: LocalBroker = start_broker(tmp_path_factory.mktemp("broker"))
-    try:
-        yield local.bootstrap
-    finally:
-        local.stop()
+        return given
+    run = Path(os.environ[RUN_DIR])
+    with (run / "broker.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = run / "broker.json"
+        if not state.exists():
+            local: LocalBroker = start_kafka(run / "broker")
+            state.write_text(json.dumps({"pid": local.process.pid, "bootstrap": local.bootstrap}))
+        return str(json.loads(state.read_text())["bootstrap"])
 
 
 def drop_database(name: str, attempts: int = 5) -> None:
@@ -175,21 +206,11 @@ def fake_lichess() -> Iterator[FakeLichess]:
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[str]:
-    """A local broker for one test: whole-app tests use fixed topic names, so they must not
+    """An Apache Kafka for one test: whole-app tests use fixed topic names, so they must not
     share one (KIBITZ_TEST_KAFKA, when set, serves the contract suite)."""
-    local = start_broker(tmp_path / "own-broker")
+    local = start_kafka(tmp_path / "own-broker")
     try:
         yield local.bootstrap
     finally:
-        local.stop()
-
-
-@pytest.fixture
-def s3_store(tmp_path: Path) -> Iterator[LocalS3]:
-    """An S3 server on 127.0.0.1 with an empty bucket, where a broker keeps a log that
-    outlives the broker process."""
-    store = start_s3(tmp_path / "s3")
-    try:
-        yield store
-    finally:
-        store.stop()
+        local.process.kill()  # its log is thrown away with it: no clean shutdown to wait for
+        local.process.wait()

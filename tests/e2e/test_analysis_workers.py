@@ -15,7 +15,6 @@ import pytest
 from kibitz.domain.analysis import BUILTIN_PLUGINS
 from tests.e2e.conftest import KIBITZ
 from tests.fakes.lichess import FakeLichess
-from tests.fakes.s3 import LocalS3
 
 pytestmark = pytest.mark.kafka
 
@@ -133,11 +132,11 @@ def test_a_worker_killed_mid_batch_leaves_every_game_done_with_one_result_per_pl
 
 @pytest.mark.slow(180)
 def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
-    tmp_path: Path, fresh_pg_url: str, fake_lichess: FakeLichess, s3_store: LocalS3
+    tmp_path: Path, fresh_pg_url: str, fake_lichess: FakeLichess
 ) -> None:
     """The services analysis needs, each its own process (`kibitz up --distributed --services
-    ingest,store,scheduler,analysis`: the others would only add load) on PostgreSQL and the broker
-    (its log in S3, so that it outlives the broker process): 200 games imported from the fake
+    ingest,store,scheduler,analysis`: the others would only add load) on PostgreSQL and Apache
+    Kafka (its log on disk: it outlives the broker process): 200 games imported from the fake
     Lichess and analysed by 3 workers while a random worker is SIGKILLed and restarted five
     times and the broker is stopped for 30 s and started again. Every game ends analysed once
     per plugin version, with one evaluation per ply and phase; nothing is left queued,
@@ -162,8 +161,6 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
         "KIBITZ_ANALYSIS_LEASE": "4",  # a killed worker's games move on after 4 s, not 20
         "KIBITZ_EVAL_CACHE": "false",
         "KIBITZ_API_TOKEN": "",
-        "KIBITZ_BROKER_STORAGE": s3_store.storage,
-        **s3_store.broker_env(),
         "COLUMNS": "200",
     }
     home = tmp_path / "home"

@@ -173,3 +173,16 @@ def replay_match(match_id: Annotated[str, typer.Argument(help="The match's id.")
                 f"  {key}: log {(rebuilt or {}).get(key)!r} != store {(stored or {}).get(key)!r}"
             )
     raise typer.Exit(1)
+
+
+@bus_app.command("fetch-kafka")
+def fetch_kafka() -> None:
+    """Fetch Apache Kafka's jars from Maven Central with Maven, once (`kibitz up
+    --distributed` and the tests run them with Java 17 or newer)."""
+    from kibitz.runtime.kafka import fetch, kafka_version
+
+    try:
+        libs = fetch()
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"Apache Kafka {kafka_version()} in {libs}")

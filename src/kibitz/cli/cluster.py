@@ -32,14 +32,14 @@ def up(
     ] = False,
     analysis_workers: Annotated[int, typer.Option(help="Analysis worker processes.")] = 2,
     port: Annotated[int | None, typer.Option(help="The API's port (default: KIBITZ_PORT).")] = None,
-    broker_storage: Annotated[
-        str,
+    broker_data: Annotated[
+        Path | None,
         typer.Option(
-            envvar="KIBITZ_BROKER_STORAGE",
-            help="Where the local broker keeps its log: memory:// (lost when it stops) or "
-            "s3://BUCKET/ (kept; AWS_ENDPOINT, AWS_ACCESS_KEY_ID, … say which S3).",
+            envvar="KIBITZ_BROKER_DATA",
+            help="Where the local Apache Kafka keeps its log (default: KIBITZ_HOME/broker); "
+            "kept when it stops: started again on it, nothing is lost.",
         ),
-    ] = "memory://tansu/",
+    ] = None,
     services: Annotated[
         str,
         typer.Option(
@@ -48,12 +48,13 @@ def up(
         ),
     ] = "",
 ) -> None:
-    """Start a local distributed kibitz: a Kafka-protocol broker on 127.0.0.1 (Tansu, unless
-    KIBITZ_BUS_URL names Kafka), the store at KIBITZ_DATABASE_URL (PostgreSQL), the API and
-    each service as its own process. `kibitz down` stops what it started."""
+    """Start a local distributed kibitz: Apache Kafka on 127.0.0.1 (unless KIBITZ_BUS_URL
+    names a broker; its jars are fetched with Maven the first time), the store at
+    KIBITZ_DATABASE_URL (PostgreSQL), the API and each service as its own process. `kibitz
+    down` stops what it started."""
     from kibitz.runtime.cluster import stop_cluster
 
-    settings = _check_up(distributed, analysis_workers, broker_storage)
+    settings = _check_up(distributed, analysis_workers)
     chosen = _chosen_services(services)
     logs = settings.home / "logs"
     started: list[ClusterProcess] = []
@@ -61,7 +62,7 @@ def up(
     api_port = port or settings.port
     try:
         _start_processes(
-            settings, env, logs, broker_storage, analysis_workers, api_port, started, chosen
+            settings, env, logs, broker_data, analysis_workers, api_port, started, chosen
         )
     except BaseException:
         _write_cluster(settings.home, env, started)
@@ -81,9 +82,9 @@ def up(
     )
 
 
-def _check_up(distributed: bool, analysis_workers: int, broker_storage: str) -> Settings:
+def _check_up(distributed: bool, analysis_workers: int) -> Settings:
     """The settings, once `kibitz up`'s options and the machine allow a cluster; else exit 2."""
-    from kibitz.runtime.cluster import check_broker_storage, cluster_file, running_cluster
+    from kibitz.runtime.cluster import cluster_file, running_cluster
 
     if not distributed:
         raise _fail(
@@ -92,10 +93,6 @@ def _check_up(distributed: bool, analysis_workers: int, broker_storage: str) -> 
         )
     if not 1 <= analysis_workers <= 32:
         raise _fail("--analysis-workers must be between 1 and 32")
-    try:
-        check_broker_storage(broker_storage)
-    except ValueError as exc:
-        raise _fail(f"--broker-storage: {exc}") from None
     settings = _settings()
     if running_cluster(settings.home):
         raise _fail(
@@ -126,27 +123,23 @@ def _start_processes(
     settings: Settings,
     env: dict[str, str],
     logs: Path,
-    broker_storage: str,
+    broker_data: Path | None,
     analysis_workers: int,
     api_port: int,
     started: list[ClusterProcess],
     services: list[str],
 ) -> None:
-    """The broker (unless Kafka is given), the migration, every service, then the API; each
+    """Apache Kafka (unless a broker is given), the migration, every service, then the API; each
     process started is added to `started` at once (a failure stops them all)."""
-    from kibitz.runtime.cluster import (
-        ClusterProcess,
-        free_port,
-        spawn,
-        start_broker,
-        start_time,
-    )
+    from kibitz.runtime.cluster import ClusterProcess, free_port, spawn, start_time
+    from kibitz.runtime.kafka import fetch, start_kafka
 
     if settings.bus_is_kafka:
         env["KIBITZ_BUS_URL"] = settings.bus_url
     else:
         try:
-            broker = start_broker(logs, storage=broker_storage, env=env)
+            fetch()
+            broker = start_kafka(broker_data or settings.home / "broker", env=env)
         except RuntimeError as exc:
             raise _fail(f"cannot start the broker: {exc}") from None
         started.append(

