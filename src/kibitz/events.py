@@ -417,6 +417,33 @@ class RobotHealthCheck(Payload):
     unanswered: int  # commands not yet answered by any robot worker
 
 
+# --- compacted state topics: the latest state per key (seed 004) -----------------------------
+
+
+@register
+class MatchStateChanged(Payload):
+    """A match's whole state after a change (`match-state`, key: the match id): the topic,
+    compacted, keeps the latest per match, from which a view is rebuilt without the store."""
+
+    event_type = "match.state"
+    match_id: str
+    status: str
+    state: dict[str, Any]  # JSON of `kibitz.domain.matches.Match`, as the store keeps it
+
+
+@register
+class RobotStateChanged(Payload):
+    """A robot instance's state after a change (`robot-pool-state`, key: the robot id)."""
+
+    event_type = "robot.state"
+    robot_id: str
+    personality: str
+    state: str  # idle | busy | released
+    match_id: str | None = None
+    round: int | None = None
+    since: float  # clock seconds
+
+
 # --- robot commands and replies (correlation id = the request's) ------------------------------
 
 

@@ -24,8 +24,11 @@ MATCH_EVENTS = "match-events"
 ROBOT_EVENTS = "robot-orchestration-events"
 ROBOT_COMMANDS = "robot-commands"
 ROBOT_RESPONSES = "robot-responses"
+MATCH_STATE = "match-state"
+ROBOT_POOL_STATE = "robot-pool-state"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
+COMPACT = {"cleanup.policy": "compact"}
 
 BASE_TOPICS: tuple[TopicSpec, ...] = (
     # One partition: one Lichess request at a time across the deployment.
@@ -48,7 +51,13 @@ BASE_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ROBOT_EVENTS, partitions=4),
     TopicSpec(ROBOT_COMMANDS, partitions=4, retention_ms=24 * 3600 * 1000),
     TopicSpec(ROBOT_RESPONSES, partitions=4, retention_ms=24 * 3600 * 1000),
+    # Compacted: the latest state per key is kept for ever, older ones are cleaned away.
+    TopicSpec(MATCH_STATE, partitions=8, retention_ms=None, config=COMPACT),
+    TopicSpec(ROBOT_POOL_STATE, partitions=4, retention_ms=None, config=COMPACT),
 )
+
+# Compacted: the latest record per key is their meaning (seed 004).
+STATE_TOPICS: frozenset[str] = frozenset({MATCH_STATE, ROBOT_POOL_STATE})
 
 # Topics with a consumer get a retry topic (same partitioning) and a DLQ (one partition).
 CONSUMED: frozenset[str] = frozenset(

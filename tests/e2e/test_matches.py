@@ -138,10 +138,17 @@ def test_a_five_round_match_with_three_robots_over_http_then_replay(
     )
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "equal to the stored state" in " ".join(replayed.stdout.split())
+    # A fresh process rebuilds the match and the pool from the state topics alone.
+    for args in (["match", match_id, "--from-state"], ["robots"]):
+        rebuilt = subprocess.run(
+            [KIBITZ, "replay", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        assert "equal to the stored state" in " ".join(rebuilt.stdout.split())
     unknown = subprocess.run(
         [KIBITZ, "replay", "match", "nope"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert unknown.returncode == 2 and "no events of match 'nope'" in unknown.stderr
+    assert unknown.returncode == 2 and "no records of match 'nope'" in unknown.stderr
 
 
 @pytest.mark.browser

@@ -140,9 +140,9 @@ async def test_a_robot_worker_killed_mid_round_the_round_completes_on_time_witho
 
     from tests.e2e.conftest import KIBITZ
 
-    # Round 1 must hear both robots, on a loaded machine too: a generous answer deadline
-    # (round 2, whose robots never answer, takes it in full).
-    deadlines = {"match_response_seconds": 20.0, "match_vote_seconds": 3.0}
+    # Round 1 must hear both robots and this test's vote, on a loaded machine too: generous
+    # deadlines (round 2, whose robots never answer, takes them in full).
+    deadlines = {"match_response_seconds": 20.0, "match_vote_seconds": 8.0}
     settings = load_settings(
         home=tmp_path / "home",
         database_url=fresh_pg_url,
@@ -220,6 +220,16 @@ async def test_a_robot_worker_killed_mid_round_the_round_completes_on_time_witho
             assert current["voted"] == 0  # nobody had another answer to vote for
             final = await until(lambda: _completed(container, match_id), timeout=30)
             assert final["status"] == "completed"
+            # A fresh process rebuilds the match from Kafka's compacted match-state alone.
+            replay = await asyncio.create_subprocess_exec(
+                *(KIBITZ, "replay", "match", match_id, "--from-state"),
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            said = (await asyncio.wait_for(replay.communicate(), 60))[0].decode()
+            assert replay.returncode == 0, said
+            assert "equal to the stored state" in " ".join(said.split())
         finally:
             if worker.returncode is None:
                 worker.kill()

@@ -32,7 +32,7 @@ from kibitz.services import analysis, ingest, matches, problems, robots
 from kibitz.services.analysis import request_analysis
 from tests.fakes.lichess import BASE_TIME_MS, random_game
 from tests.service.conftest import Twin, until
-from tests.support import MATCH_POSITIONS
+from tests.support import MATCH_POSITIONS, read_topic
 from tests.twins.engine import recording_mode
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -361,8 +361,23 @@ async def test_the_robot_pool_keeps_its_idle_minimum_and_never_passes_its_maximu
     assert len(chosen) == 4  # the maximum, though 6 were asked for
     again = await pool.assign(new_event(need, "m"), need)
     assert again == chosen  # asked again: the same robots
+
+    async def published() -> dict[str, tuple[str, str | None, int | None]]:
+        """The latest state of each robot on the compacted robot-pool-state topic."""
+        return {
+            p.robot_id: (p.state, p.match_id, p.round)
+            for _, p in await read_topic(twin, topics.ROBOT_POOL_STATE)  # type: ignore[arg-type]
+        }
+
+    def stored() -> dict[str, tuple[str, str | None, int | None]]:
+        robots = twin.store.state.robots.values()
+        return {r["id"]: (r["state"], r["match_id"], r["round"]) for r in robots}
+
+    assert await published() == stored()
+    assert {state for state, _, _ in stored().values()} == {"busy"}
     await pool.free("m", 1)
     assert await twin.store.robots.states() == {"idle": 4}
+    assert await published() == stored()
 
 
 # --- issue 17: followed players' new games, and puzzles from every game ----------------------

@@ -31,6 +31,7 @@ from kibitz.ports.store import (
     PoolChange,
     ProblemScanResult,
     PuzzleSource,
+    RobotInstance,
     ScalePolicy,
     StoredPuzzle,
 )
@@ -780,6 +781,15 @@ class MemoryRobots:
                     PoolChange("scaled", personality, reason=reason, before=before, after=after)
                 )
         return counts, changes
+
+    async def changed_since(self, since: float) -> list[RobotInstance]:
+        return [
+            RobotInstance(
+                r["id"], r["personality"], r["state"], r["match_id"], r["round"], r["state_since"]
+            )
+            for _, r in sorted(self.s.robots.items())
+            if r["state_since"] >= since
+        ]
 
     async def states(self) -> dict[str, int]:
         return dict(Counter(r["state"] for r in self.s.robots.values() if r["state"] != "released"))

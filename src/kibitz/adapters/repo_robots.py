@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from kibitz.adapters.store_models import Robot, RobotAssignment
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain.robots import PERSONALITIES
-from kibitz.ports.store import PoolChange, ScalePolicy
+from kibitz.ports.store import PoolChange, RobotInstance, ScalePolicy
 
 
 def _new_robot(personality: str, now: float) -> Robot:
@@ -186,6 +186,18 @@ class SqlRobots:
             return counts, changes
 
         return await self.store.run(write)
+
+    async def changed_since(self, since: float) -> list[RobotInstance]:
+        def read(session: Session) -> list[RobotInstance]:
+            rows = session.scalars(
+                select(Robot).where(Robot.state_since >= since).order_by(Robot.id)
+            )
+            return [
+                RobotInstance(r.id, r.personality, r.state, r.match_id, r.round, r.state_since)
+                for r in rows
+            ]
+
+        return await self.store.read(read)
 
     async def states(self) -> dict[str, int]:
         return await self.store.read(pool_states)

@@ -21,6 +21,7 @@ from kibitz.cli.common import (
     dlq_app,
     replay_app,
 )
+from kibitz.ports import EventLog, Record
 from kibitz.runtime.consumer import DLQ_SUFFIX
 from kibitz.settings import Settings
 
@@ -128,51 +129,112 @@ def bus_tail(
     _run(main)
 
 
-@replay_app.command("match")
-def replay_match(match_id: Annotated[str, typer.Argument(help="The match's id.")]) -> None:
-    """Fold the match's events from the log alone and compare with the stored state."""
-    from kibitz.events import decode
-    from kibitz.runtime.bootstrap import bootstrap
-    from kibitz.services.matches import replay
+async def _records(log: EventLog, topic: str, key: str | None = None) -> list[Record]:
+    """Every record of `topic` (of `key` only, when given), partition by partition."""
+    found: list[Record] = []
+    for partition, end in sorted((await log.end_offsets(topic)).items()):
+        offset = 0
+        while offset < end:
+            records = await log.read(topic, partition, offset, 500)
+            if not records:
+                break
+            found += [r for r in records if key is None or r.key == key]
+            offset = records[-1].offset + 1
+    return found
 
-    settings = _settings()
-    settings.demo = False
 
-    async def main() -> tuple[int, Any, Any]:
-        container = bootstrap(settings)
-        await container.start([])
-        try:
-            log = container.ctx.event_log
-            events = []
-            for partition, end in sorted((await log.end_offsets(topics.MATCH_EVENTS)).items()):
-                offset = 0
-                while offset < end:
-                    records = await log.read(topics.MATCH_EVENTS, partition, offset, 500)
-                    if not records:
-                        break
-                    for record in records:
-                        if record.key == match_id:
-                            _, payload = decode(record.value)
-                            events.append(payload)
-                    offset = records[-1].offset + 1
-            stored = await container.reader.stored_match(match_id)
-            return len(events), replay(events), stored
-        finally:
-            await container.close()
-
-    count, rebuilt, stored = _run(main)
-    if count == 0:
-        raise _fail(f"no events of match {match_id!r} in the log")
+def _compare(what: str, rebuilt: dict[str, Any] | None, stored: dict[str, Any] | None) -> None:
+    """Say whether `rebuilt` (from the log) equals `stored`; exit 1 with the differences if not."""
     if rebuilt == stored:
-        console.print(f"replayed {count} events of match {match_id}: equal to the stored state")
+        console.print(f"{what}: equal to the stored state")
         return
-    console.print(f"replayed {count} events of match {match_id}: DIFFERENT from the stored state")
+    console.print(f"{what}: DIFFERENT from the stored state")
     for key in sorted(set(rebuilt or {}) | set(stored or {})):
         if (rebuilt or {}).get(key) != (stored or {}).get(key):
             console.print(
                 f"  {key}: log {(rebuilt or {}).get(key)!r} != store {(stored or {}).get(key)!r}"
             )
     raise typer.Exit(1)
+
+
+def _from_log(read: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `read(container)` on a container started without services (the demo off)."""
+    from kibitz.runtime.bootstrap import bootstrap
+
+    settings = _settings()
+    settings.demo = False
+
+    async def main() -> Any:
+        container = bootstrap(settings)
+        await container.start([])
+        try:
+            return await read(container)
+        finally:
+            await container.close()
+
+    return _run(main)
+
+
+@replay_app.command("match")
+def replay_match(
+    match_id: Annotated[str, typer.Argument(help="The match's id.")],
+    from_state: Annotated[
+        bool,
+        typer.Option(
+            "--from-state",
+            help="Read the compacted match-state topic (the latest state) instead of folding "
+            "every event of match-events.",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild a match from the log alone and compare it with the stored state: by folding
+    its events (match-events), or from its latest state (match-state, compacted)."""
+    from kibitz.events import MatchStateChanged, decode
+    from kibitz.services.matches import replay
+
+    topic = topics.MATCH_STATE if from_state else topics.MATCH_EVENTS
+
+    async def read(container: Any) -> tuple[int, Any, Any]:
+        records = await _records(container.ctx.event_log, topic, match_id)
+        payloads = [decode(r.value)[1] for r in records]
+        if from_state:  # the last record of the key is its latest state
+            states = [p for p in payloads if isinstance(p, MatchStateChanged)]
+            rebuilt = states[-1].state if states else None
+        else:
+            rebuilt = replay(payloads)
+        return len(payloads), rebuilt, await container.reader.stored_match(match_id)
+
+    count, rebuilt, stored = _from_log(read)
+    if count == 0:
+        raise _fail(f"no records of match {match_id!r} on {topic}")
+    what = "its latest state" if from_state else f"{count} events"
+    _compare(f"replayed {what} of match {match_id} from {topic}", rebuilt, stored)
+
+
+@replay_app.command("robots")
+def replay_robots() -> None:
+    """Rebuild the robot pool from the compacted robot-pool-state topic alone (the latest
+    state of each instance) and compare it with the store."""
+    from kibitz.events import RobotStateChanged, decode
+
+    async def read(container: Any) -> tuple[int, Any, Any]:
+        rebuilt: dict[str, dict[str, Any]] = {}
+        records = await _records(container.ctx.event_log, topics.ROBOT_POOL_STATE)
+        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+            payload = decode(record.value)[1]
+            if isinstance(payload, RobotStateChanged):
+                rebuilt[payload.robot_id] = {
+                    "personality": payload.personality,
+                    "state": payload.state,
+                    "match_id": payload.match_id,
+                    "round": payload.round,
+                }
+        return len(records), rebuilt, await container.reader.robot_instances()
+
+    count, rebuilt, stored = _from_log(read)
+    if count == 0:
+        raise _fail(f"no records on {topics.ROBOT_POOL_STATE}")
+    _compare(f"rebuilt {len(rebuilt)} robots from {topics.ROBOT_POOL_STATE}", rebuilt, stored)
 
 
 @bus_app.command("fetch-kafka")

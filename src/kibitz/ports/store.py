@@ -364,6 +364,18 @@ class PoolChange:
     after: int = 0
 
 
+@dataclass(frozen=True)
+class RobotInstance:
+    """One robot instance as the store holds it."""
+
+    id: str
+    personality: str
+    state: str  # idle | busy | released
+    match_id: str | None
+    round: int | None
+    state_since: float
+
+
 class Robots(Protocol):
     async def assign(
         self, match_id: str, number: int, count: int, exclude: set[str], max_live: int, now: float
@@ -381,6 +393,10 @@ class Robots(Protocol):
         self, policy: ScalePolicy, now: float
     ) -> tuple[dict[str, int], list[PoolChange]]:
         """One scaling pass; live instances per personality after it, and the changes."""
+        ...
+
+    async def changed_since(self, since: float) -> list[RobotInstance]:
+        """The instances whose state changed at or after `since` (clock seconds), by id."""
         ...
 
     async def states(self) -> dict[str, int]:

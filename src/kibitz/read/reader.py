@@ -132,6 +132,9 @@ class Reader:
     async def robot_pool(self) -> dict[str, Any]:
         return await self.store.read(robots.pool_view)
 
+    async def robot_instances(self) -> dict[str, dict[str, Any]]:
+        return await self.store.read(robots.instances)
+
     # --- training ---
 
     async def dashboard(self, player: str, days: int, now: float) -> dict[str, Any]:

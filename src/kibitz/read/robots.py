@@ -35,3 +35,17 @@ def pool_view(session: Session) -> dict[str, Any]:
             for r in rows
         ],
     }
+
+
+def instances(session: Session) -> dict[str, dict[str, Any]]:
+    """Every robot instance the store holds (released ones too): id → what the compacted
+    `robot-pool-state` topic says of it."""
+    return {
+        r.id: {
+            "personality": r.personality,
+            "state": r.state,
+            "match_id": r.match_id,
+            "round": r.round,
+        }
+        for r in session.scalars(select(Robot).order_by(Robot.id))
+    }

@@ -30,6 +30,7 @@ from kibitz.events import (
     GenerateVote,
     MatchCompleted,
     MatchCreated,
+    MatchStateChanged,
     Payload,
     ResponseSubmitted,
     RobotAnswered,
@@ -72,8 +73,13 @@ class MatchesWorker:
         if after is None or after == before:
             return  # redelivered, late, duplicate or out of turn: nothing changes
         await self.decide(envelope, event, after)
+        # The whole new state to the compacted `match-state`, before the store as decisions
+        # are: after a crash in between, the redelivered event folds to it and publishes again.
+        state = after.to_json()
+        changed = MatchStateChanged(match_id=after.id, status=after.status, state=state)
+        await self.ctx.publisher.publish(topics.MATCH_STATE, changed, after.id, cause=envelope)
         await self.ctx.store.matches.save(
-            after.id, after.person, after.status, after.to_json(), self.ctx.clock.now()
+            after.id, after.person, after.status, state, self.ctx.clock.now()
         )
 
     async def decide(self, cause: Envelope, event: rules.MatchEvent, state: rules.Match) -> None:

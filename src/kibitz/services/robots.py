@@ -7,7 +7,8 @@ for them are stateless (`robot-worker`). A round asks for N robots, never those 
 to the maximum when too few are idle. Every `robots_tick` seconds the pool scales: at least
 `robots_min_idle` idle per personality, one more when a personality is `robots_scale_up_busy`
 busy, idle instances released after `robots_idle_release` seconds beyond the minimum, never
-more than `robots_max` in all. Each change is an event on `robot-orchestration-events`.
+more than `robots_max` in all. Each change is an event on `robot-orchestration-events`, and
+every instance's new state goes to the compacted `robot-pool-state` (key: the robot id).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from kibitz.events import (
     RobotInstantiated,
     RobotPoolScaled,
     RobotReleased,
+    RobotStateChanged,
     RoundCompleted,
     RoundRobotsAssigned,
     RoundRobotsNeeded,
@@ -36,12 +38,41 @@ from kibitz.services.context import Context
 log = logging.getLogger("kibitz.robots")
 
 HEALTH_EVERY_TICKS = 6
+STATE_SLACK = 1.0  # seconds: a change stamped just before the last look, written just after it
 
 
 class RobotPool:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
+        self._looked = 0.0  # the clock when the states were last looked at (0: never)
+        # robot id → (state, match, round, since) as last published
+        self._published: dict[str, tuple[str, str | None, int | None, float]] = {}
+
+    async def publish_states(self) -> None:
+        """Publish every instance whose state changed since the last look to the compacted
+        `robot-pool-state`; the first look (a process starting) publishes every instance."""
+        now = self.ctx.clock.now()
+        since = self._looked - STATE_SLACK if self._looked else float("-inf")
+        for robot in await self.ctx.store.robots.changed_since(since):
+            seen = (robot.state, robot.match_id, robot.round, robot.state_since)
+            if self._published.get(robot.id) == seen:
+                continue
+            payload = RobotStateChanged(
+                robot_id=robot.id,
+                personality=robot.personality,
+                state=robot.state,
+                match_id=robot.match_id,
+                round=robot.round,
+                since=robot.state_since,
+            )
+            await self.ctx.publisher.publish(topics.ROBOT_POOL_STATE, payload, robot.id)
+            self._published[robot.id] = seen
+        self._looked = now
+        # What the next look cannot return again need not be remembered.
+        old = [k for k, v in self._published.items() if v[3] < since]
+        for key in old:
+            del self._published[key]
 
     async def assign(self, cause: Envelope, need: RoundRobotsNeeded) -> list[dict[str, str]]:
         """Robots for a round (the same ones if asked again), spread over personalities."""
@@ -54,6 +85,7 @@ class RobotPool:
             self.ctx.clock.now(),
         )
         await self._announce(created, cause)
+        await self.publish_states()
         if len(robots) < need.count:
             log.warning(
                 "robots_short match=%s round=%d wanted=%d got=%d",
@@ -78,11 +110,13 @@ class RobotPool:
     async def free(self, match_id: str, number: int) -> None:
         """A round is over: its robots are idle again (the next round may exclude them)."""
         await self.ctx.store.robots.free_round(match_id, number, self.ctx.clock.now())
+        await self.publish_states()
 
     async def release_match(self, cause: Envelope, done: MatchCompleted) -> None:
         """The match is over: every robot still held by it goes back to the pool."""
         released = await self.ctx.store.robots.release_match(done.match_id, self.ctx.clock.now())
         await self._announce(released, cause)
+        await self.publish_states()
 
     async def scale(self) -> dict[str, int]:
         """One scaling pass; returns the live instances per personality after it."""
@@ -95,6 +129,7 @@ class RobotPool:
         )
         counts, changes = await self.ctx.store.robots.scale(policy, self.ctx.clock.now())
         await self._announce(changes, None)
+        await self.publish_states()
         for personality, by_state in (await self.ctx.store.robots.by_personality()).items():
             for state in ("idle", "busy"):
                 metrics.ROBOTS.labels(personality, state).set(by_state[state])

@@ -1,0 +1,88 @@
+"""What only Apache Kafka does: compaction of the state topics, idempotent appends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kibitz import topics
+from kibitz.ports import Record, TopicSpec
+from tests.conftest import make_kafka_log
+
+pytestmark = pytest.mark.kafka
+
+
+async def _everything(log: object, topic: str) -> list[Record]:
+    ends = await log.end_offsets(topic)  # type: ignore[attr-defined]
+    found: list[Record] = []
+    for partition, end in ends.items():
+        offset = 0
+        while offset < end:
+            records = await log.read(topic, partition, offset, 500)  # type: ignore[attr-defined]
+            if not records:
+                break
+            found += records
+            offset = records[-1].offset + 1
+    return found
+
+
+async def test_a_compacted_topic_keeps_only_the_latest_record_of_each_key(
+    broker: str, topic: str
+) -> None:
+    """Ten keys written five times each, in a segment that then closes: Kafka's cleaner keeps
+    the last record of each key (the state topics' guarantee), in order, offsets unchanged."""
+    log = make_kafka_log(broker)
+    await log.start()
+    try:
+        small = {"segment.ms": "100", "min.cleanable.dirty.ratio": "0.01"}
+        await log.declare(
+            [TopicSpec(topic, partitions=1, retention_ms=None, config=topics.COMPACT | small)]
+        )
+        for version in range(5):
+            await log.append_many(
+                topic, [(f"match-{k}", f"{k}:{version}".encode(), ()) for k in range(10)]
+            )
+        written = await log.end_offsets(topic)
+        assert written == {0: 50}
+
+        async def cleaned() -> list[Record]:
+            async with asyncio.timeout(90):
+                while True:
+                    # A record on another key now and then closes the segment (segment.ms),
+                    # so that the cleaner may take it.
+                    await log.append(topic, "tick", b"")
+                    records = [r for r in await _everything(log, topic) if r.key != "tick"]
+                    if len(records) == 10:
+                        return records
+                    await asyncio.sleep(0.2)
+
+        records = await cleaned()
+        assert {r.key: r.value for r in records} == {
+            f"match-{k}": f"{k}:4".encode() for k in range(10)
+        }
+        assert [r.offset for r in records] == list(range(40, 50))  # the last ones, kept
+    finally:
+        await log.close()
+
+
+async def test_the_state_topics_are_declared_compacted(broker: str) -> None:
+    log = make_kafka_log(broker)
+    await log.start()
+    try:
+        wanted = [s for s in topics.all_topics() if s.name in topics.STATE_TOPICS]
+        assert {s.name for s in wanted} == {topics.MATCH_STATE, topics.ROBOT_POOL_STATE}
+        await log.declare(wanted)
+        from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+        described = await log.admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in wanted]
+        )
+        policies = {
+            resource[3]: {entry[0]: entry[1] for entry in resource[4]}["cleanup.policy"]
+            for response in described
+            for resource in response.resources
+        }
+        assert policies == {topics.MATCH_STATE: "compact", topics.ROBOT_POOL_STATE: "compact"}
+    finally:
+        await log.close()
