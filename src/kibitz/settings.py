@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # A running job's lease: a worker that dies leaves its games to another after this long;
     # renewed every quarter of it (and a cancelled job stops within that quarter).
     analysis_lease: float = Field(default=20.0, ge=0.1, le=3600)
+    # A process whose store or log is unreachable at start waits for them, reporting itself
+    # degraded, retrying every few seconds; after this many seconds it gives up (exit 2).
+    upstream_wait: float = Field(default=3600.0, ge=0, le=7 * 86400)
     # Each service process writes a heartbeat this often; "alive" means seen within 3 of them.
     heartbeat_seconds: float = Field(default=5.0, ge=0.05, le=300)
     reuse_lichess_analysis: bool = True

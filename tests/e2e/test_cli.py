@@ -81,10 +81,17 @@ def test_import_lichess_since_a_date_passes_it_on(
         (["problems", "generate", "--player", "nobody"], {}, "no games of 'nobody' here"),
         (["services"], {"KIBITZ_BUS_URL": "amqp://x"}, "KIBITZ_BUS_URL:"),
         (["serve", "--host", "0.0.0.0"], {"KIBITZ_API_TOKEN": ""}, "without KIBITZ_API_TOKEN"),
-        (["serve"], {"KIBITZ_BUS_URL": "kafka://127.0.0.1:1"}, "cannot reach the event log"),
+        (  # told not to wait for its log (by default it waits, reporting itself degraded)
+            ["serve"],
+            {"KIBITZ_BUS_URL": "kafka://127.0.0.1:1", "KIBITZ_UPSTREAM_WAIT": "0"},
+            "cannot reach the event log",
+        ),
         (
             ["run", "store"],
-            {"KIBITZ_DATABASE_URL": "postgresql+psycopg://u:secret@127.0.0.1:1/x"},
+            {
+                "KIBITZ_DATABASE_URL": "postgresql+psycopg://u:secret@127.0.0.1:1/x",
+                "KIBITZ_UPSTREAM_WAIT": "0",
+            },
             "cannot reach the store at postgresql+psycopg://u:***@127.0.0.1:1/x",
         ),
     ],

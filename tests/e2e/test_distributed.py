@@ -120,3 +120,90 @@ def test_health_names_the_failing_component_with_503(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(15)
+
+
+def test_serve_and_run_started_before_their_broker_say_so_then_work_once_it_starts(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """Seed 003's non-blocking start: `kibitz serve --api-only` and `kibitz run store` come up
+    without their broker, report the bus down (503 on /api/health and on the service's
+    /health), then connect and do their work once Apache Kafka starts, without a restart."""
+    from kibitz.runtime.cluster import free_port
+    from kibitz.runtime.kafka import start_kafka
+
+    kafka_port, metrics = free_port(), free_port()
+    env = {
+        "KIBITZ_BUS_URL": f"kafka://127.0.0.1:{kafka_port}",  # nothing listens there yet
+        "KIBITZ_DATABASE_URL": fresh_pg_url,
+        "KIBITZ_DEMO": "false",
+    }
+    port = free_port()
+    full_env = {**os.environ, **env, "KIBITZ_HOME": str(tmp_path / "home")}
+    api = subprocess.Popen(
+        [KIBITZ, "serve", "--api-only", "--port", str(port)],
+        env=full_env,
+        stdout=(tmp_path / "serve.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    store = subprocess.Popen(
+        [KIBITZ, "run", "store", "--metrics-port", str(metrics)],
+        env=full_env,
+        stdout=(tmp_path / "store.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    broker = None
+
+    def answer(address: str) -> httpx.Response | None:
+        try:
+            return httpx.get(address, timeout=5)
+        except httpx.TransportError:
+            return None
+
+    def waited_for(address: str, status: int, deadline: float = 90) -> httpx.Response:
+        began = time.monotonic()
+        while time.monotonic() - began < deadline:
+            got = answer(address)
+            if got is not None and got.status_code == status:
+                return got
+            assert api.poll() is None and store.poll() is None, "a process exited"
+            time.sleep(0.2)
+        raise AssertionError(f"{address} did not answer {status} within {deadline}s")
+
+    try:
+        down = waited_for(f"{url}/api/health", 503).json()
+        assert down["components"]["bus"].startswith("down")
+        assert down["components"]["store"] == "ok"
+        refused = httpx.get(f"{url}/api/players/nobody/games", timeout=5)
+        assert refused.status_code == 503 and "waiting for" in refused.json()["detail"]
+        service = waited_for(f"http://127.0.0.1:{metrics}/health", 503).json()
+        assert "cannot reach the event log" in service["components"]["services"]
+
+        broker = start_kafka(tmp_path / "broker", port=kafka_port)
+        up = time.monotonic()
+        assert waited_for(f"{url}/api/health", 200).json()["status"] == "ok"
+        assert waited_for(f"http://127.0.0.1:{metrics}/health", 200).json()["status"] == "ok"
+        took = time.monotonic() - up
+        # And they work: an upload through the API is stored by the store process.
+        pgn = (Path(__file__).parents[1] / "fixtures" / "lichess_study_chapter.pgn").read_bytes()
+        sent = httpx.post(
+            f"{url}/api/imports/pgn", files={"file": ("g.pgn", pgn)}, timeout=30
+        ).json()
+        began = time.monotonic()
+        while (view := httpx.get(f"{url}/api/syncs/{sent['id']}", timeout=10).json())[
+            "status"
+        ] != "done":
+            assert time.monotonic() - began < 60, view
+            time.sleep(0.2)
+        assert view["games_stored"] == 1, view
+        print(f"healthy {took:.1f}s after the broker listened")
+    finally:
+        for process in (api, store):
+            process.terminate()
+        for process in (api, store):
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if broker is not None:
+            broker.process.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,38 @@ async def test_the_state_topics_are_declared_compacted(broker: str) -> None:
         assert policies == {topics.MATCH_STATE: "compact", topics.ROBOT_POOL_STATE: "compact"}
     finally:
         await log.close()
+
+
+async def test_appends_made_while_the_broker_is_away_are_written_once_in_order_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The idempotent producer holds what it could not send while the broker is away (past
+    its request timeout) and writes it, once each and in order, when the broker is back."""
+    from kibitz.adapters.eventlog_kafka import KafkaEventLog
+    from kibitz.runtime.kafka import start_kafka
+
+    broker = start_kafka(tmp_path / "broker")
+    log = KafkaEventLog([broker.bootstrap], client_id="away", request_timeout_ms=2000)
+    topic = "away"
+    try:
+        await log.start()
+        await log.declare([TopicSpec(topic, partitions=1)])
+        assert await log.append(topic, "k", b"before") == (0, 0)
+        broker.process.terminate()
+        broker.process.wait(30)
+        waiting = [
+            asyncio.create_task(log.append(topic, "k", f"while away {i}".encode()))
+            for i in range(5)
+        ]
+        await asyncio.sleep(3)  # longer than the request timeout: the sends are retried
+        assert not any(task.done() for task in waiting)
+        broker = start_kafka(tmp_path / "broker")  # the same log, the same port
+        async with asyncio.timeout(60):
+            written = await asyncio.gather(*waiting)
+            after = await log.append(topic, "k", b"after")
+        assert [offset for _, offset in written] == [1, 2, 3, 4, 5] and after == (0, 6)
+        values = [r.value for r in await _everything(log, topic)]
+        assert values == [b"before", *(f"while away {i}".encode() for i in range(5)), b"after"]
+    finally:
+        await log.close()
+        broker.process.kill()

@@ -5,19 +5,40 @@ send after a lost acknowledgement is not written twice, and a record is acknowle
 partition's in-sync replicas have it. Consumers commit manually per partition (the runtime
 commits the last contiguous completed offset) and drain in-flight work in the rebalance
 listener. docs/operations.md explains the settings.
+
+aiokafka's idempotent producer does not recover its sequence numbers after batches failed (a
+broker away for longer than the request timeout): every later send to those partitions is
+refused as out of order. Such an error replaces the producer with a new one (a new producer
+id, sequences from 0) and is raised, so the caller's retry sends again on the new producer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 from kibitz.ports import Record, RevokeListener, TopicPartition, TopicSpec
+
+# The broker refuses the producer's idempotence state: only a new producer gets past them.
+PRODUCER_STATE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
 
 
 class KafkaEventLog:
@@ -29,29 +50,46 @@ class KafkaEventLog:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 1_000,
         max_poll_interval_ms: int = 300_000,
+        request_timeout_ms: int = 30_000,
     ) -> None:
         self.bootstrap = ",".join(bootstrap)
         self.client_id = client_id
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.max_poll_interval_ms = max_poll_interval_ms
+        self.request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None  # reused for end-offset queries
         self._offsets_lock = asyncio.Lock()
+        self._producer_lock = asyncio.Lock()
         self._known_topics: set[str] = set()
 
-    async def start(self) -> None:
-        if self._producer is not None:
-            return
-        self._producer = AIOKafkaProducer(
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             client_id=self.client_id,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,  # a few ms to fill a batch: appends come in bursts (imports, moves)
-            request_timeout_ms=30_000,
+            request_timeout_ms=self.request_timeout_ms,
         )
+
+    async def _replace_producer(self, broken: AIOKafkaProducer) -> None:
+        """A new producer in place of `broken` (once, however many sends saw it fail)."""
+        async with self._producer_lock:
+            if id(self._producer) != id(broken):
+                return  # another send replaced it already
+            fresh = self._new_producer()
+            await fresh.start()
+            self._producer = fresh
+        with contextlib.suppress(Exception):
+            await broken.stop()
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        self._producer = self._new_producer()
         self._admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap, client_id=self.client_id
         )
@@ -114,20 +152,30 @@ class KafkaEventLog:
     async def append(
         self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
     ) -> tuple[int, int]:
-        meta = await self.producer.send_and_wait(
-            topic, value, key=key.encode(), headers=list(headers)
-        )
+        producer = self.producer
+        try:
+            meta = await producer.send_and_wait(
+                topic, value, key=key.encode(), headers=list(headers)
+            )
+        except PRODUCER_STATE_ERRORS:
+            await self._replace_producer(producer)
+            raise
         return int(meta.partition), int(meta.offset)
 
     async def append_many(
         self, topic: str, items: Sequence[tuple[str, bytes, Sequence[tuple[str, bytes]]]]
     ) -> list[tuple[int, int]]:
         # Enqueue every message first (aiokafka batches them), then wait for the acks.
-        futures = [
-            await self.producer.send(topic, value, key=key.encode(), headers=list(headers))
-            for key, value, headers in items
-        ]
-        metas = await asyncio.gather(*futures)
+        producer = self.producer
+        try:
+            futures = [
+                await producer.send(topic, value, key=key.encode(), headers=list(headers))
+                for key, value, headers in items
+            ]
+            metas = await asyncio.gather(*futures)
+        except PRODUCER_STATE_ERRORS:
+            await self._replace_producer(producer)
+            raise
         return [(int(m.partition), int(m.offset)) for m in metas]
 
     def consumer(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +33,7 @@ from kibitz.api import (
 )
 from kibitz.api.guard import RequestGuard
 from kibitz.api.progress import TopicHub
+from kibitz.errors import UpstreamUnavailable
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import ingest
 
@@ -38,36 +42,58 @@ log = logging.getLogger("kibitz.api")
 HERE = Path(__file__).parent
 
 
-@asynccontextmanager
-async def _lifespan(
-    app: FastAPI, container: Container, services: list[str] | None
-) -> AsyncIterator[None]:
-    """Start the store, the log and `services` (and the demo), then the live hubs; stop them
-    in reverse order."""
-    await container.start(services)
+async def _start(app: FastAPI, container: Container, services: list[str] | None) -> None:
+    """Start the store, the log and `services` (waiting for the store and the log while they
+    are unreachable), then the demo and the live hubs; `app.state.ready` once done."""
+    await container.start(services, patient=True)
     if container.settings.database_url.startswith("sqlite"):
         # Embedded: one process owns the store, so an import still queueing its games was
         # interrupted when the last one died; fail it now with a reason, not in minutes.
         await ingest.fail_interrupted_imports(container.ctx, 0)
-    demo: asyncio.Task[list[str]] | None = None
     if container.settings.demo:
         from kibitz.demo import analyse_demo, load_demo
 
         import_id = await load_demo(container.ctx, container.reader)
         if import_id is not None:
-            demo = asyncio.create_task(analyse_demo(container.ctx, container.reader, import_id))
-    hubs = app.state.hubs
-    for hub in hubs:
+            app.state.demo = asyncio.create_task(
+                analyse_demo(container.ctx, container.reader, import_id)
+            )
+    for hub in app.state.hubs:
         hub.start()
+    app.state.ready = True
     # Everything built to start is kept for the process's life: out of the collector's
     # sight, a full collection under load scans only what requests make (shorter pauses).
     gc.freeze()
+
+
+@asynccontextmanager
+async def _lifespan(
+    app: FastAPI, container: Container, services: list[str] | None
+) -> AsyncIterator[None]:
+    """Serve at once; start everything in the background (the API answers 503 meanwhile, and
+    says what it waits for); stop it all in reverse order."""
+    app.state.ready = False
+    app.state.failed = None
+    app.state.demo = None
+
+    async def start() -> None:
+        try:
+            await _start(app, container, services)
+        except UpstreamUnavailable as exc:  # waited `upstream_wait` seconds: give up
+            log.error("giving up: %s", exc.detail)
+            app.state.failed = exc.detail
+            os.kill(os.getpid(), signal.SIGTERM)  # `kibitz serve` exits 2 with the reason
+
+    starting = asyncio.create_task(start())
     try:
         yield
     finally:
-        if demo is not None:
-            demo.cancel()
-        for hub in hubs:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        if app.state.demo is not None:
+            app.state.demo.cancel()
+        for hub in app.state.hubs:
             await hub.stop()
         await container.close()
 
@@ -93,10 +119,18 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     match_of = lambda payload: getattr(payload, "match_id", None)  # noqa: E731
     app.state.matches = TopicHub(event_log, [topics.MATCH_EVENTS], match_of, "matches")
     app.state.hubs = [app.state.progress, app.state.live, app.state.matches]
+    app.state.ready = False
+
+    def starting() -> str | None:
+        if app.state.ready:
+            return None
+        return f"waiting for {container.waiting}" if container.waiting else "starting"
+
     app.add_middleware(
         RequestGuard,
         token=container.settings.api_token,
         body_limit=container.settings.max_upload_bytes + 64 * 1024,
+        starting=starting,
     )
     errors.install(app)
 

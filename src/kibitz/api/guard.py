@@ -4,6 +4,7 @@ limit (declared or streamed), and NUL bytes, which no store takes."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -36,14 +37,26 @@ def _error(code: str, detail: str, status: int) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
 
+# Answered while the process still starts (waiting for its store or its log): how it is.
+ALWAYS_SERVED = ("/api/health", "/health", "/metrics", "/static", "/favicon.ico")
+
+
 class RequestGuard:
     """Pure ASGI, so that an unauthenticated or oversized upload is refused before its body is
     read: a 401 costs nothing, and a chunked body is cut off at the limit (413)."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, body_limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        body_limit: int,
+        starting: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.app = app
         self.token = token
         self.body_limit = body_limit
+        self.starting = starting  # what the process still waits for; None once it runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,6 +88,9 @@ class RequestGuard:
                 "browser (sign in at /signin)",
                 401,
             )
+        waiting = self.starting()
+        if waiting is not None and not path.startswith(ALWAYS_SERVED):
+            return _error("unavailable", f"starting: {waiting}", 503)
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.body_limit:
             return _error(

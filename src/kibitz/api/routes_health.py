@@ -13,6 +13,7 @@ from kibitz.api import routes_ops
 from kibitz.api.deps import container
 from kibitz.read import models
 from kibitz.runtime.bootstrap import Container
+from kibitz.runtime.health import ping_upstreams, starting_state
 
 router = APIRouter(tags=["ops"])
 
@@ -24,18 +25,14 @@ router = APIRouter(tags=["ops"])
 )
 async def health(request: Request, app: Container = Depends(container)) -> JSONResponse:
     """Each component's state; 503 naming the failing one when any is down."""
-    components: dict[str, str] = {}
-    checks = {"store": app.sql.ping(), "bus": app.ctx.event_log.ping()}
-    for name, check in checks.items():
+    components = await ping_upstreams(app)
+    if not request.app.state.ready:  # a patient start still waits for the store or the log
+        components["services"] = starting_state(app.waiting)
+    else:
         try:
-            await asyncio.wait_for(check, 5)
-            components[name] = "ok"
+            components["services"] = await asyncio.wait_for(services_state(request, app), 5)
         except Exception as exc:
-            components[name] = f"down: {type(exc).__name__}: {exc}"[:200]
-    try:
-        components["services"] = await asyncio.wait_for(services_state(request, app), 5)
-    except Exception as exc:
-        components["services"] = f"unknown: {type(exc).__name__}"[:200]
+            components["services"] = f"unknown: {type(exc).__name__}"[:200]
     engine = app.settings.stockfish_path()
     if engine and (os.access(engine, os.X_OK) or shutil.which(engine)):
         components["engine"] = "ok"

@@ -47,7 +47,8 @@ def serve(
     bind = host or settings.host
     _refuse_open_listen(bind, settings)
     _logging()
-    _run(lambda: _preflight(settings))
+    if settings.upstream_wait == 0:  # no waiting for the store or the log: fail fast
+        _run(lambda: _preflight(settings))
     application = create_app(bootstrap(settings), services=[] if api_only else None)
     console.print(f"kibitz on http://{bind}:{port or settings.port}  (home {settings.home})")
     uvicorn.run(
@@ -60,6 +61,8 @@ def serve(
         # "disconnected without a response" on a loaded machine.
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    if application.state.failed:  # waited KIBITZ_UPSTREAM_WAIT seconds for the store or log
+        raise _fail(application.state.failed)
 
 
 async def _preflight(settings: Settings) -> None:
@@ -99,10 +102,11 @@ def run(
         typer.Option(help="Serve Prometheus metrics on this port [default: KIBITZ_METRICS_PORT]."),
     ] = None,
 ) -> None:
-    """Run one service in this process (distributed mode: one process per service)."""
-    from prometheus_client import start_http_server
-
+    """Run one service in this process (distributed mode: one process per service). While
+    its store or log is unreachable it waits for them (up to KIBITZ_UPSTREAM_WAIT seconds);
+    with a metrics port, `GET /health` there says how it is."""
     from kibitz.runtime.bootstrap import SERVICES, bootstrap
+    from kibitz.runtime.health import ProcessHealth, serve_metrics_and_health
 
     if service not in SERVICES:
         raise _fail(f"no service {service!r}; `kibitz services` lists them")
@@ -111,9 +115,10 @@ def run(
     port = metrics_port or settings.metrics_port
     if service == "tracker" or port is not None:  # it listens: its HTTP interface, its metrics
         _refuse_open_listen(settings.host, settings)
+    health = ProcessHealth(service)
     if port is not None:
         try:
-            start_http_server(port, addr=settings.host)  # GET /metrics (any path, in fact)
+            serve_metrics_and_health(settings.host, port, health)  # /health; /metrics
         except OSError as exc:
             raise _fail(f"cannot serve metrics on {settings.host}:{port}: {exc}") from None
 
@@ -124,8 +129,9 @@ def run(
             loop.add_signal_handler(signum, stop.set)
         container = bootstrap(settings)
         http: asyncio.Task[None] | None = None
+        watching = asyncio.create_task(health.watch(container))
         try:
-            await container.start([service])
+            await container.start([service], patient=True)
             if service == "tracker":
                 http = asyncio.create_task(_serve_tracker(container, settings, stop))
             console.print(f"service {service} running (Ctrl-C or SIGTERM stops it)")
@@ -133,6 +139,7 @@ def run(
             if http is not None:
                 await http
         finally:
+            watching.cancel()
             # Finish in-flight work, commit, leave the group, stop the worker processes.
             await container.close()
 

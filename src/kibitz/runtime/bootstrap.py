@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ from kibitz.adapters.repo_live import SqlWorkers
 from kibitz.adapters.repositories_sql import SqlRepositories
 from kibitz.adapters.speech_espeak import EspeakSpeech
 from kibitz.adapters.store_sql import SqlStore
+from kibitz.backoff import Backoff
 from kibitz.clock import Clock, OffsetClock, SystemClock
 from kibitz.domain.commentary import TemplateCommentator
 from kibitz.errors import ConfigurationError, UpstreamUnavailable
@@ -100,6 +102,7 @@ class Container:
     services: dict[str, Service] = field(default_factory=dict)
     supervisor: Supervisor | None = None
     engines: EnginePool | None = None  # started only in processes that search positions
+    waiting: str | None = None  # while a patient start waits: for what (the store or the log)
 
     async def _start_cpu_pool(self, names: list[str]) -> None:
         """Start the worker processes now, not on the first game; a process whose services
@@ -117,24 +120,14 @@ class Container:
             *(loop.run_in_executor(pool, int) for _ in range(self.settings.cpu_workers))
         )
 
-    async def start(self, service_names: list[str] | None = None) -> None:
+    async def start(self, service_names: list[str] | None = None, *, patient: bool = False) -> None:
         """Migrate the store, connect the log, declare topics, start `service_names` (None: all).
 
-        Raises UpstreamUnavailable naming the store or the log when it cannot be reached.
+        Raises UpstreamUnavailable naming the store or the log when it cannot be reached; when
+        `patient`, waits for them first (`waiting` says for what), retrying with a capped
+        backoff for up to `upstream_wait` seconds.
         """
-        try:
-            await asyncio.to_thread(self.sql.upgrade)
-        except Exception as exc:
-            raise UpstreamUnavailable(
-                f"cannot reach the store at {_safe_url(self.settings.database_url)}: {_why(exc)}"
-            ) from None
-        try:
-            await self.ctx.event_log.start()
-            await self.ctx.event_log.declare(all_topics())
-        except Exception as exc:
-            raise UpstreamUnavailable(
-                f"cannot reach the event log at {self.settings.bus_url}: {_why(exc)}"
-            ) from None
+        await self._connect(patient)
         names = list(SERVICES) if service_names is None else service_names
         await self._start_cpu_pool(names)
         if NEEDS_ENGINES & set(names):
@@ -160,6 +153,43 @@ class Container:
         """The object of service `name` when it runs in this process, else None."""
         service = self.services.get(name)
         return service.component if service is not None else None
+
+    async def _connect(self, patient: bool) -> None:
+        backoff = Backoff(first=0.5, cap=5.0)
+        began = time.monotonic()
+        failures = 0
+        while True:
+            try:
+                await self._connect_once()
+                self.waiting = None
+                return
+            except UpstreamUnavailable as exc:
+                failures += 1
+                waited = time.monotonic() - began
+                if not patient or waited >= self.settings.upstream_wait:
+                    self.waiting = None
+                    raise
+                if self.waiting != exc.detail:
+                    log.warning("waiting for upstream: %s", exc.detail)
+                self.waiting = exc.detail
+                await asyncio.sleep(backoff.delay(failures))
+
+    async def _connect_once(self) -> None:
+        try:
+            await asyncio.to_thread(self.sql.upgrade)
+        except Exception as exc:
+            raise UpstreamUnavailable(
+                f"cannot reach the store at {_safe_url(self.settings.database_url)}: {_why(exc)}"
+            ) from None
+        try:
+            await self.ctx.event_log.start()
+            await self.ctx.event_log.declare(all_topics())
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await self.ctx.event_log.close()  # half-started: the next try starts afresh
+            raise UpstreamUnavailable(
+                f"cannot reach the event log at {self.settings.bus_url}: {_why(exc)}"
+            ) from None
 
     async def start_engines(self) -> EnginePool:
         """Start the Stockfish pool (once); UpstreamUnavailable when there is no Stockfish."""

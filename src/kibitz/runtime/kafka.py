@@ -59,9 +59,13 @@ logger.server.name=kafka.server.KafkaRaftServer
 logger.server.level=INFO
 """
 
-# A small heap and the serial collector: one node for a handful of topics, on a machine that
-# also runs the services, the store and the engines.
-JVM_OPTIONS = ["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true"]
+# A small heap, the serial collector and the quick compiler only (a third less CPU to start):
+# one node for a handful of topics, on a machine that also runs the services, the store and
+# the engines.
+JVM_OPTIONS = [
+    *("-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"),
+    "-Djava.awt.headless=true",
+]
 
 
 def kafka_version() -> str:
