@@ -66,6 +66,20 @@ ensure_kafka() {  # Apache Kafka's jars from Maven Central, run with the machine
   .venv/bin/kibitz bus fetch-kafka >/dev/null || { echo "cannot fetch Apache Kafka" >&2; exit 1; }
 }
 
+ensure_keda_schema() {  # deploy/kubernetes's ScaledObjects are checked against KEDA's schema
+  ensure_node
+  local dir=deploy/kubernetes/validate
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund -s >/dev/null) && touch "$dir/node_modules"
+  fi
+}
+
+ensure_promtool() {  # checks and tests the alert rules
+  if command -v promtool >/dev/null; then return; fi
+  echo "installing Debian's prometheus (for promtool) …"
+  apt_install prometheus
+}
+
 ensure_node() {
   if command -v node >/dev/null && command -v npm >/dev/null; then return; fi
   echo "installing Debian's nodejs and npm …"
@@ -140,6 +154,8 @@ case "${1:-}" in
     ensure_chromium
     ensure_postgres
     ensure_kafka
+    ensure_promtool
+    ensure_keda_schema
     ensure_frontend check
     # The quality gates run beside the suite (they are CPU work while the suite mostly waits
     # on processes); their output follows the suite's, and either failing fails the command.
@@ -149,6 +165,8 @@ case "${1:-}" in
       echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench
       echo "== mypy"; .venv/bin/mypy
       echo "== layering"; .venv/bin/lint-imports --no-cache
+      echo "== alert rules"; promtool check rules deploy/prometheus/alerts.yml
+      (cd deploy/prometheus && promtool test rules alerts.test.yml)
       echo "== front end: tsc"; (cd frontend && npm run -s check)
     ) > "$gates_log" 2>&1 &
     gates=$!

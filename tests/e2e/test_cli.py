@@ -389,6 +389,32 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
                 break
             time.sleep(0.3)
         assert httpx.get(f"{url}/api/games/{game}/analysis").json()["status"] == "done"
+
+        # Self-healing: a SIGKILLed worker is started again by the watchdog within 10 s, and
+        # its consumer group shows both members again.
+        home = tmp_path / "home"
+        victim = next(p for p in running_cluster(home) if p.name == "analysis-1")
+        os.kill(victim.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        while (
+            not (back := [p for p in running_cluster(home) if p.name == "analysis-1"])
+            or back[0].pid == victim.pid
+        ):
+            assert time.monotonic() - killed < 10, "the killed worker was not started again"
+            time.sleep(0.1)
+        assert back[0].restarts == 1
+        watchdog = next(p for p in running_cluster(home) if p.name == "watchdog")
+        restarts = httpx.get(f"http://127.0.0.1:{watchdog.metrics_port}/metrics").text
+        assert 'kibitz_process_restarts_total{process="analysis-1"} 1.0' in restarts
+
+        def analysis_members() -> int:
+            groups = httpx.get(f"{url}/api/ops", timeout=30).json()["groups"]
+            return max(g["members"] for g in groups if g["group"] == "kibitz.analysis")
+
+        deadline = time.monotonic() + 60
+        while analysis_members() != 2:
+            assert time.monotonic() < deadline, "the analysis group did not get its two back"
+            time.sleep(0.5)
     finally:
         taken.close()
         down = kibitz(tmp_path, "down")

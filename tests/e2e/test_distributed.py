@@ -160,24 +160,29 @@ def test_serve_and_run_started_before_their_broker_say_so_then_work_once_it_star
         except httpx.TransportError:
             return None
 
-    def waited_for(address: str, status: int, deadline: float = 90) -> httpx.Response:
+    def waited_for(
+        address: str, status: int, saying: str = "", deadline: float = 90
+    ) -> httpx.Response:
+        """The first answer of `address` with `status` (and `saying` in its body)."""
         began = time.monotonic()
         while time.monotonic() - began < deadline:
             got = answer(address)
-            if got is not None and got.status_code == status:
+            if got is not None and got.status_code == status and saying in got.text:
                 return got
             assert api.poll() is None and store.poll() is None, "a process exited"
             time.sleep(0.2)
-        raise AssertionError(f"{address} did not answer {status} within {deadline}s")
+        raise AssertionError(f"{address} did not answer {status} {saying} within {deadline}s")
 
     try:
-        down = waited_for(f"{url}/api/health", 503).json()
+        down = waited_for(f"{url}/api/health", 503, "cannot reach the event log").json()
         assert down["components"]["bus"].startswith("down")
         assert down["components"]["store"] == "ok"
         refused = httpx.get(f"{url}/api/players/nobody/games", timeout=5)
         assert refused.status_code == 503 and "waiting for" in refused.json()["detail"]
-        service = waited_for(f"http://127.0.0.1:{metrics}/health", 503).json()
-        assert "cannot reach the event log" in service["components"]["services"]
+        service = waited_for(
+            f"http://127.0.0.1:{metrics}/health", 503, "cannot reach the event log"
+        ).json()
+        assert service["status"] == "degraded" and service["service"] == "store"
 
         broker = start_kafka(tmp_path / "broker", port=kafka_port)
         up = time.monotonic()

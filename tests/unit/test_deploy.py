@@ -1,89 +1,83 @@
-"""The production deployment files stay true to the code (Docker cannot run here): the compose
-file's structure, that each service it runs is one `kibitz services` lists (and none is left
-out), and that the dashboard only charts metrics kibitz exports."""
+"""deploy/kubernetes validates offline (kubernetes-validate for the core kinds, KEDA's CRD
+schema for the ScaledObjects) and runs what deploy/docker-compose.yml runs."""
 
 from __future__ import annotations
 
-import json
-import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
+import pytest
 import yaml
-from prometheus_client import REGISTRY
-
-from kibitz.runtime.bootstrap import SERVICES
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
+MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+KEDA_CHECK = DEPLOY / "kubernetes" / "validate" / "validate.mjs"
 
 
-def _compose() -> dict[str, Any]:
-    return dict(yaml.safe_load((DEPLOY / "docker-compose.yml").read_text()))
+def documents() -> list[dict[str, Any]]:
+    return [d for path in MANIFESTS for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def test_every_kibitz_service_runs_in_its_own_container_and_only_those() -> None:
-    services = _compose()["services"]
-    ran = {}
-    for name, spec in services.items():
-        command = spec.get("command") or []
-        if command[:2] == ["kibitz", "run"]:
-            ran[name] = command[2]
-            assert spec["deploy"]["replicas"] >= 1
-            assert spec["environment"]["KIBITZ_METRICS_PORT"] == "9100"
-    assert set(ran.values()) == set(SERVICES), "compose and `kibitz services` disagree"
-    assert services["analysis"]["deploy"]["replicas"] > 1
-    assert services["api"]["command"][:3] == ["kibitz", "serve", "--api-only"]
-    assert services["migrate"]["command"] == ["kibitz", "db", "upgrade"]
+def test_every_core_object_validates_against_kubernetes_schemas() -> None:
+    version = kubernetes_validate.latest_version()
+    core = [d for d in documents() if d["kind"] != "ScaledObject"]
+    assert {d["kind"] for d in core} >= {"Deployment", "Service", "StatefulSet", "Job"}
+    for document in core:
+        kubernetes_validate.validate(document, version, strict=True)  # raises when invalid
+    broken = {**core[0], "spec": {"replicas": "two"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
 
 
-def test_kafka_is_kraft_postgres_17_behind_pgbouncer_in_transaction_mode() -> None:
-    services = _compose()["services"]
-    kafka = services["kafka"]["environment"]
-    assert "controller" in kafka["KAFKA_PROCESS_ROLES"] and "zookeeper" not in services
-    assert services["postgres"]["image"].startswith("postgres:17")
-    assert services["pgbouncer"]["environment"]["PGBOUNCER_POOL_MODE"] == "transaction"
-    url = services["api"]["environment"]["KIBITZ_DATABASE_URL"]
-    assert "@pgbouncer:6432/" in url and url.startswith("postgresql+psycopg://")
-    assert services["api"]["environment"]["KIBITZ_BUS_URL"] == "kafka://kafka:9092"
-    assert "KIBITZ_API_TOKEN" in services["api"]["environment"]
+def _keda(*paths: Path) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node")
+    assert node, "Node is needed (./dev.sh installs it)"
+    return subprocess.run(
+        [node, str(KEDA_CHECK), *map(str, paths)], capture_output=True, text=True, timeout=60
+    )
 
 
-def test_prometheus_scrapes_every_service_and_grafana_gets_the_dashboard() -> None:
-    services = _compose()["services"]
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    scraped = {
-        name
-        for job in config["scrape_configs"]
-        for sd in job.get("dns_sd_configs", [])
-        for name in sd["names"]
+def test_the_scaled_objects_validate_against_kedas_schema_and_a_broken_one_does_not(
+    tmp_path: Path,
+) -> None:
+    checked = _keda()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "2 ScaledObject(s) checked against KEDA's schema, 0 invalid" in checked.stdout
+    scaled = {d["metadata"]["name"]: d for d in documents() if d["kind"] == "ScaledObject"}
+    analysis = scaled["analysis-scaler"]["spec"]
+    assert analysis["scaleTargetRef"] == {"name": "analysis"}
+    assert {t["metadata"]["consumerGroup"] for t in analysis["triggers"]} == {"kibitz.analysis"}
+    broken = tmp_path / "broken.yaml"
+    spec = {k: v for k, v in analysis.items() if k != "scaleTargetRef"}
+    broken.write_text(yaml.safe_dump({**scaled["analysis-scaler"], "spec": spec}))
+    refused = _keda(broken)
+    assert refused.returncode == 1 and "scaleTargetRef" in refused.stderr
+
+
+def test_kubernetes_runs_every_service_of_the_compose_file_the_same_way() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    kibitz = {
+        name: s
+        for name, s in compose.items()
+        if s.get("image") == "kibitz:latest" and name != "migrate"
     }
-    runs_kibitz = {n for n, s in services.items() if (s.get("command") or [])[:1] == ["kibitz"]}
-    assert runs_kibitz - {"migrate"} == scraped
-    mounts = " ".join(services["grafana"]["volumes"])
-    assert "kibitz.json" in mounts and "provisioning" in mounts
-
-
-def test_the_dashboard_charts_only_metrics_kibitz_exports() -> None:
-    import kibitz.adapters.commentator_llm
-    import kibitz.adapters.lichess_http
-    import kibitz.services.commentary
-    import kibitz.services.problems
-    import kibitz.services.tracker  # noqa: F401  (their metrics register on import)
-
-    exported = set()
-    for metric in REGISTRY.collect():
-        for sample in metric.samples:
-            exported.add(sample.name)
-        exported.add(metric.name)
-    dashboard = json.loads((DEPLOY / "grafana" / "kibitz.json").read_text())
-    used = set()
-    for panel in dashboard["panels"]:
-        for target in panel["targets"]:
-            used |= set(re.findall(r"\bkibitz_[a-z_]+", target["expr"]))
-    assert used, "the dashboard charts nothing"
-    for name in used:
-        family = name.removesuffix("_bucket").removesuffix("_total")
-        assert name in exported or family in exported, name
-    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
-    for topic in ("lag", "p99", "positions", "cache", "429", "pool", "tracked", "robot"):
-        assert topic in titles, topic
+    deployments = {d["metadata"]["name"]: d for d in documents() if d["kind"] == "Deployment"}
+    for name, service in kibitz.items():
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == service["image"], name
+        assert container["command"] == service["command"], name
+        assert deployments[name]["spec"]["replicas"] == service["deploy"]["replicas"], name
+    config = next(d for d in documents() if d["kind"] == "ConfigMap")["data"]
+    shared = compose["api"]["environment"]
+    assert {k: str(v) for k, v in shared.items() if k in config} == config
+    assert set(shared) - set(config) == {"KIBITZ_DATABASE_URL", "KIBITZ_API_TOKEN"}  # secrets
+    kafka = compose["kafka"]["image"]
+    assert any(
+        c["image"] == kafka
+        for d in documents()
+        if d["kind"] == "StatefulSet"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    )

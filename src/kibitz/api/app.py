@@ -42,10 +42,12 @@ log = logging.getLogger("kibitz.api")
 HERE = Path(__file__).parent
 
 
-async def _start(app: FastAPI, container: Container, services: list[str] | None) -> None:
-    """Start the store, the log and `services` (waiting for the store and the log while they
-    are unreachable), then the demo and the live hubs; `app.state.ready` once done."""
-    await container.start(services, patient=True)
+async def _start(
+    app: FastAPI, container: Container, services: list[str] | None, *, patient: bool
+) -> None:
+    """Start the store, the log and `services` (when `patient`, waiting for the store and the
+    log while they are unreachable), then the demo and the live hubs."""
+    await container.start(services, patient=patient)
     if container.settings.database_url.startswith("sqlite"):
         # Embedded: one process owns the store, so an import still queueing its games was
         # interrupted when the last one died; fail it now with a reason, not in minutes.
@@ -60,7 +62,6 @@ async def _start(app: FastAPI, container: Container, services: list[str] | None)
             )
     for hub in app.state.hubs:
         hub.start()
-    app.state.ready = True
     # Everything built to start is kept for the process's life: out of the collector's
     # sight, a full collection under load scans only what requests make (shorter pauses).
     gc.freeze()
@@ -70,27 +71,34 @@ async def _start(app: FastAPI, container: Container, services: list[str] | None)
 async def _lifespan(
     app: FastAPI, container: Container, services: list[str] | None
 ) -> AsyncIterator[None]:
-    """Serve at once; start everything in the background (the API answers 503 meanwhile, and
-    says what it waits for); stop it all in reverse order."""
-    app.state.ready = False
+    """Start everything, then serve; when the store or the log cannot be reached, serve at
+    once anyway (503 meanwhile, saying what it waits for) and start in the background as soon
+    as they can be. Stop it all in reverse order."""
     app.state.failed = None
     app.state.demo = None
 
-    async def start() -> None:
+    async def start_when_possible() -> None:
         try:
-            await _start(app, container, services)
+            await _start(app, container, services, patient=True)
         except UpstreamUnavailable as exc:  # waited `upstream_wait` seconds: give up
             log.error("giving up: %s", exc.detail)
             app.state.failed = exc.detail
             os.kill(os.getpid(), signal.SIGTERM)  # `kibitz serve` exits 2 with the reason
 
-    starting = asyncio.create_task(start())
+    starting: asyncio.Task[None] | None = None
+    try:
+        await _start(app, container, services, patient=False)
+    except UpstreamUnavailable as exc:
+        log.warning("starting degraded: %s", exc.detail)
+        container.waiting = exc.detail
+        starting = asyncio.create_task(start_when_possible())
     try:
         yield
     finally:
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
+        if starting is not None:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         if app.state.demo is not None:
             app.state.demo.cancel()
         for hub in app.state.hubs:
@@ -119,10 +127,9 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     match_of = lambda payload: getattr(payload, "match_id", None)  # noqa: E731
     app.state.matches = TopicHub(event_log, [topics.MATCH_EVENTS], match_of, "matches")
     app.state.hubs = [app.state.progress, app.state.live, app.state.matches]
-    app.state.ready = False
 
     def starting() -> str | None:
-        if app.state.ready:
+        if container.started:
             return None
         return f"waiting for {container.waiting}" if container.waiting else "starting"
 
@@ -145,6 +152,11 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        if container.started:  # the cluster-wide gauges, as of this scrape
+            try:
+                await asyncio.wait_for(routes_ops.refresh_gauges(app.state, container), 10)
+            except Exception as exc:  # the log or the store away: the rest is still served
+                log.warning("cluster_gauges_unavailable error=%s", exc)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(routes_health.router)

@@ -26,7 +26,7 @@ router = APIRouter(tags=["ops"])
 async def health(request: Request, app: Container = Depends(container)) -> JSONResponse:
     """Each component's state; 503 naming the failing one when any is down."""
     components = await ping_upstreams(app)
-    if not request.app.state.ready:  # a patient start still waits for the store or the log
+    if not app.started:  # a patient start still waits for the store or the log
         components["services"] = starting_state(app.waiting)
     else:
         try:

@@ -10,7 +10,18 @@ from kibitz.cli.common import app, err
 from kibitz.errors import CLI_EXIT_USAGE, KibitzError
 
 # `kibitz --help` lists the commands in the order people need them.
-ORDER = ["serve", "run", "up", "down", "services", "analyze", "report", "train", "track"]
+ORDER = [
+    "serve",
+    "run",
+    "up",
+    "down",
+    "services",
+    "analyze",
+    "report",
+    "train",
+    "track",
+    "watchdog",
+]
 app.registered_commands.sort(
     key=lambda c: ORDER.index(c.name or c.callback.__name__)  # type: ignore[union-attr]
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from kibitz.cli.common import (
     _fail,
+    _logging,
     _settings,
     app,
     console,
@@ -69,6 +69,7 @@ def up(
         stop_cluster(settings.home)
         raise
     _write_cluster(settings.home, env, started)
+    started.append(_start_watchdog(settings.home, env, logs))
     url = f"http://127.0.0.1:{api_port}"
     if not _healthy(url, 60):
         stop_cluster(settings.home)
@@ -157,7 +158,7 @@ def _start_processes(
     tracker_port = int(env.get("KIBITZ_TRACKER_PORT") or free_port())
     env["KIBITZ_TRACKER_PORT"] = str(tracker_port)
     env.setdefault("KIBITZ_TRACKER_URL", f"http://127.0.0.1:{tracker_port}")
-    kibitz = str(Path(sys.argv[0]).resolve()) if Path(sys.argv[0]).name == "kibitz" else "kibitz"
+    kibitz = _kibitz()
     migrated = subprocess.run([kibitz, "db", "upgrade"], env=env, capture_output=True, text=True)
     if migrated.returncode != 0:
         raise _fail(f"cannot migrate the store: {migrated.stderr.strip()[-500:]}")
@@ -173,17 +174,55 @@ def _start_processes(
     )
 
 
+def _kibitz() -> str:
+    """This very `kibitz` (the processes it starts run the same installation)."""
+    return str(Path(sys.argv[0]).resolve()) if Path(sys.argv[0]).name == "kibitz" else "kibitz"
+
+
+def _start_watchdog(home: Path, env: dict[str, str], logs: Path) -> ClusterProcess:
+    """The watchdog that starts again what dies, added to the cluster file."""
+    from dataclasses import asdict
+
+    from kibitz.runtime.cluster import cluster_lock, free_port, read_cluster, spawn, write_cluster
+
+    metrics = free_port()
+    watchdog = spawn("watchdog", [_kibitz(), "watchdog", "--metrics-port", str(metrics)], env, logs)
+    watchdog.metrics_port = metrics
+    with cluster_lock(home):
+        data = read_cluster(home) or {"processes": []}
+        data["processes"].append(asdict(watchdog))
+        write_cluster(home, data)
+    return watchdog
+
+
+@app.command(hidden=True)
+def watchdog(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve its metrics on this port.")
+    ] = None,
+) -> None:
+    """Start again any process of this home's `kibitz up` cluster that dies (`kibitz up` runs
+    it; it ends with the cluster)."""
+    from prometheus_client import start_http_server
+
+    from kibitz.runtime.watchdog import watch
+
+    settings = _settings()
+    _logging()
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr="127.0.0.1")
+    watch(settings.home)
+
+
 def _write_cluster(home: Path, env: dict[str, str], started: list[Any]) -> None:
     from dataclasses import asdict
 
-    from kibitz.runtime.cluster import cluster_file
+    from kibitz.runtime.cluster import cluster_lock, write_cluster
 
-    home.mkdir(parents=True, exist_ok=True)
-    cluster_file(home).write_text(
-        json.dumps(
-            {"bus": env.get("KIBITZ_BUS_URL"), "processes": [asdict(p) for p in started]}, indent=2
+    with cluster_lock(home):
+        write_cluster(
+            home, {"bus": env.get("KIBITZ_BUS_URL"), "processes": [asdict(p) for p in started]}
         )
-    )
 
 
 def _healthy(url: str, timeout: float) -> bool:

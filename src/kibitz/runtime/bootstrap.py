@@ -103,6 +103,7 @@ class Container:
     supervisor: Supervisor | None = None
     engines: EnginePool | None = None  # started only in processes that search positions
     waiting: str | None = None  # while a patient start waits: for what (the store or the log)
+    started: bool = False  # the store and the log are reached and the services run
 
     async def _start_cpu_pool(self, names: list[str]) -> None:
         """Start the worker processes now, not on the first game; a process whose services
@@ -148,6 +149,7 @@ class Container:
             heartbeat=self.settings.heartbeat_seconds,
         )
         await self.supervisor.start()
+        self.started = True
 
     def component(self, name: str) -> Any:
         """The object of service `name` when it runs in this process, else None."""

@@ -3,11 +3,14 @@ cluster of services, and the broker it runs (`kibitz.runtime.kafka`)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -72,6 +75,9 @@ class ClusterProcess:
     metrics_port: int | None = None
     argv: list[str] | None = None
     started: int | None = None  # start_time(pid) when it was started: the pid may be reused
+    held: bool = False  # stopped on purpose (`restart`): the watchdog leaves it alone
+    restarts: int = 0  # how often the watchdog started it again
+    gave_up: bool = False  # it kept dying: the watchdog stopped starting it
 
 
 def start_time(pid: int) -> int | None:
@@ -123,14 +129,43 @@ def cluster_file(home: Path) -> Path:
     return home / "cluster.json"
 
 
-def running_cluster(home: Path) -> list[ClusterProcess]:
-    """The processes `kibitz up` started that are still alive (none: nothing is up)."""
+@contextlib.contextmanager
+def cluster_lock(home: Path) -> Iterator[None]:
+    """Hold the cluster file for a read-modify-write (`restart`, the watchdog, `down`)."""
+    import fcntl
+
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "cluster.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def read_cluster(home: Path) -> dict[str, Any] | None:
     import json
 
     path = cluster_file(home)
-    if not path.exists():
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def write_cluster(home: Path, data: dict[str, Any]) -> None:
+    """Replace the cluster file at once (a reader never sees half of it)."""
+    import json
+    import os
+
+    path = cluster_file(home)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data, indent=2))
+    partial.replace(path)
+
+
+def running_cluster(home: Path) -> list[ClusterProcess]:
+    """The processes `kibitz up` started that are still alive (none: nothing is up)."""
+    data = read_cluster(home)
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     return [
         ClusterProcess(**p) for p in data["processes"] if _alive(int(p["pid"]), p.get("started"))
     ]
@@ -159,17 +194,20 @@ def restart(
 ) -> ClusterProcess:
     """Stop one process of the cluster (SIGKILL unless `stop_signal` says otherwise), leave it
     down for `down_for` seconds and start it again with the same command line (chaos tests,
-    operators)."""
-    import json
+    operators). The watchdog leaves it alone meanwhile."""
     import os
     import signal
     from dataclasses import asdict
 
-    path = cluster_file(home)
-    data = json.loads(path.read_text())
-    entry = next(p for p in data["processes"] if p["name"] == name)
-    if not entry.get("argv"):
-        raise RuntimeError(f"{name} was started without a recorded command line")
+    with cluster_lock(home):
+        data = read_cluster(home)
+        if data is None:
+            raise RuntimeError(f"no cluster is up in {home}")
+        entry = next(p for p in data["processes"] if p["name"] == name)
+        if not entry.get("argv"):
+            raise RuntimeError(f"{name} was started without a recorded command line")
+        entry["held"] = True
+        write_cluster(home, data)
     pid, started = int(entry["pid"]), entry.get("started")
     if _alive(pid, started):
         os.kill(pid, signal.SIGKILL if stop_signal is None else stop_signal)
@@ -182,21 +220,25 @@ def restart(
     time.sleep(down_for)
     process = spawn(name, list(entry["argv"]), env, Path(entry["log"]).parent)
     process.metrics_port = entry.get("metrics_port")
-    data["processes"] = [asdict(process) if p["name"] == name else p for p in data["processes"]]
-    path.write_text(json.dumps(data, indent=2))
+    process.restarts = int(entry.get("restarts", 0))
+    with cluster_lock(home):
+        data = read_cluster(home) or {"processes": []}
+        data["processes"] = [asdict(process) if p["name"] == name else p for p in data["processes"]]
+        write_cluster(home, data)
     return process
 
 
 def stop_cluster(home: Path, timeout: float = 30.0) -> list[str]:
-    """SIGTERM what `kibitz up` started (the broker last), SIGKILL what does not stop in time;
-    returns the names stopped."""
+    """SIGTERM what `kibitz up` started (the watchdog first, the broker last), SIGKILL what
+    does not stop in time; returns the names stopped."""
     import os
     import signal
 
     processes = running_cluster(home)
     stopped = []
     for group in (
-        [p for p in processes if p.name != "broker"],
+        [p for p in processes if p.name == "watchdog"],
+        [p for p in processes if p.name not in ("watchdog", "broker")],
         [p for p in processes if p.name == "broker"],
     ):
         for process in group:
@@ -211,5 +253,6 @@ def stop_cluster(home: Path, timeout: float = 30.0) -> list[str]:
             if _alive(process.pid, process.started):
                 os.kill(process.pid, signal.SIGKILL)
             stopped.append(process.name)
-    cluster_file(home).unlink(missing_ok=True)
+    with cluster_lock(home):
+        cluster_file(home).unlink(missing_ok=True)
     return stopped

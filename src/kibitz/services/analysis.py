@@ -131,6 +131,9 @@ class _Job:
     priority: str
     phase: str = "quick"  # the pass whose progress is reported
     done: dict[str, int] = field(default_factory=lambda: {"quick": 0, "deep": 0})
+    requested_at: float = 0.0  # when it was asked for (epoch seconds, the request's time)
+    started: float = 0.0  # time.monotonic() when this run began
+    quick_seconds: float = 0.0  # from the start to the quick pass stored
 
 
 class AnalysisWorker:
@@ -161,7 +164,9 @@ class AnalysisWorker:
             return
         # Reserved before the first await: a second request for the game handled meanwhile by
         # this process (the other lane, a retry, a redelivery) finds it and does not start.
-        job = self.running[game_id] = _Job(game_id, payload.priority)
+        job = self.running[game_id] = _Job(
+            game_id, payload.priority, requested_at=envelope.occurred_at.timestamp()
+        )
         try:
             await self._analyse(job, payload)
         finally:
@@ -193,6 +198,9 @@ class AnalysisWorker:
             return
         if claimed != "taken":
             raise JobBusy(f"analysis of {game_id} is running on {claimed}")
+        job.started = time.monotonic()
+        waited = max(0.0, time.time() - job.requested_at)  # from the request to this start
+        metrics.ANALYSIS_WAIT_SECONDS.labels(job.priority).observe(waited)
         run = asyncio.create_task(self._run(job, data))
         renew = asyncio.create_task(self._renew_lease(game_id, run))
         try:
@@ -204,16 +212,16 @@ class AnalysisWorker:
             if renew.done() and not renew.cancelled() and renew.result():
                 log.info("analysis_cancelled game=%s", game_id)  # by request: nothing to retry
                 return
-            await self._give_back(game_id, asyncio.CancelledError())
+            await self._give_back(job, asyncio.CancelledError())
             raise
         except BaseException as exc:
-            await self._give_back(game_id, exc)
+            await self._give_back(job, exc)
             raise
         finally:
             renew.cancel()
             run.cancel()
 
-    async def _give_back(self, game_id: str, exc: BaseException) -> None:
+    async def _give_back(self, job: _Job, exc: BaseException) -> None:
         """A failed or timed-out run gives the job back (queued for a retry, or failed)."""
         reason = (
             f"timed out after {self.ctx.settings.analysis_timeout:g} s"
@@ -222,10 +230,10 @@ class AnalysisWorker:
         )
         with contextlib.suppress(Exception):
             released = await asyncio.shield(
-                self.ctx.store.analyses.release(game_id, self.owner, reason, self.max_attempts)
+                self.ctx.store.analyses.release(job.game_id, self.owner, reason, self.max_attempts)
             )
             if released is not None and released[0] == "failed":
-                metrics.ANALYSES_FINISHED.labels("failed", released[1]).inc()
+                metrics.ANALYSES_FINISHED.labels("failed", released[1], job.priority).inc()
 
     async def _renew_lease(self, game_id: str, run: asyncio.Task[None]) -> bool:
         """Keep the lease while `run` works; when the lease was taken back (the job was
@@ -253,7 +261,7 @@ class AnalysisWorker:
                 reused, source = evals_from_pgn(data.pgn_evals, plies), "pgn"
             if reused is not None:
                 await self._store_phase(job, base, "deep", reused, source=source, final=True)
-                await self._completed(job.game_id, source)
+                await self._completed(job, source, plies)
                 return
         boards = _boards(base)
         # Batch work queues both passes at once: the deep searches wait behind the quick ones
@@ -272,7 +280,7 @@ class AnalysisWorker:
                 task.cancel()
             await asyncio.gather(*searches.values(), return_exceptions=True)
             raise
-        await self._completed(job.game_id, "engine")
+        await self._completed(job, "engine", plies)
 
     async def _store_searches(
         self,
@@ -296,7 +304,14 @@ class AnalysisWorker:
                 cached=[c for _, c in results],
                 start_score=results[0][0].score,
             )
+            seconds = time.monotonic() - job.started
+            metrics.ANALYSIS_PHASE_SECONDS.labels(phase, job.priority).observe(
+                seconds if phase == "quick" else seconds - job.quick_seconds
+            )
             if phase == "quick":
+                job.quick_seconds = seconds
+                first = max(0.0, time.time() - job.requested_at)  # the request to a result
+                metrics.ANALYSIS_FIRST_RESULT_SECONDS.labels(job.priority).observe(first)
                 job.phase = "deep"
                 await self._progress(job.game_id, "deep", job.done["deep"], len(boards))
 
@@ -387,9 +402,12 @@ class AnalysisWorker:
             game_id,
         )
 
-    async def _completed(self, game_id: str, source: str) -> None:
-        metrics.ANALYSES_FINISHED.labels("done", source).inc()
-        await self._publish_completion(game_id)
+    async def _completed(self, job: _Job, source: str, plies: int) -> None:
+        metrics.ANALYSES_FINISHED.labels("done", source, job.priority).inc()
+        metrics.ANALYSIS_SECONDS_BY_LENGTH.labels(metrics.length_class(plies)).observe(
+            time.monotonic() - job.started
+        )
+        await self._publish_completion(job.game_id)
 
     async def _publish_completion(self, game_id: str) -> None:
         """Publish the game's decided `analysis.completed` (under the id stored with "done"),

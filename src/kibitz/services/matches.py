@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -46,6 +47,7 @@ from kibitz.events import (
     RoundVotingStarted,
     VoteSubmitted,
 )
+from kibitz.runtime import metrics
 from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
@@ -59,6 +61,9 @@ DEADLINE_TICK = 0.25  # seconds between deadline checks
 class MatchesWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # (match, round) → when this process saw it start: its duration once scored (a round
+        # that started before this process did is not measured).
+        self._round_started: dict[tuple[str, int], float] = {}
 
     async def on_logged(self, envelope: Envelope, payload: Payload) -> None:
         """A match event from the log: fold it (as its domain event)."""
@@ -81,6 +86,22 @@ class MatchesWorker:
         await self.ctx.store.matches.save(
             after.id, after.person, after.status, state, self.ctx.clock.now()
         )
+        self._measure(event, after)
+
+    def _measure(self, event: rules.MatchEvent, state: rules.Match) -> None:
+        """The metrics of a change just stored: matches created and completed, round time."""
+        if isinstance(event, rules.Created):
+            metrics.MATCHES.labels("created").inc()
+        elif isinstance(event, rules.Finished):
+            metrics.MATCHES.labels("completed").inc()
+        current = state.current()
+        if current is None:
+            return
+        key = (state.id, current.number)
+        if isinstance(event, rules.Started):
+            self._round_started[key] = time.monotonic()
+        elif isinstance(event, rules.Scored) and key in self._round_started:
+            metrics.ROUND_SECONDS.observe(time.monotonic() - self._round_started.pop(key))
 
     async def decide(self, cause: Envelope, event: rules.MatchEvent, state: rules.Match) -> None:
         """Publish what follows from the state `event` just produced."""
@@ -309,6 +330,7 @@ class MatchesWorker:
         """Close every phase whose deadline passed: answers → votes → scores."""
         now = self.ctx.clock.now()
         rows = await self.ctx.store.matches.running()
+        metrics.MATCHES_ACTIVE.set(len(rows))
         for row in rows:
             state = rules.Match.from_json(row)
             current = state.current()

@@ -7,6 +7,7 @@ passed is dropped (the match went on without it).
 from __future__ import annotations
 
 import logging
+import time
 
 import chess
 
@@ -16,6 +17,7 @@ from kibitz.domain.engine import EngineEval
 from kibitz.domain.judgment import Score
 from kibitz.errors import MalformedEvent
 from kibitz.events import Envelope, GenerateResponse, GenerateVote, RobotAnswered
+from kibitz.runtime import metrics
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
@@ -31,9 +33,22 @@ class RobotWorker:
         self.ctx = ctx
 
     async def handle(self, envelope: Envelope, payload: GenerateResponse | GenerateVote) -> None:
+        kind = "response" if isinstance(payload, GenerateResponse) else "vote"
+        try:
+            outcome = await self._answer(envelope, payload)
+        except Exception:
+            metrics.ROBOT_ANSWERS.labels(kind, "error").inc()
+            raise
+        metrics.ROBOT_ANSWERS.labels(kind, outcome).inc()
+        if outcome == "answered":
+            waited = max(0.0, time.time() - envelope.occurred_at.timestamp())
+            metrics.ROBOT_ANSWER_SECONDS.labels(kind).observe(waited)
+
+    async def _answer(self, envelope: Envelope, payload: GenerateResponse | GenerateVote) -> str:
+        """Answer the command; "answered", or why not ("late", "no_vote")."""
         if self.ctx.clock.now() > payload.deadline:
             log.info("command_too_late robot=%s match=%s", payload.robot_id, payload.match_id)
-            return
+            return "late"
         personality = robots.PERSONALITIES.get(payload.personality)
         if personality is None:
             raise MalformedEvent(f"no personality {payload.personality!r}")
@@ -55,7 +70,7 @@ class RobotWorker:
             candidates = await self._lines(board, personality.nodes, lines)
             letter = robots.choose_vote(personality, board, payload.answers, candidates, seed)
             if letter is None:
-                return
+                return "no_vote"
             answer = RobotAnswered(
                 robot_id=payload.robot_id,
                 match_id=payload.match_id,
@@ -70,6 +85,7 @@ class RobotWorker:
             cause=envelope,
             correlation_id=envelope.correlation_id,
         )
+        return "answered"
 
     async def _lines(self, board: chess.Board, nodes: int, lines: int) -> list[robots.Candidate]:
         found = await self.ctx.evaluator.lines(board, nodes, lines, "robot", who="the robot worker")

@@ -14,6 +14,7 @@ every instance's new state goes to the compacted `robot-pool-state` (key: the ro
 from __future__ import annotations
 
 import logging
+import time
 
 from kibitz import topics
 from kibitz.events import (
@@ -86,6 +87,8 @@ class RobotPool:
         )
         await self._announce(created, cause)
         await self.publish_states()
+        waited = max(0.0, time.time() - cause.occurred_at.timestamp())  # asked → assigned
+        metrics.ROBOT_ASSIGN_SECONDS.observe(waited)
         if len(robots) < need.count:
             log.warning(
                 "robots_short match=%s round=%d wanted=%d got=%d",
@@ -149,6 +152,7 @@ class RobotPool:
                     reason=change.reason,
                 )
             else:
+                metrics.ROBOT_POOL_SCALED.labels(change.personality, change.reason).inc()
                 payload = RobotPoolScaled(
                     personality=change.personality,
                     before=change.before,
