@@ -35,6 +35,10 @@ async def _views(tmp_path: Path, url: str) -> dict[str, Any]:
     return {name: a.json() for name, a in answers.items()}
 
 
+async def _run(*argv: str) -> None:
+    await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True)
+
+
 def _plain(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
@@ -59,20 +63,14 @@ async def test_a_dump_restored_into_a_fresh_database_serves_the_same_games_analy
     assert before["analysis"]["status"] == "done" and before["game"]["moves_uci"]
 
     dump = tmp_path / "kibitz.dump"  # what docs/operations.md tells operators to run
-    subprocess.run(
-        ["pg_dump", "--format=custom", "--no-owner", f"--file={dump}", _plain(fresh_pg_url)],
-        check=True,
-        capture_output=True,
-    )
+    await _run("pg_dump", "--format=custom", "--no-owner", f"--file={dump}", _plain(fresh_pg_url))
     restored = f"kibitz_restored_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{restored}"')
     try:
         url = fresh_pg_url.rsplit("/", 1)[0] + "/" + restored
-        subprocess.run(
-            ["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={_plain(url)}", str(dump)],
-            check=True,
-            capture_output=True,
+        await _run(
+            "pg_restore", "--no-owner", "--exit-on-error", f"--dbname={_plain(url)}", str(dump)
         )
         after = await _views(tmp_path / "b", url)
     finally:
