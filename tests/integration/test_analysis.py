@@ -205,8 +205,8 @@ async def test_an_engine_killed_mid_game_is_restarted_and_the_game_completes(
         f"sqlite:///{tmp_path / 'k.db'}",
         fake_lichess.url,
         engines=1,
-        quick_nodes=200_000,
-        deep_nodes=200_000,
+        quick_nodes=50_000,  # long enough a search to be killed in the middle of one
+        deep_nodes=50_000,
     )
     async with running(settings, ["ingest", "store", "analysis"]) as container:
         (game_id,) = await _load_games(container, fake_lichess, "Ed")
