@@ -104,8 +104,9 @@ async def test_end_offsets_and_reads_count_every_record_of_a_batched_append(
     event_log: EventLog, topic: str
 ) -> None:
     """`append_many` lets the producer pack many records into one batch; the end of the
-    partition is past the last of them, and a read from 0 returns them all (Tansu's
-    ListOffsets answers the last batch's base offset + 1: the adapter must not trust it)."""
+    partition is past the last of them, and a read from 0 returns them all; a group that
+    never ran lags by all of them (on a fresh broker, the first group request waits for the
+    group coordinator)."""
     await event_log.declare([TopicSpec(topic, partitions=2)])
     await event_log.append_many(topic, [(f"k{i % 2}", str(i).encode(), ()) for i in range(40)])
     await event_log.append_many(topic, [(f"k{i % 2}", str(i).encode(), ()) for i in range(40, 50)])

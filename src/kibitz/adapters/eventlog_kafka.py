@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
     InvalidProducerEpoch,
     KafkaError,
+    NotCoordinatorForGroupError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
     TopicAlreadyExistsError,
@@ -31,6 +35,18 @@ from aiokafka.errors import (
 )
 
 from kibitz.ports import Record, RevokeListener, TopicPartition, TopicSpec
+
+REBALANCE_TIMEOUT_MS = 10_000
+
+# A group's coordinator not there yet (a fresh broker creates its offsets topic on the first
+# group request) or moving: asked again, up to COORDINATOR_TRIES times (about 10 s in all).
+COORDINATOR_ERRORS = (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
+COORDINATOR_TRIES = 14
+T = TypeVar("T")
 
 # The broker refuses the producer's idempotence state: only a new producer gets past them.
 PRODUCER_STATE_ERRORS = (
@@ -211,10 +227,25 @@ class KafkaEventLog:
             ends = await self._offsets.end_offsets(tps)
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
+    async def _coordinated(self, ask: Callable[[], Awaitable[T]]) -> T:
+        """`ask()` (an admin request about a group), asked again while the broker has no
+        coordinator for the group yet: a fresh broker creates its offsets topic on the first
+        such request. Bounded: after COORDINATOR_TRIES the error is raised."""
+        for attempt in range(1, COORDINATOR_TRIES + 1):
+            try:
+                return await ask()
+            except COORDINATOR_ERRORS:
+                if attempt == COORDINATOR_TRIES:
+                    raise
+                await asyncio.sleep(0.1 * attempt)
+        raise AssertionError("unreachable")
+
     async def committed(self, group: str, topic: str) -> dict[int, int]:
         parts = await self._partitions(topic)
-        offsets = await self.admin.list_consumer_group_offsets(
-            group, partitions=[KafkaTP(topic, p) for p in parts]
+        offsets = await self._coordinated(
+            lambda: self.admin.list_consumer_group_offsets(
+                group, partitions=[KafkaTP(topic, p) for p in parts]
+            )
         )
         out = {p: 0 for p in parts}
         for tp, meta in offsets.items():
@@ -228,7 +259,7 @@ class KafkaEventLog:
         return {p: max(0, ends[p] - done.get(p, 0)) for p in ends}
 
     async def members(self, group: str) -> int:
-        responses = await self.admin.describe_consumer_groups([group])
+        responses = await self._coordinated(lambda: self.admin.describe_consumer_groups([group]))
         # DescribeGroups: per group (error, id, state, protocol type, protocol, members, …)
         return sum(len(described[5]) for r in responses for described in r.groups)
 
@@ -325,7 +356,10 @@ class KafkaConsumer:
             session_timeout_ms=self.log.session_timeout_ms,
             heartbeat_interval_ms=self.log.heartbeat_interval_ms,
             max_poll_interval_ms=self.log.max_poll_interval_ms,
-            rebalance_timeout_ms=self.log.session_timeout_ms,
+            # How long the coordinator waits for every member to rejoin in a rebalance: a
+            # member draining its in-flight work on a busy machine needs seconds; with less,
+            # it is expelled, rejoins, and the group rebalances again and again.
+            rebalance_timeout_ms=max(self.log.session_timeout_ms, REBALANCE_TIMEOUT_MS),
             metadata_max_age_ms=5_000,
         )
         self._consumer.subscribe(self.topics, listener=_Listener(self))
