@@ -81,10 +81,6 @@ RUN_DIR = "KIBITZ_TEST_RUN_DIR"  # shared by the run's processes (xdist workers 
 def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get(RUN_DIR):  # the first process of the run (xdist's controller)
         os.environ[RUN_DIR] = tempfile.mkdtemp(prefix="kibitz-run-")
-    # Every kibitz the tests start parses in threads, not in a worker process of its own (a
-    # second interpreter to start: two seconds of CPU each, for about forty processes), unless
-    # the test is about that process pool (tests/e2e/test_robustness.py sets it back to 1).
-    os.environ.setdefault("KIBITZ_CPU_WORKERS", "0")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

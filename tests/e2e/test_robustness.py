@@ -144,7 +144,6 @@ def integrity_ok(path: Path) -> bool:
 
 SERVE_ENV = {
     "KIBITZ_DEMO": "false",
-    "KIBITZ_CPU_WORKERS": "1",  # parsing in a worker process, as served by default
     "KIBITZ_QUICK_NODES": "1000",
     "KIBITZ_DEEP_NODES": "2000",
     "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test: keep their search small
