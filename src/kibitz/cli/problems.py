@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kibitz import topics
 from kibitz.cli.common import (
+    _fail,
     _run,
     _settings,
     _with_container,
@@ -59,9 +63,29 @@ def problems_generate(
     console.print(f"{pool['total']} puzzles for {who}, {pool['never_served']} never served")
 
 
-async def _follow_generation(container: Any, player: str | None) -> None:
-    """Until every game of the player is analysed and searched: a progress bar."""
+# What a search waits on: when one of these parks a message meanwhile, it will not finish.
+SEARCH_TOPICS = (
+    topics.ANALYSIS_INTERACTIVE,
+    topics.ANALYSIS_BATCH,
+    topics.ANALYSIS_COMPLETED,
+    topics.PROBLEMS_REQUESTED,
+)
+STALLED_AFTER = 300.0  # seconds without a game searched: give up waiting
 
+
+async def _parked(container: Any) -> dict[str, int]:
+    from kibitz.runtime import dlq
+
+    log = container.ctx.event_log
+    return {t: len(await dlq.parked(log, t)) for t in SEARCH_TOPICS}
+
+
+async def _follow_generation(container: Any, player: str | None) -> None:
+    """Until every game of the player is analysed and searched: a progress bar. It ends with
+    an error when work it waits for is parked on a DLQ, or when no game was searched for
+    STALLED_AFTER seconds."""
+    parked_before = await _parked(container)
+    last_change, last = time.monotonic(), (-1, -1)
     with Progress(
         TextColumn("[bold]puzzle search"),
         BarColumn(),
@@ -72,7 +96,7 @@ async def _follow_generation(container: Any, player: str | None) -> None:
         console=err,
     ) as progress:
         task = progress.add_task("search", total=None, searched=0, games="?", found=0)
-        while True:
+        for tick in itertools.count():
             searched, waiting = await container.reader.search_progress(player)
             pool = await container.reader.problem_pool(player)
             progress.update(
@@ -85,6 +109,21 @@ async def _follow_generation(container: Any, player: str | None) -> None:
             )
             if waiting == 0:
                 return
+            if (searched, waiting) != last:
+                last_change, last = time.monotonic(), (searched, waiting)
+            elif time.monotonic() - last_change > STALLED_AFTER:
+                raise _fail(
+                    f"no game was searched for {STALLED_AFTER:.0f} s; {waiting} still waiting "
+                    "(`kibitz dlq list TOPIC` shows parked work)"
+                )
+            if tick % 10 == 9:  # every 5 s: was work this search waits for parked?
+                now = await _parked(container)
+                grown = [t for t in SEARCH_TOPICS if now[t] > parked_before[t]]
+                if grown:
+                    raise _fail(
+                        f"{waiting} games cannot be searched: work was parked on "
+                        f"{', '.join(t + '.dlq' for t in grown)} (`kibitz dlq list {grown[0]}`)"
+                    )
             await asyncio.sleep(0.5)
 
 
