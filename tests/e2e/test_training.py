@@ -108,6 +108,23 @@ def analysed(server: Server, player: str) -> set[str]:
         return {r[0] for r in rows}
 
 
+def settled(server: Server, player: str, games: set[str]) -> bool:
+    """Whether every one of `games` is analysed, searched for puzzles and made into cards,
+    and the training service has nothing left to read."""
+    with sqlite3.connect(server.home / "kibitz.db") as db:
+        scanned = {r[0] for r in db.execute("SELECT game_id FROM problem_scans")}
+        trained = {
+            r[0]
+            for r in db.execute("SELECT game_id FROM training_scans WHERE player_id = ?", (player,))
+        }
+    if not (games <= analysed(server, player) and games <= scanned and games <= trained):
+        return False
+    groups = httpx.get(f"{server.url}/api/ops", timeout=30).json()["groups"]
+    return all(
+        g["lag"] == 0 for g in groups if g["group"] in ("kibitz.training", "kibitz.problems")
+    )
+
+
 def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_the_browser(
     trainer_server: Server, lichess: FakeLichess, clock_file: Path, page: Page, tmp_path: Path
 ) -> None:
@@ -123,12 +140,14 @@ def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_t
     lichess.users["trainee"].append(new)
     wait_for(lambda: "new00001" in analysed(trainer_server, "trainee"))
     assert first < analysed(trainer_server, "trainee")
-    made = wait_for(
-        lambda: (
-            {c["game_id"] for c in cards(trainer_server)} >= {"new00001"} and cards(trainer_server)
-        )
-    )
-    assert all(c["player_id"] == "trainee" and c["kind"] == "mistake" for c in made)
+    # Every game analysed, its mistakes made cards, its puzzles searched and made cards too:
+    # only then is the set of cards final (a later card would be due a day later).
+    games = {g["id"] for g in lichess.users["trainee"]}
+    wait_for(lambda: settled(trainer_server, "trainee", games))
+    made = cards(trainer_server)
+    assert "new00001" in {c["game_id"] for c in made if c["kind"] == "mistake"}
+    assert all(c["player_id"] == "trainee" for c in made)
+    assert {c["kind"] for c in made} <= {"mistake", "puzzle"}
 
     # Due the next day (its start, UTC), not before.
     now = time.time()
