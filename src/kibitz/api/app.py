@@ -154,7 +154,7 @@ def create_app(container: Container, *, services: list[str] | None = None) -> Fa
     async def metrics() -> Response:
         if container.started:  # the cluster-wide gauges, as of this scrape
             try:
-                await asyncio.wait_for(routes_ops.refresh_gauges(app.state, container), 10)
+                await asyncio.wait_for(routes_ops.refresh_gauges(container), 10)
             except Exception as exc:  # the log or the store away: the rest is still served
                 log.warning("cluster_gauges_unavailable error=%s", exc)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -13,8 +13,6 @@ from kibitz.errors import NotFound
 from kibitz.read import models
 from kibitz.runtime import dlq, metrics
 from kibitz.runtime.bootstrap import SERVICES, Container
-from kibitz.runtime.consumer import DLQ_SUFFIX
-from kibitz.runtime.dlq import DLQ_REPLAY_GROUP
 from kibitz.runtime.ops import ops_view
 
 router = APIRouter(prefix="/api/ops", tags=["ops"])
@@ -52,18 +50,14 @@ async def groups_without_members(state: Any, app: Container) -> list[str]:
     )
 
 
-async def refresh_gauges(state: Any, app: Container) -> None:
+async def refresh_gauges(app: Container) -> None:
     """The cluster-wide gauges the API exports (the alerts watch them): live workers per
     consumer group that has had any, and messages parked per DLQ."""
     for group, (alive, ever) in (await workers_alive(app)).items():
         if ever:
             metrics.GROUP_WORKERS_ALIVE.labels(group).set(alive)
-    log = app.ctx.event_log
     for topic in sorted(topics.CONSUMED):
-        parked_topic = topic + DLQ_SUFFIX
-        end = (await log.end_offsets(parked_topic)).get(0, 0)
-        dealt = (await log.committed(DLQ_REPLAY_GROUP, parked_topic)).get(0, 0)
-        metrics.DLQ_PARKED.labels(topic).set(max(0, end - dealt))
+        metrics.DLQ_PARKED.labels(topic).set(await dlq.parked_count(app.ctx.event_log, topic))
 
 
 def _topic(topic: str) -> str:

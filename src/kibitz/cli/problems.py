@@ -77,7 +77,7 @@ async def _parked(container: Any) -> dict[str, int]:
     from kibitz.runtime import dlq
 
     log = container.ctx.event_log
-    return {t: len(await dlq.parked(log, t)) for t in SEARCH_TOPICS}
+    return {t: await dlq.parked_count(log, t) for t in SEARCH_TOPICS}
 
 
 async def _follow_generation(container: Any, player: str | None) -> None:

@@ -17,6 +17,14 @@ async def parked(log: EventLog, topic: str, limit: int = 10_000) -> list[Record]
     return await log.read(dlq, 0, start, limit)
 
 
+async def parked_count(log: EventLog, topic: str) -> int:
+    """How many messages are parked on `topic`'s DLQ, without reading them."""
+    dlq = topic + DLQ_SUFFIX
+    end = (await log.end_offsets(dlq)).get(0, 0)
+    start = (await log.committed(DLQ_REPLAY_GROUP, dlq)).get(0, 0)
+    return max(0, end - start)
+
+
 async def settle(log: EventLog, topic: str, *, discard: bool) -> int:
     """Put every parked message back on `topic` (or drop them); returns how many."""
     records = await parked(log, topic)
