@@ -128,7 +128,10 @@ async def test_an_analysis_lease_is_held_until_it_expires_and_attempts_end_in_fa
     assert await store.analyses.store_phase(record.id, "c", result, 201.0)
     assert await claim("d", 202.0) == "done"
     assert await store.analyses.pending_completion(record.id) == ("ev1", "engine")
+    assert await store.analyses.unpublished_completions(201.0, 10) == []  # not before 201
+    assert await store.analyses.unpublished_completions(211.0, 10) == [record.id]
     await store.analyses.completion_published(record.id, "ev1")
+    assert await store.analyses.unpublished_completions(211.0, 10) == []
     assert await store.analyses.pending_completion(record.id) is None
     assert await store.analyses.missing_results([("p", 1)], 10) == []
     assert await store.analyses.missing_results([("p", 2)], 10) == [record.id]

@@ -146,6 +146,33 @@ async def test_quick_then_deep_results_each_lane_at_its_priority_then_the_cache(
     assert twin.engine.searches == searches
 
 
+async def test_a_completion_stored_but_never_published_is_relayed_once_under_its_id(
+    twin_factory: Any,
+) -> None:
+    """A stop after "done" was stored and the request settled, before `analysis.completed`
+    went out: no redelivery publishes it, the relay does (issue 20's five-kills run)."""
+    twin: Twin = await twin_factory()
+    game_id, _ = await _stored(twin, *_games("Bo", 2, seed=11))  # recorded positions
+    await twin.start("analysis")
+    await request_analysis(twin.ctx, game_id, "batch")
+    await until(lambda: twin.store.state.analyses[game_id]["status"] == "done")
+    worker = twin.component("analysis")
+    await until(lambda: game_id not in worker.running)
+    row = twin.store.state.analyses[game_id]
+    assert row["completion_event_id"] is None  # published by its handler
+    row.update(completion_event_id="lost-in-a-crash", finished_at=twin.ctx.clock.now() - 5)
+    assert await worker.relay_completions() == 0  # its own handler may still publish it
+    row["finished_at"] = twin.ctx.clock.now() - 60
+    assert await worker.relay_completions() == 1
+    assert await worker.relay_completions() == 0  # once
+    ids = [
+        envelope.id
+        for envelope, payload in await twin.events(topics.ANALYSIS_COMPLETED)
+        if payload.game_id == game_id
+    ]
+    assert len(ids) == 2 and ids[1] == "lost-in-a-crash"
+
+
 class _FailingEngine:
     name = "broken"
 

@@ -452,6 +452,14 @@ class MemoryAnalyses:
         if row is not None and row["completion_event_id"] == event_id:
             row["completion_event_id"] = None
 
+    async def unpublished_completions(self, finished_before: float, limit: int) -> list[str]:
+        rows = sorted(
+            (row["finished_at"], game_id)
+            for game_id, row in self.s.analyses.items()
+            if row.get("completion_event_id") is not None and row["finished_at"] < finished_before
+        )
+        return [game_id for _, game_id in rows[:limit]]
+
     async def stored(self, game_id: str) -> tuple[GameInput, str] | None:
         game, row = self.s.games.get(game_id), self.s.analyses.get(game_id)
         if game is None or row is None:

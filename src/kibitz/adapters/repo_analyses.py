@@ -280,6 +280,19 @@ class SqlAnalyses:
             )
         )
 
+    async def unpublished_completions(self, finished_before: float, limit: int) -> list[str]:
+        before = datetime.fromtimestamp(finished_before, UTC)
+        return await self.store.read(
+            lambda s: list(
+                s.scalars(
+                    select(Analysis.game_id)
+                    .where(Analysis.completion_event_id.is_not(None), Analysis.finished_at < before)
+                    .order_by(Analysis.finished_at)
+                    .limit(limit)
+                )
+            )
+        )
+
     async def stored(self, game_id: str) -> tuple[GameInput, str] | None:
         def read(session: Session) -> tuple[GameInput, str] | None:
             game = session.get(Game, game_id)

@@ -113,6 +113,11 @@ class Analyses(Protocol):
 
     async def completion_published(self, game_id: str, event_id: str) -> None: ...
 
+    async def unpublished_completions(self, finished_before: float, limit: int) -> list[str]:
+        """Games whose completion was stored (done) before `finished_before` and is still not
+        published: left by a crash, or by a stop, after its request was settled."""
+        ...
+
     async def stored(self, game_id: str) -> tuple[GameInput, str] | None:
         """The game with its stored evaluations (of the analysis's phase) and that phase."""
         ...

@@ -194,6 +194,8 @@ class AnalysisWorker:
             nodes=(self.nodes["quick"], self.nodes["deep"]),
             engine=self.ctx.evaluator.name,
         )
+        if claimed == "done":  # finished meanwhile: its event may still be due
+            await self._publish_completion(game_id)
         if claimed in ("done", "cancelled"):
             return
         if claimed != "taken":
@@ -425,6 +427,19 @@ class AnalysisWorker:
 
         await self.ctx.store.analyses.completion_published(game_id, event_id)
 
+    async def relay_completions(self) -> int:
+        """Publish every completion stored "done" over RELAY_GRACE seconds ago and still
+        unpublished (its handler crashed or was stopped after settling the request): the
+        request's redelivery would publish it, but a settled request is not redelivered.
+        Returns how many were published."""
+        before = self.ctx.clock.now() - RELAY_GRACE
+        published = 0
+        for game_id in await self.ctx.store.analyses.unpublished_completions(before, 100):
+            if game_id not in self.running:
+                await self._publish_completion(game_id)
+                published += 1
+        return published
+
     async def _rerun_plugins(self, game_id: str) -> None:
         """Run the plugins whose current version has no result, on the stored evaluations."""
         analyses = self.ctx.store.analyses
@@ -478,8 +493,22 @@ def _ply_evals(boards: list[chess.Board], results: list[tuple[EngineEval, bool]]
 PLUGINS: Sequence[Plugin] = BUILTIN_PLUGINS  # the active plugins
 
 
+RELAY_GRACE = 10.0  # seconds a stored completion is left to its own handler
+RELAY_EVERY = 30.0  # seconds between two looks for unpublished completions
+
+
 def build(ctx: Context) -> Service:
     worker = AnalysisWorker(ctx)  # the engine pool is started by `Container.start`
+
+    async def completion_relay() -> None:
+        while True:  # for ever, a look each RELAY_EVERY seconds; failures wait for the next
+            try:
+                if published := await worker.relay_completions():
+                    log.info("completions_relayed count=%d", published)
+            except Exception as exc:  # the store or the log may be briefly away
+                log.warning("completion_relay_failed error=%s", exc)
+            await ctx.clock.sleep(RELAY_EVERY)
+
     return Service(
         name="analysis",
         handlers=dict.fromkeys(
@@ -493,6 +522,7 @@ def build(ctx: Context) -> Service:
             handler_timeout=ctx.settings.analysis_timeout,
         ),
         record_event_ids=False,  # idempotent by the job's state and natural keys
+        loops=[completion_relay],
         component=worker,
         description="Stockfish analysis in two lanes and two phases; plugins on the evaluations",
     )
