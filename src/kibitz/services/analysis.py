@@ -507,7 +507,7 @@ def build(ctx: Context) -> Service:
                     log.info("completions_relayed count=%d", published)
             except Exception as exc:  # the store or the log may be briefly away
                 log.warning("completion_relay_failed error=%s", exc)
-            await ctx.clock.sleep(RELAY_EVERY)
+            await asyncio.sleep(RELAY_EVERY)  # wall time: the pace of upkeep, not domain time
 
     return Service(
         name="analysis",
