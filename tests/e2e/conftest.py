@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from kibitz.events import decode
 from kibitz.runtime.cluster import free_port
 from tests.fakes.lichess import FakeLichess
 
@@ -201,3 +202,13 @@ def click_move(page: Page, uci: str, board: str = "#board", *, drag: bool = Fals
     if len(uci) == 5:
         role = chess.piece_name(chess.Piece.from_symbol(uci[4]).piece_type)
         page.locator(f"#promotion .promote.{role}").click()
+
+
+def logged(home: Path, topic: str) -> list[tuple[str, str]]:
+    """(game id, event id) of every record of `topic` in an embedded server's log (read while
+    it runs, or after)."""
+    with sqlite3.connect(home / "eventlog.db") as db:
+        rows = db.execute("SELECT value FROM records WHERE topic = ?", (topic,)).fetchall()
+    return [
+        (payload.game_id, envelope.id) for envelope, payload in map(decode, (r[0] for r in rows))
+    ]

@@ -21,8 +21,7 @@ import chess.pgn
 import httpx
 import pytest
 
-from kibitz.events import decode
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import Server, logged, start_server, stop_server
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 DEADLINE = 600.0  # generous: a loaded 2-core machine
@@ -225,7 +224,7 @@ def test_five_kills_during_an_upload_and_analysis_lose_nothing_and_do_nothing_tw
         pending = set(requested)
         while pending:  # done, and its completion published (by its handler or the relay)
             assert time.monotonic() - began < DEADLINE, pending
-            published = {game for game, _ in analysis_completed(server.home / "eventlog.db")}
+            published = {game for game, _ in logged(server.home, "analysis.completed")}
             for game_id in list(pending & published):
                 status = httpx.get(f"{server.url}/api/games/{game_id}/analysis").json()["status"]
                 if status == "done":
@@ -238,20 +237,11 @@ def test_five_kills_during_an_upload_and_analysis_lose_nothing_and_do_nothing_tw
     with sqlite3.connect(home / "kibitz.db") as db:
         stored = db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM games").fetchone()
         assert stored[0] == stored[1] == 1000
-    completed = analysis_completed(home / "eventlog.db")
+    completed = logged(home, "analysis.completed")
     for game_id in requested:
         # Published once, or again under the same id after a crash in between: one event.
         events = {event_id for game, event_id in completed if game == game_id}
         assert len(events) == 1, (game_id, events)
-
-
-def analysis_completed(path: Path) -> list[tuple[str, str]]:
-    """(game id, event id) of every `analysis.completed` record in the embedded log."""
-    with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT value FROM records WHERE topic = 'analysis.completed'").fetchall()
-    return [
-        (payload.game_id, envelope.id) for envelope, payload in map(decode, (r[0] for r in rows))
-    ]
 
 
 def hammer(url: str, path: str, clients: int, seconds: float, out: Any, ready: Any) -> None:

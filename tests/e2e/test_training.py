@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Server, click_move, snap, start_server, stop_server
+from tests.e2e.conftest import Server, click_move, logged, snap, start_server, stop_server
 from tests.fakes.chesscom import FakeChessCom
 from tests.fakes.lichess import BASE_TIME_MS, FakeLichess, random_game
 
@@ -109,15 +109,16 @@ def analysed(server: Server, player: str) -> set[str]:
 
 
 def settled(server: Server, player: str, games: set[str]) -> bool:
-    """Whether every one of `games` is analysed and searched for puzzles, and the training
-    and problems services have read every event (their cards are made)."""
-    with sqlite3.connect(server.home / "kibitz.db") as db:
-        scanned = {r[0] for r in db.execute("SELECT game_id FROM problem_scans")}
-    if not (games <= analysed(server, player) and games <= scanned):
+    """Whether every one of `games` is analysed and searched for puzzles, both told on the log
+    (`analysis.completed`, `problems.generated`: the events the training service makes cards
+    from), and the training service has read every event (its cards are made). A scan or a
+    "done" stored is not enough: its event follows a moment later."""
+    completed = {game for game, _ in logged(server.home, "analysis.completed")}
+    searched = {game for game, _ in logged(server.home, "problems.generated")}
+    if not (games <= analysed(server, player) and games <= completed and games <= searched):
         return False
     groups = httpx.get(f"{server.url}/api/ops", timeout=30).json()["groups"]
-    watched = ("kibitz.training", "kibitz.problems")
-    return all(g["lag"] == 0 for g in groups if g["group"] in watched)
+    return all(g["lag"] == 0 for g in groups if g["group"] == "kibitz.training")
 
 
 def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_the_browser(

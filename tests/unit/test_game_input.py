@@ -10,10 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from kibitz.domain.games import MAX_PLIES, game_from_lichess, game_from_pgn, split_pgn
+from kibitz.domain.games import (
+    MAX_PLIES,
+    game_from_lichess,
+    game_from_pgn,
+    parse_raw_games,
+    split_pgn,
+)
 from kibitz.domain.players import check_profile, check_username
 from kibitz.errors import InvalidInput, InvalidPgn
-from kibitz.services.store import parse_raw_games
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 

@@ -26,8 +26,8 @@ from kibitz.adapters.store_models import (
 )
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain.judgment import stored_score
-from kibitz.domain.training import START_RATING, START_RD, START_VOL, Rating
-from kibitz.ports.store import Card, CardSource, NewCard
+from kibitz.domain.training import START_RATING, START_RD, START_VOL, CardSource, NewCard, Rating
+from kibitz.ports.store import Card
 
 
 def _card(row: TrainingCard) -> Card:

@@ -527,3 +527,43 @@ def _pgn_time_ms(headers: dict[str, str]) -> int | None:
     except ValueError:
         return None
     return int(parsed.timestamp() * 1000)
+
+
+# --- a raw game as the ingest services pass it on (games.raw) ---------------------------
+
+SITES = {"lichess": ("Lichess", game_from_lichess), "chesscom": ("chess.com", game_from_chesscom)}
+
+
+def parse_raw_game(source: str, game_json: str | None, pgn: str | None) -> GameRecord:
+    """The game of a games.raw message (a site's JSON game, or PGN text); raises InvalidPgn
+    with the reason."""
+    if source in SITES and game_json is not None:
+        site, parse = SITES[source]
+        try:
+            game = json.loads(game_json)
+        except ValueError as exc:
+            raise InvalidPgn(f"{site} sent a line that is not JSON: {exc}") from None
+        if not isinstance(game, dict):
+            raise InvalidPgn(f"{site} sent a line that is not a game object")
+        return parse(game, game_json)
+    if pgn is not None:
+        return game_from_pgn(pgn)
+    raise InvalidPgn("raw game without Lichess JSON or PGN text")
+
+
+def parse_raw_games(
+    raw: list[tuple[str, str | None, str | None]],
+) -> list[GameRecord | str]:
+    """Each (source, site JSON line, PGN text)'s game, or the reason it is invalid. Runs in a
+    worker process when the store service has one (this module's imports are all it needs):
+    python-chess replay is the CPU-heavy part of ingest, and plain strings cross the process
+    boundary far cheaper than models."""
+    out: list[GameRecord | str] = []
+    for source, lichess_json, pgn in raw:
+        try:
+            out.append(parse_raw_game(source, lichess_json, pgn))
+        except InvalidPgn as exc:
+            out.append(exc.detail)
+        except Exception as exc:  # whatever a malformed game makes a parser raise
+            out.append(f"unreadable game: {type(exc).__name__}: {exc}"[:300])
+    return out

@@ -198,3 +198,87 @@ def weak_themes(overall: Results, by_theme: dict[str, Results], top: int = 8) ->
     ]
     seen.sort(key=lambda item: (item[1].performance, -item[1].attempts))
     return [theme for theme, r in seen if r.performance < overall.performance][:top]
+
+
+@dataclass(frozen=True)
+class CardSource:
+    """An analysed game as cards are made from it: its moves, the score after each ply and the
+    engine's best move before it (White's side), and which of its players train here."""
+
+    game_id: str
+    initial_fen: str | None
+    moves_uci: Sequence[str]
+    scores: Sequence[Score | None]
+    best_ucis: Sequence[str | None]
+    start_score: Score | None
+    trainees: dict[str, bool]  # player id -> plays White; only players kibitz knows
+    puzzles: Sequence[tuple[str, str, int]]  # (problem id, FEN to answer in, ply) of the game
+
+
+@dataclass(frozen=True)
+class NewCard:
+    id: str
+    player_id: str
+    kind: str  # mistake | puzzle
+    game_id: str
+    ply: int
+    fen: str
+    schedule: dict[str, Any]
+    due: float
+    created: float
+    problem_id: str | None = None
+    played_uci: str | None = None
+    best_uci: str | None = None
+    judgment: str | None = None
+    loss: float | None = None
+
+
+def cards_of(source: CardSource, now: float) -> list[NewCard]:
+    """The cards of one analysed game for each of its trainees: their mistakes, and its
+    puzzles (a kind of their own). New cards are due the next day."""
+    due = first_due(now)
+    schedule = new_schedule(due)
+    out = []
+    for player, white in source.trainees.items():
+        color = chess.WHITE if white else chess.BLACK
+        for m in mistakes(
+            source.moves_uci,
+            source.initial_fen,
+            source.scores,
+            source.best_ucis,
+            source.start_score,
+            color,
+        ):
+            out.append(
+                NewCard(
+                    id=f"{player}:{source.game_id}:{m.ply}",
+                    player_id=player,
+                    kind="mistake",
+                    game_id=source.game_id,
+                    ply=m.ply,
+                    fen=m.fen,
+                    schedule=schedule,
+                    due=due,
+                    created=now,
+                    played_uci=m.played_uci,
+                    best_uci=m.best_uci,
+                    judgment=m.judgment,
+                    loss=m.loss,
+                )
+            )
+        for problem_id, fen, ply in source.puzzles:
+            out.append(
+                NewCard(
+                    id=f"{player}:p:{problem_id}",
+                    player_id=player,
+                    kind="puzzle",
+                    game_id=source.game_id,
+                    ply=ply,
+                    fen=fen,
+                    schedule=schedule,
+                    due=due,
+                    created=now,
+                    problem_id=problem_id,
+                )
+            )
+    return out

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 from kibitz.domain.analysis import GameInput, PlyEval
 from kibitz.domain.games import GameRecord
 from kibitz.domain.judgment import Score
-from kibitz.domain.training import Rating
+from kibitz.domain.training import CardSource, NewCard, Rating
 
 # --- analyses ------------------------------------------------------------------------------
 
@@ -224,39 +224,6 @@ class Problems(Protocol):
 
 
 # --- training ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CardSource:
-    """An analysed game as cards are made from it: its moves, the score after each ply and the
-    engine's best move before it (White's side), and which of its players train here."""
-
-    game_id: str
-    initial_fen: str | None
-    moves_uci: Sequence[str]
-    scores: Sequence[Score | None]
-    best_ucis: Sequence[str | None]
-    start_score: Score | None
-    trainees: dict[str, bool]  # player id -> plays White; only players kibitz knows
-    puzzles: Sequence[tuple[str, str, int]]  # (problem id, FEN to answer in, ply) of the game
-
-
-@dataclass(frozen=True)
-class NewCard:
-    id: str
-    player_id: str
-    kind: str  # mistake | puzzle
-    game_id: str
-    ply: int
-    fen: str
-    schedule: dict[str, Any]
-    due: float
-    created: float
-    problem_id: str | None = None
-    played_uci: str | None = None
-    best_uci: str | None = None
-    judgment: str | None = None
-    loss: float | None = None
 
 
 @dataclass(frozen=True)

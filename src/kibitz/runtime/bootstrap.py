@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -34,6 +33,7 @@ from kibitz.domain.commentary import TemplateCommentator
 from kibitz.errors import ConfigurationError, UpstreamUnavailable
 from kibitz.ports import Commentator, EventLog
 from kibitz.read.reader import Reader
+from kibitz.runtime.cpu_worker import exit_with_parent
 from kibitz.runtime.publisher import Publisher
 from kibitz.runtime.service import Service
 from kibitz.runtime.supervisor import Supervisor
@@ -232,18 +232,6 @@ class Container:
             self.ctx.cpu_pool.shutdown(wait=True, cancel_futures=True)
         await self.ctx.event_log.close()
         self.sql.dispose()
-
-
-def exit_with_parent(parent_pid: int) -> None:
-    """In a worker process: exit as soon as the process that started it is gone (a SIGKILLed
-    parent cannot shut its pool down)."""
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _safe_url(url: str) -> str:

@@ -19,7 +19,7 @@ from kibitz.domain import training
 from kibitz.domain.players import player_key
 from kibitz.errors import Conflict, InvalidInput, NotFound
 from kibitz.events import AnalysisCompleted, Envelope, ProblemsGenerated
-from kibitz.ports.store import Card, CardSource, NewCard
+from kibitz.ports.store import Card
 from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.service import Service
@@ -45,64 +45,13 @@ def check_days(days: int) -> int:
     return days
 
 
-def cards_of(source: CardSource, now: float) -> list[NewCard]:
-    """The cards of one analysed game for each of its trainees: their mistakes, and its
-    puzzles (a kind of their own). New cards are due the next day."""
-    due = training.first_due(now)
-    schedule = training.new_schedule(due)
-    out = []
-    for player, white in source.trainees.items():
-        color = chess.WHITE if white else chess.BLACK
-        for m in training.mistakes(
-            source.moves_uci,
-            source.initial_fen,
-            source.scores,
-            source.best_ucis,
-            source.start_score,
-            color,
-        ):
-            out.append(
-                NewCard(
-                    id=f"{player}:{source.game_id}:{m.ply}",
-                    player_id=player,
-                    kind="mistake",
-                    game_id=source.game_id,
-                    ply=m.ply,
-                    fen=m.fen,
-                    schedule=schedule,
-                    due=due,
-                    created=now,
-                    played_uci=m.played_uci,
-                    best_uci=m.best_uci,
-                    judgment=m.judgment,
-                    loss=m.loss,
-                )
-            )
-        for problem_id, fen, ply in source.puzzles:
-            out.append(
-                NewCard(
-                    id=f"{player}:p:{problem_id}",
-                    player_id=player,
-                    kind="puzzle",
-                    game_id=source.game_id,
-                    ply=ply,
-                    fen=fen,
-                    schedule=schedule,
-                    due=due,
-                    created=now,
-                    problem_id=problem_id,
-                )
-            )
-    return out
-
-
 async def make_cards(ctx: Context, game_id: str, player: str | None = None) -> int:
     """Make the cards of an analysed game (for `player` only, when given); returns how many
     are new. Replaying the moves is CPU work: it runs off the event loop."""
     source = await ctx.store.training.card_source(game_id, player)
     if source is None:
         return 0
-    cards = await ctx.run_cpu(cards_of, source, ctx.clock.now())
+    cards = await ctx.run_cpu(training.cards_of, source, ctx.clock.now())
     return await ctx.store.training.add_cards(game_id, list(source.trainees), cards)
 
 
