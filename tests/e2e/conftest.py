@@ -46,7 +46,7 @@ def start_server(
         **env,
     }
     tmp.mkdir(parents=True, exist_ok=True)
-    log = (tmp / "serve.log").open("wb")
+    log = (tmp / "serve.log").open("ab")
     began = time.monotonic()
     process = subprocess.Popen(
         [KIBITZ, "serve", *args], env=full_env, stdout=log, stderr=subprocess.STDOUT
