@@ -17,7 +17,8 @@ Target (issue 4): >= 0.95x.
 Then, with the cache on: the same games on a fresh store (cold: only positions shared between
 games are reused), and once more (warm: a re-analysis, e.g. after `--force`).
 Last, the latency from an interactive request to the stored quick pass of an 80-ply game on an
-otherwise idle kibitz, with the default budgets.
+otherwise idle kibitz, and to its deep pass, with the default budgets (an interactive request's
+deep pass: 1,000,000 nodes). `--latency-only` runs only that.
 
     .venv/bin/python bench/analysis.py [--rounds 6] [--quick 20000] [--deep 300000]
 """
@@ -254,9 +255,15 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--quick", type=int, default=20_000)
     parser.add_argument("--deep", type=int, default=300_000)
+    parser.add_argument(
+        "--latency-only", action="store_true", help="only the interactive 80-ply game's times"
+    )
     args = parser.parse_args()
     budgets = (args.quick, args.deep)
     settings = load_settings(demo=False)
+    if args.latency_only:
+        await report_latency(settings)
+        return
     pgn_text = real_games_pgn()
     boards = positions(pgn_text)
     print(
@@ -297,8 +304,16 @@ async def main() -> None:
         f"{uncached_seconds / cold:.2f}x the uncached pipeline), warm re-analysis {warm:.2f} s "
         f"({warm_searches} searches, {uncached_seconds / warm:.0f}x)"
     )
+    await report_latency(settings)
+
+
+async def report_latency(settings: Any) -> None:
     quick, deep = await quick_latency()
-    print(f"80-ply game, interactive, idle: quick pass stored {quick:.2f} s, deep {deep:.1f} s")
+    print(
+        f"80-ply game, interactive, idle, {settings.engines} engines: quick pass "
+        f"({settings.quick_nodes:,} nodes) stored {quick:.2f} s, deep pass "
+        f"({settings.interactive_deep_nodes:,} nodes) {deep:.1f} s"
+    )
 
 
 if __name__ == "__main__":

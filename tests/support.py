@@ -26,6 +26,9 @@ def settings_for(
     # No worker process for parsing unless a test asks for one: each would be started (and
     # waited for) with every container, a second of CPU per test; threads do the same work.
     values: dict[str, Any] = {"cpu_workers": 0, **extra}
+    # One deep budget for both lanes unless a test sets the interactive one: the tests of
+    # lanes and phases are about order, not depth.
+    values.setdefault("interactive_deep_nodes", values.get("deep_nodes", 300_000))
     return load_settings(
         home=tmp_path / "home",
         database_url=database_url,

@@ -38,8 +38,15 @@ class Settings(BaseSettings):
     engines: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=256)
     engine_threads: int = Field(default=1, ge=1, le=512)
     engine_hash_mb: int = Field(default=32, ge=1, le=65536)
+    # Budgets as Lichess gives them (lila modules/fishnet/src/main/Work.scala): a user's
+    # request 1,000,000 nodes, system work 300,000. The quick pass is the same for both.
     quick_nodes: int = Field(default=20_000, ge=1)
-    deep_nodes: int = Field(default=300_000, ge=1)
+    deep_nodes: int = Field(default=300_000, ge=1)  # batch work: followed players, bulk runs
+    interactive_deep_nodes: int = Field(default=1_000_000, ge=1)  # a request for one game
+    # Graceful degradation: while interactive requests wait longer than this many seconds for
+    # an engine, new interactive deep passes run at the batch budget (and say so), until one
+    # starts within half of it again. 0 keeps the full budget whatever the wait.
+    degrade_after: float = Field(default=30.0, ge=0)
     analysis_timeout: float = Field(default=900.0, gt=0)  # seconds for one game, both phases
     # A running job's lease: a worker that dies leaves its games to another after this long;
     # renewed every quarter of it (and a cancelled job stops within that quarter).

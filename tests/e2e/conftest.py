@@ -98,6 +98,7 @@ def server(
             "KIBITZ_MAX_UPLOAD_BYTES": str(1024 * 1024),
             "KIBITZ_QUICK_NODES": "5000",
             "KIBITZ_DEEP_NODES": "40000",
+            "KIBITZ_INTERACTIVE_DEEP_NODES": "40000",
             "KIBITZ_PROBLEM_NODES": "60000",
         },
     )

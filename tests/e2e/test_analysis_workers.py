@@ -32,6 +32,7 @@ def cluster(
         "KIBITZ_ENGINES": "1",
         "KIBITZ_QUICK_NODES": "1000",
         "KIBITZ_DEEP_NODES": "4000",
+        "KIBITZ_INTERACTIVE_DEEP_NODES": "4000",
         "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test: keep their search small
         "KIBITZ_ANALYSIS_LEASE": "4",  # the killed worker's games move on after 4 s, not 20
         "COLUMNS": "200",
@@ -157,6 +158,7 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
         "KIBITZ_ENGINES": "1",
         "KIBITZ_QUICK_NODES": "300",  # the engine is not under test: the processes are
         "KIBITZ_DEEP_NODES": "700",
+        "KIBITZ_INTERACTIVE_DEEP_NODES": "700",
         "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test: keep their search small
         "KIBITZ_ANALYSIS_LEASE": "4",  # a killed worker's games move on after 4 s, not 20
         "KIBITZ_EVAL_CACHE": "false",

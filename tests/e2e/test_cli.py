@@ -166,6 +166,7 @@ def test_analyze_waits_with_progress_then_report_summarises(tmp_path: Path) -> N
     small = {
         "KIBITZ_QUICK_NODES": "3000",
         "KIBITZ_DEEP_NODES": "10000",
+        "KIBITZ_INTERACTIVE_DEEP_NODES": "10000",
         "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test here
     }
     usage = kibitz(tmp_path, "analyze", **small)
@@ -202,7 +203,11 @@ def test_train_reviews_the_due_cards_of_a_players_blunders_in_the_terminal(
     games = tmp_path / "bea.pgn"
     games.write_text(BLUNDERS)
     assert kibitz(tmp_path, "import", "pgn", str(games)).returncode == 0
-    small = {"KIBITZ_QUICK_NODES": "3000", "KIBITZ_DEEP_NODES": "20000"}
+    small = {
+        "KIBITZ_QUICK_NODES": "3000",
+        "KIBITZ_DEEP_NODES": "20000",
+        "KIBITZ_INTERACTIVE_DEEP_NODES": "20000",
+    }
     done = kibitz(tmp_path, "analyze", "--player", "Bea", "--wait", **small)
     assert done.returncode == 0, done.stderr
     # Her blunders (3...Nf6?? and 5...Bxd1??) are cards, due tomorrow; the day after, one is
@@ -248,6 +253,7 @@ def test_problems_generate_waits_for_the_search_then_pool_lists_the_themes(
     small = {
         "KIBITZ_QUICK_NODES": "5000",
         "KIBITZ_DEEP_NODES": "60000",
+        "KIBITZ_INTERACTIVE_DEEP_NODES": "60000",
         "KIBITZ_PROBLEM_NODES": "200000",
     }
     done = kibitz(tmp_path, "problems", "generate", "--player", "Paul Morphy", "--wait", **small)
@@ -349,6 +355,7 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
         "KIBITZ_DATABASE_URL": fresh_pg_url,
         "KIBITZ_QUICK_NODES": "2000",
         "KIBITZ_DEEP_NODES": "5000",
+        "KIBITZ_INTERACTIVE_DEEP_NODES": "5000",
         "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test here
     }
     # The tracker's default port taken (by another cluster, say): `up` gives it another one.

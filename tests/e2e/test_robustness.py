@@ -145,6 +145,7 @@ SERVE_ENV = {
     "KIBITZ_DEMO": "false",
     "KIBITZ_QUICK_NODES": "1000",
     "KIBITZ_DEEP_NODES": "2000",
+    "KIBITZ_INTERACTIVE_DEEP_NODES": "2000",
     "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test: keep their search small
 }
 

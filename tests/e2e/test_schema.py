@@ -26,6 +26,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "KIBITZ_LICHESS_URL": fake.url,
             "KIBITZ_QUICK_NODES": "2000",
             "KIBITZ_DEEP_NODES": "5000",
+            "KIBITZ_INTERACTIVE_DEEP_NODES": "5000",
             "KIBITZ_PROBLEM_NODES": "20000",
             "KIBITZ_TRACK_WAIT": "1",
             "KIBITZ_DEMO": "false",  # the demo's analysis would only compete for the CPU

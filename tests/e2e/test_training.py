@@ -73,6 +73,7 @@ def trainer_server(
             "KIBITZ_CLOCK_FILE": str(clock_file),
             "KIBITZ_QUICK_NODES": "3000",
             "KIBITZ_DEEP_NODES": "20000",
+            "KIBITZ_INTERACTIVE_DEEP_NODES": "20000",
             "KIBITZ_PROBLEM_NODES": "50000",
         },
     )

@@ -374,6 +374,7 @@ def test_on_a_server_with_a_token_the_browser_signs_in_then_imports_and_analyses
         "KIBITZ_LICHESS_URL": lichess_for_server.url,
         "KIBITZ_QUICK_NODES": "2000",
         "KIBITZ_DEEP_NODES": "5000",
+        "KIBITZ_INTERACTIVE_DEEP_NODES": "5000",
     }
     server = start_server(tmp_path, env)
     try:

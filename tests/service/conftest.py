@@ -89,11 +89,15 @@ def twin_settings(tmp_path: Path, **extra: Any) -> Settings:
         "cpu_workers": 0,
         "quick_nodes": 2_000,
         "deep_nodes": 8_000,
+        "interactive_deep_nodes": 8_000,
         "commentary_nodes": 2_000,
         "problem_nodes": 20_000,
         "match_nodes": 2_000,
     }
-    return load_settings(**{**values, **extra})
+    values = {**values, **extra}
+    if "deep_nodes" in extra and "interactive_deep_nodes" not in extra:
+        values["interactive_deep_nodes"] = extra["deep_nodes"]  # one budget unless told
+    return load_settings(**values)
 
 
 @pytest.fixture

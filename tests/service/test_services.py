@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ from kibitz.errors import Conflict, EngineUnavailable, InvalidInput, NotFound
 from kibitz.events import (
     AnalysisCompleted,
     AnalysisProgress,
+    AnalysisRequested,
     CommentaryPublished,
     LiveMove,
     ProblemsGenerated,
     RoundRobotsNeeded,
     new_event,
 )
+from kibitz.runtime import metrics
 from kibitz.runtime.consumer import DLQ_SUFFIX, RetryPolicy
 from kibitz.services import analysis, ingest, matches, problems, robots
 from kibitz.services.analysis import request_analysis
@@ -144,6 +147,52 @@ async def test_quick_then_deep_results_each_lane_at_its_priority_then_the_cache(
     await request_analysis(twin.ctx, fast, "interactive", force=True)
     assert await until(lambda: _when(completed, 3)) == sorted([fast, fast, slow])
     assert twin.engine.searches == searches
+
+
+async def test_interactive_requests_get_the_deeper_budget_until_they_wait_too_long(
+    twin_factory: Any,
+) -> None:
+    """Issue 21: a request for one game searches its deep pass at the interactive budget
+    (Lichess's user budget), batch work at the lower one; while requests wait longer than
+    `degrade_after`, new interactive deep passes run at the batch budget and say so, until a
+    request starts within half of it again."""
+    twin: Twin = await twin_factory(
+        quick_nodes=2_000, deep_nodes=2_000, interactive_deep_nodes=8_000, degrade_after=5.0
+    )
+    game, other = await _stored(twin, *_games("Bo", 2, seed=11))  # recorded at both budgets
+    await twin.start("analysis")
+    worker = twin.component("analysis")
+    before = metrics.ANALYSES_DEGRADED._value.get()
+
+    async def run(game_id: str, priority: str, waited: float) -> dict[str, Any]:
+        row = twin.store.state.analyses.get(game_id, {})
+        runs = row.get("attempts", 0)
+        request = AnalysisRequested(game_id=game_id, priority=priority, force=True)
+        asked = new_event(request, game_id)
+        at = asked.occurred_at - timedelta(seconds=waited)  # asked `waited` seconds ago
+        asked = asked.model_copy(update={"occurred_at": at})
+        await twin.ctx.publisher.publish_envelope(analysis.topic_for(priority), asked)
+        await until(
+            lambda: (
+                twin.store.state.analyses.get(game_id, {}).get("attempts", 0) > runs
+                and twin.store.state.analyses[game_id]["status"] == "done"
+                and game_id not in worker.running
+            )
+        )
+        return twin.store.state.analyses[game_id]
+
+    fresh = await run(game, "interactive", 0)
+    assert fresh["nodes"] == (2_000, 8_000) and not fresh["degraded"]
+    late = await run(game, "interactive", 60)  # waited a minute for an engine
+    assert late["nodes"] == (2_000, 2_000) and late["degraded"]
+    still = await run(other, "interactive", 3)  # 2.5 s < 3 s < 5 s: not yet drained
+    assert still["nodes"] == (2_000, 2_000) and still["degraded"]
+    assert metrics.ANALYSES_DEGRADED._value.get() == before + 2
+    drained = await run(other, "interactive", 0)
+    assert drained["nodes"] == (2_000, 8_000) and not drained["degraded"]
+    batch = await run(game, "batch", 600)  # batch work keeps its own budget, whatever waits
+    assert batch["nodes"] == (2_000, 2_000) and not batch["degraded"]
+    assert metrics.ANALYSES_DEGRADED._value.get() == before + 2
 
 
 async def test_a_completion_stored_but_never_published_is_relayed_once_under_its_id(

@@ -370,6 +370,7 @@ class MemoryAnalyses:
         lease_seconds: float,
         nodes: tuple[int, int],
         engine: str,
+        degraded: bool = False,
     ) -> Claim:
         row = self.s.analyses.setdefault(game_id, _new_analysis(game_id, priority=priority))
         if row["status"] in ("done", "cancelled") and not force:
@@ -382,7 +383,7 @@ class MemoryAnalyses:
             "interactive" if "interactive" in (priority, row["priority"]) else priority
         )
         row["attempts"] += 1
-        row.update(started_at=now, nodes=nodes, engine=engine)
+        row.update(started_at=now, nodes=nodes, engine=engine, degraded=degraded)
         return "taken"
 
     async def release(

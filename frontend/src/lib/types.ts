@@ -28,6 +28,7 @@ export interface AnalysisView {
   progress: number;
   engine: string | null;
   nodes: { quick: number | null; deep: number | null } | null;
+  degraded?: boolean | null; // the deep pass ran at the batch budget: the engines were busy
   start: { cp: number | null; mate: number | null } | null;
   results_phase: string | null;
   evals: MoveEval[] | null;

@@ -198,6 +198,7 @@ class AnalysisBoard implements RetroBoard {
     const info: string[] = [];
     if (node.depth !== null) info.push(`depth ${node.depth}`);
     if (node.nodes) info.push(`${node.nodes.toLocaleString("en")} nodes`);
+    if (node.nodes && this.analysis.degraded) info.push("a lower budget: the engines were busy");
     if (node.cached) info.push("cached");
     $("engine-info").textContent = info.join(" · ");
     const pv = $("pv");

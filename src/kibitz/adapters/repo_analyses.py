@@ -126,6 +126,7 @@ class SqlAnalyses:
         lease_seconds: float,
         nodes: tuple[int, int],
         engine: str,
+        degraded: bool = False,
     ) -> Claim:
         def write(session: Session) -> Claim:
             row = session.get(Analysis, game_id, with_for_update=not self.store.is_sqlite)
@@ -144,6 +145,7 @@ class SqlAnalyses:
             row.started_at = datetime.fromtimestamp(now, UTC)
             row.positions_done = 0
             row.quick_nodes, row.deep_nodes = nodes
+            row.degraded = degraded
             row.engine = engine
             return "taken"
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, synonym
 
@@ -170,6 +171,8 @@ class Analysis(Base):
     positions_total: Mapped[int] = mapped_column(Integer, default=0)
     quick_nodes: Mapped[int | None] = mapped_column(BigInteger)
     deep_nodes: Mapped[int | None] = mapped_column(BigInteger)
+    # The deep pass ran at the lower budget because interactive requests were waiting.
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The starting position's score (White's side) in the stored phase; None when reused.
     start_cp: Mapped[int | None] = mapped_column(Integer)
     start_mate: Mapped[int | None] = mapped_column(Integer)

@@ -80,10 +80,12 @@ class Analyses(Protocol):
         lease_seconds: float,
         nodes: tuple[int, int],
         engine: str,
+        degraded: bool = False,
     ) -> Claim:
-        """Lease the job to `owner` and mark it running ("taken"); "done" when another run
-        finished it and "cancelled" when it was cancelled (unless `force`); else the name of
-        the live holder of the lease."""
+        """Lease the job to `owner` and mark it running ("taken") at the budgets `nodes`
+        (quick, deep; `degraded`: the lower deep budget of a waiting queue); "done" when
+        another run finished it and "cancelled" when it was cancelled (unless `force`); else
+        the name of the live holder of the lease."""
         ...
 
     async def release(

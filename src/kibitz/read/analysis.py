@@ -32,6 +32,7 @@ def analysis_view(session: Session, game_id: str, *, with_evals: bool = True) ->
         "source": row.source,
         "engine": row.engine,
         "nodes": {"quick": row.quick_nodes, "deep": row.deep_nodes},
+        "degraded": bool(row.degraded),
         "start": (
             {"cp": row.start_cp, "mate": row.start_mate}
             if row.start_cp is not None or row.start_mate is not None

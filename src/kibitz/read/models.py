@@ -150,7 +150,16 @@ class AnalysisView(View):
     positions_total: int | None = None
     source: str | None = Field(None, description="engine, lichess or pgn")
     engine: str | None = None
-    nodes: Nodes | None = None
+    nodes: Nodes | None = Field(
+        None,
+        description="the budgets searched: a request for one game gets the interactive deep "
+        "budget, batch work the lower one",
+    )
+    degraded: bool | None = Field(
+        None,
+        description="the deep pass ran at the batch budget because interactive requests were "
+        "waiting for an engine",
+    )
     start: StartScore | None = Field(
         None, description="the starting position's score, when the engine searched it"
     )

@@ -48,6 +48,14 @@ ANALYSES_FINISHED = Counter(
     ["status", "source", "lane"],
 )
 _WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+ANALYSES_DEGRADED = Counter(
+    "kibitz_analyses_degraded_total",
+    "Interactive analyses whose deep pass ran at the batch budget: requests were waiting",
+)
+ANALYSIS_DEGRADED = Gauge(
+    "kibitz_analysis_degraded",
+    "1 while this worker runs new interactive deep passes at the batch budget, else 0",
+)
 ANALYSIS_WAIT_SECONDS = Histogram(
     "kibitz_analysis_wait_seconds",
     "From an analysis request to its start on a worker",

@@ -133,6 +133,7 @@ class _Job:
     done: dict[str, int] = field(default_factory=lambda: {"quick": 0, "deep": 0})
     requested_at: float = 0.0  # when it was asked for (epoch seconds, the request's time)
     started: float = 0.0  # time.monotonic() when this run began
+    nodes: dict[str, int] = field(default_factory=dict)  # the budgets of this run, by phase
     quick_seconds: float = 0.0  # from the start to the quick pass stored
 
 
@@ -143,7 +144,10 @@ class AnalysisWorker:
         self.owner = process_owner()
         self.running: dict[str, _Job] = {}
         s = ctx.settings
-        self.nodes = {"quick": s.quick_nodes, "deep": s.deep_nodes}
+        self.nodes = {"quick": s.quick_nodes, "deep": s.deep_nodes}  # batch work's
+        self.interactive_deep = s.interactive_deep_nodes
+        self.degrade_after = s.degrade_after
+        self.degraded = False  # interactive requests wait too long: lower deep budgets
         self.lease = s.analysis_lease
         self.max_attempts = RETRY.max_attempts
 
@@ -184,6 +188,8 @@ class AnalysisWorker:
             if any((p.name, p.version) not in data.plugins for p in self.plugins):
                 await self._rerun_plugins(game_id)
             return
+        waited = max(0.0, time.time() - job.requested_at)  # from the request to this start
+        job.nodes, degraded = self._budgets(job.priority, waited)
         claimed = await analyses.claim(
             game_id,
             self.owner,
@@ -191,8 +197,9 @@ class AnalysisWorker:
             force=payload.force,
             now=self.ctx.clock.now(),
             lease_seconds=self.lease,
-            nodes=(self.nodes["quick"], self.nodes["deep"]),
+            nodes=(job.nodes["quick"], job.nodes["deep"]),
             engine=self.ctx.evaluator.name,
+            degraded=degraded,
         )
         if claimed == "done":  # finished meanwhile: its event may still be due
             await self._publish_completion(game_id)
@@ -201,8 +208,15 @@ class AnalysisWorker:
         if claimed != "taken":
             raise JobBusy(f"analysis of {game_id} is running on {claimed}")
         job.started = time.monotonic()
-        waited = max(0.0, time.time() - job.requested_at)  # from the request to this start
         metrics.ANALYSIS_WAIT_SECONDS.labels(job.priority).observe(waited)
+        if degraded:
+            metrics.ANALYSES_DEGRADED.inc()
+            log.info(
+                "analysis_degraded game=%s waited=%.1fs deep_nodes=%d",
+                game_id,
+                waited,
+                job.nodes["deep"],
+            )
         run = asyncio.create_task(self._run(job, data))
         renew = asyncio.create_task(self._renew_lease(game_id, run))
         try:
@@ -222,6 +236,24 @@ class AnalysisWorker:
         finally:
             renew.cancel()
             run.cancel()
+
+    def _budgets(self, priority: str, waited: float) -> tuple[dict[str, int], bool]:
+        """The budgets of a run starting now after `waited` seconds, and whether they are
+        degraded. Batch work searches at the batch budget. An interactive request gets the
+        interactive deep budget, unless requests wait over `degrade_after` seconds: then the
+        batch one, until a request starts within half of that again (the queue drained)."""
+        if priority != "interactive":
+            return dict(self.nodes), False
+        if self.degrade_after > 0:
+            if waited > self.degrade_after:
+                self.degraded = True
+            elif waited <= self.degrade_after / 2:
+                self.degraded = False
+            metrics.ANALYSIS_DEGRADED.set(int(self.degraded))
+        deep = self.nodes["deep"] if self.degraded else self.interactive_deep
+        return {"quick": self.nodes["quick"], "deep": deep}, self.degraded and (
+            deep < self.interactive_deep
+        )
 
     async def _give_back(self, job: _Job, exc: BaseException) -> None:
         """A failed or timed-out run gives the job back (queued for a retry, or failed)."""
@@ -339,7 +371,7 @@ class AnalysisWorker:
 
         return await self.ctx.evaluator.evaluate_all(
             boards,
-            self.nodes[phase],
+            job.nodes[phase],
             lambda: analysis_use(job.priority, phase),  # a lane change applies at once
             who="the analysis",
             on_cached=cached,
@@ -381,7 +413,7 @@ class AnalysisWorker:
                 phase=phase,
                 evals=evals,
                 cached=cached,
-                nodes=self.nodes.get(phase) if source == "engine" else None,
+                nodes=job.nodes.get(phase) if source == "engine" else None,
                 source=source,
                 results={p.name: (p.version, p.run(game)) for p in self.plugins},
                 final=final,
