@@ -9,6 +9,7 @@ engine". Analysis, commentary, problems, matches and the robots all search throu
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, TypeVar
 
@@ -46,6 +47,12 @@ PRIORITY: dict[Use, int] = {
 }
 
 
+# Positions searched lately, kept in memory (the deepest result of each): a player's games open
+# the same way, and games analysed side by side reach the same positions before either has
+# stored its results in the cache.
+RECENT_POSITIONS = 10_000
+
+
 def analysis_use(lane: str, phase: str) -> Use:
     for use in PRIORITY:
         if use == f"{lane}-{phase}":
@@ -68,6 +75,12 @@ class Evaluator:
         self.cache = cache
         self.engine = engine
         self.breaker = breaker or CircuitBreaker("engine", failures_to_open=3)
+        # With a cache only (KIBITZ_EVAL_CACHE=false means every position is searched):
+        # searches under way, by position (budget, their priority now, the result to come),
+        # and the results of the latest ones.
+        self._searching: dict[str, tuple[int, Callable[[], int], asyncio.Future[EngineEval]]]
+        self._searching = {}
+        self._recent: OrderedDict[str, EngineEval] = OrderedDict()
 
     def attach(self, engine: Engine | None) -> None:
         self.engine = engine
@@ -128,10 +141,11 @@ class Evaluator:
                 return PRIORITY[use()]
 
             async def one(i: int) -> None:
-                found = await self._guarded(
-                    who, lambda engine: engine.analyse(boards[i], nodes, priority)
-                )
-                out[i] = (found, False)
+                shared = await self._shared(boards[i].epd(), nodes, priority)
+                if shared is not None:
+                    out[i] = (shared, True)
+                else:
+                    out[i] = (await self._search(boards[i], nodes, priority, who), False)
                 if on_searched is not None:
                     await on_searched()
 
@@ -150,6 +164,62 @@ class Evaluator:
                 await self.cache.keep([(epd, r[0]) for epd, r in fresh.items()])
         return [r for r in out if r is not None]
 
+    async def _shared(self, epd: str, nodes: int, priority: Callable[[], int]) -> EngineEval | None:
+        """The result of a search of the same position at ≥ `nodes` that another caller has
+        under way at a priority at least as urgent as ours (waiting behind less urgent work
+        would make us later than searching), or of one finished since our pass looked in the
+        cache; None when there is none, or it failed."""
+        if self.cache is None:
+            return None
+        known = self._recent.get(epd)
+        if known is not None and (known.nodes or 0) >= nodes:
+            metrics.EVAL_CACHE_HITS.inc()
+            return known
+        under_way = self._searching.get(epd)
+        if under_way is None or under_way[0] < nodes or under_way[1]() > priority():
+            return None
+        try:
+            found = await asyncio.shield(under_way[2])
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we were cancelled, not the search we waited for
+            return None
+        except Exception:
+            return None  # its search failed: ours may not
+        metrics.EVAL_CACHE_HITS.inc()
+        return found
+
+    async def _search(
+        self, board: chess.Board, nodes: int, priority: Callable[[], int], who: str
+    ) -> EngineEval:
+        """Search `board` on the engine; with a cache, others asking for the same position
+        meanwhile wait for this search, and its result is remembered."""
+        if self.cache is None:
+            return await self._guarded(who, lambda engine: engine.analyse(board, nodes, priority))
+        epd = board.epd()
+        future: asyncio.Future[EngineEval] = asyncio.get_running_loop().create_future()
+        self._searching.setdefault(epd, (nodes, priority, future))
+        try:
+            found = await self._guarded(who, lambda engine: engine.analyse(board, nodes, priority))
+        except BaseException:
+            future.cancel()  # whoever waits on it searches for themselves
+            raise
+        finally:
+            if self._searching.get(epd, (0, priority, None))[2] is future:
+                del self._searching[epd]
+        future.set_result(found)
+        self._remember(epd, found)
+        return found
+
+    def _remember(self, epd: str, found: EngineEval) -> None:
+        known = self._recent.get(epd)
+        if known is None or (found.nodes or 0) >= (known.nodes or 0):
+            self._recent[epd] = found
+        self._recent.move_to_end(epd)
+        while len(self._recent) > RECENT_POSITIONS:
+            self._recent.popitem(last=False)
+
     async def _from_cache(
         self, boards: Sequence[chess.Board], nodes: int
     ) -> tuple[list[tuple[EngineEval, bool] | None], list[int]]:
@@ -163,7 +233,15 @@ class Evaluator:
             else:
                 todo.append(i)
         epds = [boards[i].epd() for i in todo]
-        cache = await self.cache.lookup(epds, nodes) if self.cache is not None and epds else {}
+        cache: dict[str, EngineEval] = {}
+        if self.cache is not None:
+            for epd in epds:  # searched lately in this process, at this budget or deeper
+                known = self._recent.get(epd)
+                if known is not None and (known.nodes or 0) >= nodes:
+                    cache[epd] = known
+            rest = [epd for epd in epds if epd not in cache]
+            if rest:
+                cache |= await self.cache.lookup(rest, nodes)
         metrics.EVAL_CACHE_LOOKUPS.inc(len(epds))
         metrics.EVAL_CACHE_HITS.inc(sum(1 for e in epds if e in cache))
         missing = []
