@@ -142,7 +142,7 @@ def pg_database() -> Iterator[str]:
 
 
 def make_sqlite_log(path: Path) -> SqliteEventLog:
-    return SqliteEventLog(path, session_timeout_ms=1500, poll_interval=0.1)
+    return SqliteEventLog(path, session_timeout_ms=1500, poll_interval=0.02)
 
 
 def make_kafka_log(bootstrap: str) -> KafkaEventLog:

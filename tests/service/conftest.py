@@ -122,7 +122,7 @@ async def twin_factory(
         store = MemoryStore()
         engine = RecordedEngine(live)
         log = SqliteEventLog(
-            tmp_path / f"log{len(made)}.db", session_timeout_ms=1500, poll_interval=0.1
+            tmp_path / f"log{len(made)}.db", session_timeout_ms=1500, poll_interval=0.01
         )
         await log.start()
         await log.declare(all_topics())

@@ -115,18 +115,12 @@ class SqliteEventLog:
         path: Path | str,
         *,
         session_timeout_ms: int = 10_000,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.05,
         retention_interval: float = 60.0,
     ) -> None:
         self.path = Path(path)
         self.session_timeout_ms = session_timeout_ms
-        # An idle consumer reads at once what this process appends (it is woken), and looks
-        # for what other processes appended every `poll_interval` seconds; it heartbeats and
-        # rebalances every tenth of the session timeout (at most every second). An idle
-        # embedded server then costs a few queries a second, not a few hundred.
         self.poll_interval = poll_interval
-        self.rebalance_interval = min(1.0, session_timeout_ms / 10_000)
-        self.appends = 0  # batches this process has appended: a consumer reads when it changes
         self.retention_interval = retention_interval
         self._db: _Db | None = None
         self._partitions: dict[str, int] = {}
@@ -259,7 +253,6 @@ class SqliteEventLog:
                 for (*_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
-                self.appends += 1
                 self._appended.set()
                 self._appended = asyncio.Event()
             if self._closed:
@@ -437,9 +430,6 @@ class SqliteConsumer:
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self._last_rebalance = 0.0
-        self._seen_appends = -1  # the log's append count at the last fetch
-        self._fetched_at = 0.0
-        self._more = True  # the last fetch returned records, or positions changed: fetch again
         self._started = False
 
     async def start(self) -> None:
@@ -456,7 +446,6 @@ class SqliteConsumer:
         self._paused |= partitions
 
     def resume(self, partitions: set[TopicPartition]) -> None:
-        self._more = True
         self._paused -= partitions
 
     async def _heartbeat(self) -> None:
@@ -469,7 +458,6 @@ class SqliteConsumer:
 
     async def _rebalance(self) -> None:
         self._last_rebalance = time.monotonic()
-        self._more = True  # partitions may have come, with records waiting
         await self._heartbeat()
         all_partitions = []
         for topic in self.topics:
@@ -596,26 +584,17 @@ class SqliteConsumer:
     async def poll(self, max_records: int = 500, timeout: float = 0.5) -> list[Record]:
         if not self._started:
             raise RuntimeError("consumer not started")
-        log = self.log
         deadline = time.monotonic() + timeout
         while True:
-            if time.monotonic() - self._last_rebalance > log.rebalance_interval or not self._owned:
+            if time.monotonic() - self._last_rebalance > 0.25 or not self._owned:
                 await self._rebalance()
-            since = time.monotonic() - self._fetched_at
-            if self._more or log.appends != self._seen_appends or since >= log.poll_interval:
-                self._seen_appends = log.appends  # an append during the fetch: fetch again
-                self._fetched_at = time.monotonic()
-                records = await self._fetch(max_records)
-                self._more = bool(records)
-                if records:
-                    return records
+            records = await self._fetch(max_records)
+            if records:
+                return records
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            if log.appends != self._seen_appends:
-                continue  # appended while we fetched
-            next_look = log.poll_interval - (time.monotonic() - self._fetched_at)
-            await log.wait_for_appends(max(0.001, min(remaining, next_look)))
+            await self.log.wait_for_appends(min(remaining, self.log.poll_interval * 4))
 
     async def _fetch(self, max_records: int) -> list[Record]:
         readable = sorted(tp for tp in self._owned if tp not in self._paused)
@@ -662,7 +641,6 @@ class SqliteConsumer:
         for tp in partitions or set(self._owned):
             if tp in self._owned:
                 self._positions[tp] = 0
-        self._more = True
 
     async def close(self) -> None:
         if not self._started:
