@@ -258,6 +258,9 @@ async def main() -> None:
     parser.add_argument(
         "--latency-only", action="store_true", help="only the interactive 80-ply game's times"
     )
+    parser.add_argument(
+        "--no-cache-runs", action="store_true", help="skip the cold and warm cache runs"
+    )
     args = parser.parse_args()
     budgets = (args.quick, args.deep)
     settings = load_settings(demo=False)
@@ -297,6 +300,8 @@ async def main() -> None:
         f"{statistics.median(pipe_rates):.1f}/s, ratio {statistics.median(ratios):.3f} "
         f"(rounds: {', '.join(f'{x:.3f}' for x in ratios)})"
     )
+    if args.no_cache_runs:
+        return
     cold, cold_searches, warm, warm_searches = await cached_runs(pgn_text, budgets)
     uncached_seconds = b_searches / statistics.median(pipe_rates)
     print(
