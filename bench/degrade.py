@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import statistics
 import sys
 import tempfile
@@ -28,13 +27,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import chess
-import chess.pgn
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.analysis import import_games, start
+from bench.analysis import import_games, random_game_pgn, start
 
 from kibitz.adapters.store_models import Analysis
 from kibitz.runtime import metrics
@@ -42,22 +39,8 @@ from kibitz.services.analysis import request_analysis
 
 
 def random_games(count: int, plies: int, seed: int) -> str:
-    """`count` games of `plies` random legal moves (none ending early), as one PGN text."""
-    rng = random.Random(seed)
-    out = []
-    while len(out) < count:
-        board = chess.Board()
-        for _ in range(plies):
-            moves = list(board.legal_moves)
-            if not moves:
-                break
-            board.push(rng.choice(moves))
-        if len(board.move_stack) == plies and not board.is_game_over():
-            game = chess.pgn.Game.from_board(board)
-            game.headers["Site"] = f"https://lichess.org/bench{len(out):04d}"
-            game.headers["White"], game.headers["Black"] = f"w{len(out)}", f"b{len(out)}"
-            out.append(str(game))
-    return "\n\n".join(out)
+    """`count` different games of `plies` random legal moves, as one PGN text."""
+    return "\n\n".join(random_game_pgn(plies, seed=seed + n) for n in range(count))
 
 
 async def rows(container: Any, ids: list[str]) -> dict[str, Any]:
