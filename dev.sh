@@ -29,8 +29,9 @@ ensure_venv() {  # $1: the extras to install ("" or "[test]")
   if [ ! -x .venv/bin/python ]; then "$(python_bin)" -m venv .venv; fi
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "installing kibitz$1 into .venv …"
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e ".$1"
+    # uv installs the same pinned set as pip, in a fifth of the time.
+    .venv/bin/python -m pip install -q --disable-pip-version-check "uv==0.13.10"
+    .venv/bin/uv pip install -q --python .venv/bin/python -e ".$1"
     touch "$stamp"
   fi
 }

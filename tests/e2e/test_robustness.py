@@ -150,7 +150,9 @@ SERVE_ENV = {
 }
 
 
-@pytest.mark.solo  # health within 1 s: nothing else may compete for the cores
+# Health within 1 s holds beside the rest of the suite: it runs with it (only the 100 ms
+# bound below needs the machine to itself).
+@pytest.mark.slow(45)
 def test_a_long_game_a_20_mb_file_and_random_bytes_never_stall_health_even_across_a_kill(
     tmp_path: Path,
 ) -> None:
@@ -186,7 +188,7 @@ def test_a_long_game_a_20_mb_file_and_random_bytes_never_stall_health_even_acros
         stop_server(server)
 
 
-@pytest.mark.slow(45)
+@pytest.mark.slow(165)
 def test_five_kills_during_an_upload_and_analysis_lose_nothing_and_do_nothing_twice(
     tmp_path: Path,
 ) -> None:
