@@ -23,19 +23,62 @@ from tests.fakes.lichess import FakeLichess
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
+# Commands that serve, run services or start processes run as a user runs them, in a process
+# of their own (signals, ports, children). The others run in this process, through the same
+# entry point as the installed script: a `kibitz` interpreter costs more than the command.
+OWN_PROCESS = {"serve", "run", "up", "down", "watchdog"}
+
+
 def kibitz(
     tmp_path: Path, *args: str, input: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "KIBITZ_HOME": str(tmp_path / "home"), "COLUMNS": "200", **env}
-    return subprocess.run(
-        [KIBITZ, *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        input=input,
-    )
+    if args and args[0] in OWN_PROCESS:
+        return subprocess.run(
+            [KIBITZ, *args],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            input=input,
+        )
+    return in_process(list(args), full_env, input)
+
+
+def in_process(
+    args: list[str], env: dict[str, str], input: str | None
+) -> subprocess.CompletedProcess[str]:
+    """`kibitz ARGS` through `kibitz.__main__.main` in this process, with `env` as its
+    environment and its standard streams captured; an uncaught exception ends it as the
+    interpreter would (a traceback on stderr, status 1)."""
+    import io
+    import sys
+    import traceback
+    from unittest import mock
+
+    from kibitz.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int | str | None = 0
+    with (
+        mock.patch.dict(os.environ, env, clear=True),
+        mock.patch.object(sys, "argv", [KIBITZ, *args]),
+        mock.patch.object(sys, "stdin", io.StringIO(input or "")),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code
+        except Exception:
+            traceback.print_exc()
+            code = 1
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if isinstance(code, str):
+        err.write(code)
+    return subprocess.CompletedProcess([KIBITZ, *args], status, out.getvalue(), err.getvalue())
 
 
 def test_import_lichess_stores_the_games_and_prints_a_summary(

@@ -150,9 +150,7 @@ SERVE_ENV = {
 }
 
 
-# Health within 1 s holds beside the rest of the suite: it runs with it (only the 100 ms
-# bound below needs the machine to itself).
-@pytest.mark.slow(45)
+@pytest.mark.solo  # health within 1 s: nothing else may compete for the cores
 def test_a_long_game_a_20_mb_file_and_random_bytes_never_stall_health_even_across_a_kill(
     tmp_path: Path,
 ) -> None:

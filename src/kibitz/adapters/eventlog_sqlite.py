@@ -61,6 +61,9 @@ def partition_for(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
+REBALANCE_EVERY = 0.25  # seconds between a member's looks at its group while it changes
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -126,7 +129,11 @@ class SqliteEventLog:
         self._partitions: dict[str, int] = {}
         self._pending: list[_Pending] = []
         self._wake_writer = asyncio.Event()
-        self._appended = asyncio.Event()
+        # Appends made by this process wake the consumers of their topics at once: a count of
+        # committed batches, the count at each topic's last one, and who waits for which topic.
+        self._batches = 0
+        self._topic_batch: dict[str, int] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._health_thread = ThreadPoolExecutor(1, thread_name_prefix="eventlog-health")
@@ -253,8 +260,12 @@ class SqliteEventLog:
                 for (*_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
-                self._appended.set()
-                self._appended = asyncio.Event()
+                self._batches += 1
+                for topic in {topic for topic, *_ in batch}:
+                    self._topic_batch[topic] = self._batches
+                    for waiter in self._waiters.pop(topic, ()):
+                        if not waiter.done():
+                            waiter.set_result(None)
             if self._closed:
                 return
 
@@ -294,12 +305,25 @@ class SqliteEventLog:
 
         return write
 
-    async def wait_for_appends(self, timeout: float) -> None:
-        """Return when this process appends, or after `timeout` (other processes may have)."""
+    def appended_since(self, topics: Sequence[str]) -> int:
+        """A mark that grows when this process appends to one of `topics`."""
+        return max((self._topic_batch.get(t, 0) for t in topics), default=0)
+
+    async def wait_for_appends(self, topics: Sequence[str], since: int, timeout: float) -> None:
+        """Return when this process has appended to one of `topics` after the mark `since`
+        (at once if it already has), or after `timeout` (other processes may have)."""
+        if timeout <= 0 or self.appended_since(topics) > since:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for topic in topics:
+            self._waiters.setdefault(topic, set()).add(waiter)
         try:
-            await asyncio.wait_for(self._appended.wait(), timeout)
+            await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
             pass
+        finally:
+            for topic in topics:
+                self._waiters.get(topic, set()).discard(waiter)
 
     # --- reading and offsets -------------------------------------------------------
 
@@ -430,6 +454,13 @@ class SqliteConsumer:
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self._last_rebalance = 0.0
+        # Idle, a member reads and re-balances less and less often (up to about once a second:
+        # another process's appends wait that long; this process's wake it at once).
+        self._rebalance_every = REBALANCE_EVERY
+        self._last_live: tuple[str, ...] = ()
+        self._idle_wait = log.poll_interval * 4
+        self._last_fetch = 0.0
+        self._fetched_mark = -1  # appended_since() at the last fetch; -1: fetch now
         self._started = False
 
     async def start(self) -> None:
@@ -447,6 +478,7 @@ class SqliteConsumer:
 
     def resume(self, partitions: set[TopicPartition]) -> None:
         self._paused -= partitions
+        self._fetched_mark = -1  # what waited behind the pause is read at once
 
     async def _heartbeat(self) -> None:
         await self.log.db.run(
@@ -456,8 +488,23 @@ class SqliteConsumer:
             )
         )
 
+    def _idle_cap(self) -> float:
+        """The longest pause between reads or re-balances of an idle member: a second, or a
+        quarter of the session timeout if that is shorter (a member heart-beats as it
+        re-balances)."""
+        return min(1.0, self.log.session_timeout_ms / 4000)
+
     async def _rebalance(self) -> None:
         self._last_rebalance = time.monotonic()
+        before = (set(self._owned), self._last_live)
+        await self._rebalance_once()
+        if (set(self._owned), self._last_live) == before:
+            self._rebalance_every = min(self._rebalance_every * 2, self._idle_cap())
+        else:  # the group is moving: look again soon
+            self._rebalance_every = REBALANCE_EVERY
+            self._fetched_mark = -1
+
+    async def _rebalance_once(self) -> None:
         await self._heartbeat()
         all_partitions = []
         for topic in self.topics:
@@ -485,6 +532,7 @@ class SqliteConsumer:
             return live, owners
 
         live, owners = await self.log.db.run(read_state)
+        self._last_live = tuple(live)
         if self.member_id not in live:
             live = sorted([*live, self.member_id])
         # Fencing: a member that stalled past the session timeout may find that another took
@@ -585,16 +633,30 @@ class SqliteConsumer:
         if not self._started:
             raise RuntimeError("consumer not started")
         deadline = time.monotonic() + timeout
+        base = self.log.poll_interval * 4
         while True:
-            if time.monotonic() - self._last_rebalance > 0.25 or not self._owned:
+            now = time.monotonic()
+            if now - self._last_rebalance > self._rebalance_every or not self._owned:
                 await self._rebalance()
-            records = await self._fetch(max_records)
-            if records:
-                return records
-            remaining = deadline - time.monotonic()
+            mark = self.log.appended_since(self.topics)
+            if mark != self._fetched_mark or now - self._last_fetch >= self._idle_wait:
+                self._last_fetch = time.monotonic()
+                records = await self._fetch(max_records)
+                if records:  # there may be more: the next poll reads again at once
+                    self._idle_wait, self._fetched_mark = base, -1
+                    return records
+                self._fetched_mark = mark
+                self._idle_wait = min(max(self._idle_wait * 2, base), max(base, self._idle_cap()))
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 return []
-            await self.log.wait_for_appends(min(remaining, self.log.poll_interval * 4))
+            pause = min(
+                remaining,
+                max(0.0, self._last_fetch + self._idle_wait - now),
+                max(0.0, self._last_rebalance + self._rebalance_every - now),
+            )
+            await self.log.wait_for_appends(self.topics, self._fetched_mark, pause)
 
     async def _fetch(self, max_records: int) -> list[Record]:
         readable = sorted(tp for tp in self._owned if tp not in self._paused)
@@ -641,6 +703,7 @@ class SqliteConsumer:
         for tp in partitions or set(self._owned):
             if tp in self._owned:
                 self._positions[tp] = 0
+        self._fetched_mark = -1
 
     async def close(self) -> None:
         if not self._started:
