@@ -61,7 +61,7 @@ def cluster(
                 process.kill()
 
 
-@pytest.mark.slow(45)
+@pytest.mark.slow(35)
 def test_a_worker_killed_mid_batch_leaves_every_game_done_with_one_result_per_plugin(
     cluster: tuple[dict[str, str], dict[str, subprocess.Popen[bytes]]],
     fake_lichess: FakeLichess,
@@ -131,7 +131,7 @@ def test_a_worker_killed_mid_batch_leaves_every_game_done_with_one_result_per_pl
     assert processes["analysis-b"].poll() is None
 
 
-@pytest.mark.slow(150)
+@pytest.mark.slow(180)
 def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
     tmp_path: Path, fresh_pg_url: str, fake_lichess: FakeLichess
 ) -> None:

@@ -200,7 +200,7 @@ def test_a_malformed_message_is_parked_listed_and_replayed(tmp_path: Path) -> No
     assert tail.stdout.count("this is not an event") == 2  # the original and its replay
 
 
-@pytest.mark.slow(25)
+@pytest.mark.slow(20)
 def test_analyze_waits_with_progress_then_report_summarises(tmp_path: Path) -> None:
     assert (
         kibitz(tmp_path, "import", "pgn", str(FIXTURES / "three_good_one_broken.pgn")).returncode
@@ -375,7 +375,7 @@ def test_run_tracker_serves_its_own_http_interface_and_stops_on_sigterm(
 
 
 @pytest.mark.kafka
-@pytest.mark.slow(85)
+@pytest.mark.slow(30)
 def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_them(
     tmp_path: Path, fresh_pg_url: str
 ) -> None:

@@ -56,7 +56,7 @@ def services(
                 process.kill()
 
 
-@pytest.mark.slow(70)
+@pytest.mark.slow(15)
 def test_two_ingest_processes_and_a_store_process_import_without_overlapping_lichess_calls(
     cluster_env: dict[str, str], fake_lichess: FakeLichess, services: None
 ) -> None:

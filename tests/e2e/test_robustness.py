@@ -186,7 +186,7 @@ def test_a_long_game_a_20_mb_file_and_random_bytes_never_stall_health_even_acros
         stop_server(server)
 
 
-@pytest.mark.slow(165)
+@pytest.mark.slow(45)
 def test_five_kills_during_an_upload_and_analysis_lose_nothing_and_do_nothing_twice(
     tmp_path: Path,
 ) -> None:

@@ -127,7 +127,7 @@ async def test_the_pool_scales_up_under_ten_matches_never_past_the_maximum_and_b
 
 
 @pytest.mark.kafka
-@pytest.mark.slow(65)
+@pytest.mark.slow(35)
 async def test_a_robot_worker_killed_mid_round_the_round_completes_on_time_without_it(
     tmp_path: Path, own_broker: str, fresh_pg_url: str
 ) -> None:
