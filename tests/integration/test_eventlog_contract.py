@@ -8,6 +8,7 @@ import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from kibitz.adapters.eventlog_sqlite import SqliteEventLog
 from kibitz.events import Envelope, Payload, Probe, decode, new_event
 from kibitz.ports import EventLog, Record, TopicSpec
 from kibitz.runtime.consumer import ConsumerRunner, RetryPolicy
@@ -454,3 +455,63 @@ async def test_a_full_disk_holds_the_partition_without_using_attempts_and_then_g
     assert calls == {0: 5, 1: 5}
     assert (await event_log.end_offsets(topic + ".dlq")).get(0, 0) == 0
     assert (await event_log.end_offsets(topic + ".retry")).get(0, 0) == 0
+
+
+def _join_and_hang(path: str, group: str, topic: str, ready: object) -> None:
+    """In a process of its own: join `group` on the embedded log at `path`, then hang."""
+
+    async def main() -> None:
+        log = SqliteEventLog(Path(path), session_timeout_ms=60_000, poll_interval=0.02)
+        await log.start()
+        consumer = log.consumer(group, [topic])
+        await consumer.start()
+        while len(consumer.assignment()) < 4:
+            await consumer.poll(timeout=0.1)
+        ready.set()  # type: ignore[attr-defined]
+        while True:
+            await consumer.poll(timeout=0.5)
+
+    asyncio.run(main())
+
+
+async def test_a_sqlite_member_whose_process_died_gives_up_its_partitions_at_once(
+    tmp_path: Path,
+) -> None:
+    """A member of a process that has ended is not waited for (its session runs 60 s here):
+    an embedded server killed and started again resumes at once. A member whose process still
+    runs, even stopped, keeps its partitions."""
+    import multiprocessing
+    import os
+    import signal
+
+    path, group, topic = tmp_path / "log.db", "g-restart", "t-restart"
+    log = SqliteEventLog(path, session_timeout_ms=60_000, poll_interval=0.02)
+    await log.start()
+    await log.declare([TopicSpec(topic, 4)])
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Event()
+    other = spawn.Process(target=_join_and_hang, args=(str(path), group, topic, ready))
+    other.start()
+    consumer = None
+    try:
+        assert await asyncio.to_thread(ready.wait, 120), "the other process never joined"
+        assert other.pid is not None
+        os.kill(other.pid, signal.SIGSTOP)  # alive, silent: its partitions stay its own
+        consumer = log.consumer(group, [topic])
+        await consumer.start()
+        for _ in range(20):
+            await consumer.poll(timeout=0.1)
+        assert consumer.assignment() == set()
+        os.kill(other.pid, signal.SIGKILL)
+        await asyncio.to_thread(other.join, 30)
+        began = time.monotonic()
+        async with asyncio.timeout(20):  # a third of the session: not its timeout
+            while len(consumer.assignment()) < 4:
+                await consumer.poll(timeout=0.1)
+        assert time.monotonic() - began < 20
+    finally:
+        if other.is_alive():
+            other.kill()
+        if consumer is not None:
+            await consumer.close()
+        await log.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -59,6 +60,49 @@ CREATE TABLE IF NOT EXISTS partition_owners (
 def partition_for(key: str, partitions: int) -> int:
     """Same key → same partition, stable across processes and restarts."""
     return zlib.crc32(key.encode()) % partitions
+
+
+def _process_tag(pid: int | str = "self") -> str | None:
+    """A process as another process on the same machine can check it: the kernel's boot id,
+    the pid namespace, the pid and the process's start time (pids are reused); None where
+    /proc does not say (another system): then only the heartbeat tells."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        space = os.readlink(f"/proc/{pid}/ns/pid").strip("pid:[]")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        started = stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command's name
+        real_pid = os.getpid() if pid == "self" else int(pid)
+    except (OSError, ValueError, IndexError):
+        return None
+    return f"{boot}.{space}.{real_pid}.{started}"
+
+
+_tags: dict[int, str | None] = {}
+
+
+def _this_process() -> str | None:
+    """This process's tag (asked again in a forked child: it is another process)."""
+    pid = os.getpid()
+    if pid not in _tags:
+        _tags[pid] = _process_tag()
+    return _tags[pid]
+
+
+def _gone(member_id: str) -> bool:
+    """Whether a member's process has certainly ended: it ran on this machine, in this pid
+    namespace, and its pid is free or another process's. A crashed member's partitions are
+    then taken at once, not after its session times out (an embedded server killed and
+    started again resumes at once)."""
+    tag = member_id.rpartition("@")[2] if "@" in member_id else ""
+    this = _this_process()
+    if this is None or not tag:
+        return False
+    boot, space, pid, _started = [*tag.split("."), "", "", "", ""][:4]
+    this_boot, this_space, *_ = this.split(".")
+    if (boot, space) != (this_boot, this_space) or not pid.isdigit():
+        return False  # another machine or container: its heartbeat tells
+    now = _process_tag(pid)
+    return now is None or now != tag
 
 
 REBALANCE_EVERY = 0.25  # seconds between a member's looks at its group while it changes
@@ -449,7 +493,9 @@ class SqliteConsumer:
         self.group = group
         self.topics = topics
         self.on_revoke = on_revoke
-        self.member_id = f"{group}-{uuid.uuid4().hex[:12]}"
+        this = _this_process()
+        tag = f"@{this}" if this else ""
+        self.member_id = f"{group}-{uuid.uuid4().hex[:12]}{tag}"
         self._owned: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
@@ -529,7 +575,7 @@ class SqliteConsumer:
                     (group,),
                 )
             }
-            return live, owners
+            return [m for m in live if not _gone(m)], owners
 
         live, owners = await self.log.db.run(read_state)
         self._last_live = tuple(live)
@@ -608,7 +654,12 @@ class SqliteConsumer:
                     "WHERE o.grp=? AND o.topic=? AND o.partition=?",
                     (group, tp.topic, tp.partition),
                 ).fetchone()
-                if row is not None and row[0] != member and (row[1] or 0) >= cutoff:
+                if (
+                    row is not None
+                    and row[0] != member
+                    and (row[1] or 0) >= cutoff
+                    and not _gone(row[0])
+                ):
                     continue  # still held by a live member: it hands over when it has drained
                 conn.execute(
                     "INSERT OR REPLACE INTO partition_owners VALUES (?,?,?,?)",
