@@ -95,7 +95,7 @@ def _gone(member_id: str) -> bool:
     started again resumes at once)."""
     tag = member_id.rpartition("@")[2] if "@" in member_id else ""
     this = _this_process()
-    if this is None or not tag:
+    if this is None or not tag or tag == this:
         return False
     boot, space, pid, _started = [*tag.split("."), "", "", "", ""][:4]
     this_boot, this_space, *_ = this.split(".")
