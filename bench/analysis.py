@@ -316,7 +316,7 @@ async def report_latency(settings: Any) -> None:
     quick, deep = await quick_latency()
     print(
         f"80-ply game, interactive, idle, {settings.engines} engines: quick pass "
-        f"({settings.quick_nodes:,} nodes) stored {quick:.2f} s, deep pass "
+        f"({settings.interactive_quick_budget:,} nodes) stored {quick:.2f} s, deep pass "
         f"({settings.interactive_deep_nodes:,} nodes) {deep:.1f} s"
     )
 

@@ -29,6 +29,7 @@ def settings_for(
     # One deep budget for both lanes unless a test sets the interactive one: the tests of
     # lanes and phases are about order, not depth.
     values.setdefault("interactive_deep_nodes", values.get("deep_nodes", 300_000))
+    values.setdefault("interactive_quick_nodes", values.get("quick_nodes", 20_000))
     return load_settings(
         home=tmp_path / "home",
         database_url=database_url,

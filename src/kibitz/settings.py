@@ -39,8 +39,12 @@ class Settings(BaseSettings):
     engine_threads: int = Field(default=1, ge=1, le=512)
     engine_hash_mb: int = Field(default=32, ge=1, le=65536)
     # Budgets as Lichess gives them (lila modules/fishnet/src/main/Work.scala): a user's
-    # request 1,000,000 nodes, system work 300,000. The quick pass is the same for both.
+    # request 1,000,000 nodes, system work 300,000. Before it, a quick pass: a first sketch.
     quick_nodes: int = Field(default=20_000, ge=1)
+    # The quick pass of a request for one game, whose user waits for it: unset, half of
+    # quick_nodes (10,000: on two cores a 40-move game's sketch is stored within a second,
+    # where 20,000 nodes take a second of engine time alone). The deep pass follows at once.
+    interactive_quick_nodes: int | None = Field(default=None, ge=1)
     deep_nodes: int = Field(default=300_000, ge=1)  # batch work: followed players, bulk runs
     interactive_deep_nodes: int = Field(default=1_000_000, ge=1)  # a request for one game
     # Graceful degradation: while interactive requests wait longer than this many seconds for
@@ -129,6 +133,11 @@ class Settings(BaseSettings):
     def kafka_bootstrap(self) -> list[str]:
         """The broker addresses of a `kafka://` bus URL."""
         return [h.strip() for h in self.bus_url.removeprefix("kafka://").split(",") if h.strip()]
+
+    @property
+    def interactive_quick_budget(self) -> int:
+        """The quick pass's nodes for a request for one game (half of quick_nodes unless set)."""
+        return self.interactive_quick_nodes or max(1, self.quick_nodes // 2)
 
     @property
     def bus_is_kafka(self) -> bool:

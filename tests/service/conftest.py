@@ -97,6 +97,7 @@ def twin_settings(tmp_path: Path, **extra: Any) -> Settings:
     values = {**values, **extra}
     if "deep_nodes" in extra and "interactive_deep_nodes" not in extra:
         values["interactive_deep_nodes"] = extra["deep_nodes"]  # one budget unless told
+    values.setdefault("interactive_quick_nodes", values["quick_nodes"])  # recorded at it
     return load_settings(**values)
 
 

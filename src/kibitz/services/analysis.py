@@ -146,6 +146,7 @@ class AnalysisWorker:
         s = ctx.settings
         self.nodes = {"quick": s.quick_nodes, "deep": s.deep_nodes}  # batch work's
         self.interactive_deep = s.interactive_deep_nodes
+        self.interactive_quick = s.interactive_quick_budget
         self.degrade_after = s.degrade_after
         self.degraded = False  # interactive requests wait too long: lower deep budgets
         self.lease = s.analysis_lease
@@ -251,7 +252,7 @@ class AnalysisWorker:
                 self.degraded = False
             metrics.ANALYSIS_DEGRADED.set(int(self.degraded))
         deep = self.nodes["deep"] if self.degraded else self.interactive_deep
-        return {"quick": self.nodes["quick"], "deep": deep}, self.degraded and (
+        return {"quick": self.interactive_quick, "deep": deep}, self.degraded and (
             deep < self.interactive_deep
         )
 
