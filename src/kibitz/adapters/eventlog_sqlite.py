@@ -697,7 +697,7 @@ class SqliteConsumer:
                     self._idle_wait, self._fetched_mark = base, -1
                     return records
                 self._fetched_mark = mark
-                self._idle_wait = min(max(self._idle_wait * 2, base), max(base, self._idle_cap()))
+                self._idle_wait = min(self._idle_wait * 2, max(base, self._idle_cap()))
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
