@@ -33,7 +33,7 @@ class Server:
 
 
 def start_server(
-    tmp: Path, env: dict[str, str], timeout: float = 60.0, args: tuple[str, ...] = ()
+    tmp: Path, env: dict[str, str], timeout: float = 120.0, args: tuple[str, ...] = ()
 ) -> Server:
     """Start `kibitz serve`; raises if /api/health is not 200 within `timeout` seconds."""
     port = free_port()

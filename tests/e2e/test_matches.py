@@ -37,7 +37,7 @@ def match_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store.upgrade()
     store.unit_of_work(lambda s: write_match_positions(s, store))
     store.dispose()
-    server = start_server(tmp, MATCH_ENV, timeout=30)
+    server = start_server(tmp, MATCH_ENV)
     try:
         yield server
     finally:

@@ -133,7 +133,7 @@ def wait_ended(url: str, sync_id: str) -> dict[str, Any]:
 def kill_and_restart(server: Server, env: dict[str, str]) -> Server:
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(30)
-    return start_server(server.home.parent, env, timeout=120)
+    return start_server(server.home.parent, env)
 
 
 def integrity_ok(path: Path) -> bool:

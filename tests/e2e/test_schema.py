@@ -31,7 +31,6 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "KIBITZ_TRACK_WAIT": "1",
             "KIBITZ_DEMO": "false",  # the demo's analysis would only compete for the CPU
         },
-        timeout=30,
     )
     try:
         yield server
