@@ -11,24 +11,27 @@ from kibitz.read.reader import Reader
 from kibitz.runtime.bootstrap import Container
 from kibitz.services.context import Context
 
+# The dependencies are coroutines: FastAPI runs a plain function in a worker thread, which
+# cost every request a hand-over to the thread pool and back.
 
-def container(request: Request) -> Container:
+
+async def container(request: Request) -> Container:
     return cast(Container, request.app.state.container)
 
 
-def context(request: Request) -> Context:
-    return container(request).ctx
+async def context(request: Request) -> Context:
+    return cast(Container, request.app.state.container).ctx
 
 
-def reader(request: Request) -> Reader:
+async def reader(request: Request) -> Reader:
     """The read side."""
-    return container(request).reader
+    return cast(Container, request.app.state.container).reader
 
 
 async def ensure_engine(request: Request, who: str) -> None:
     """Start the engine in this process on first use when none runs here (the API of a
     distributed deployment): one pool, however many ask at once."""
-    app = container(request)
+    app = cast(Container, request.app.state.container)
     if app.ctx.evaluator.available:
         return
     async with request.app.state.engine_start:
