@@ -55,7 +55,7 @@ async def repos(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     try:
         yield SqlRepositories(sql), SqlEvalCache(sql)
     finally:
-        sql.dispose()
+        await sql.aclose()
 
 
 def _records(count: int, seed: int = 1) -> list[Any]:

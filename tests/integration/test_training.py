@@ -72,4 +72,4 @@ async def test_failures_gathered_in_one_theme_make_it_weak_and_the_numbers_add_u
         rating, _, _ = await repos.training.solver("ann")
         assert dash["rating"] == round(rating.rating)
     finally:
-        sql.dispose()
+        await sql.aclose()

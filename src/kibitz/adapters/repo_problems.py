@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.orm import Session, aliased
 
 from kibitz.adapters.store_models import (
     Analysis,
@@ -21,7 +41,7 @@ from kibitz.adapters.store_sql import SqlStore
 from kibitz.domain.judgment import stored_score
 from kibitz.errors import NotFound, UpstreamUnavailable
 from kibitz.ports.store import ProblemScanResult, PuzzleSource, StoredPuzzle
-from kibitz.read.problems import _filtered, problem_view, unsearched_games
+from kibitz.read.problems import _filtered, problem_view, puzzle_view, unsearched_games
 
 SERVE_CANDIDATES = 16  # puzzles looked at per round when concurrent clients take some
 SERVE_ROUNDS = 100
@@ -63,8 +83,7 @@ def serve_next(
             .limit(SERVE_CANDIDATES)
         ).all()
         if not seen:
-            what = " ".join(x for x in (f"of {player!r}" if player else "", theme or "") if x)
-            raise NotFound(f"no puzzle {what} yet".replace("  ", " "))
+            raise _none_yet(player, theme)
         for problem_id, served_count in seen:
             problem = session.scalars(
                 select(Problem)
@@ -76,6 +95,154 @@ def serve_next(
                 problem.last_served_at = now
                 problem.served_count += 1
                 return problem_view(session, problem)
+    raise UpstreamUnavailable("the puzzle pool is too busy right now; try again")
+
+
+def _none_yet(player: str | None, theme: str | None) -> NotFound:
+    what = " ".join(x for x in (f"of {player!r}" if player else "", theme or "") if x)
+    return NotFound(f"no puzzle {what} yet".replace("  ", " "))
+
+
+def _narrowed(query: Any, row: Any, player: bool, theme: bool, rating: bool) -> Any:
+    """`query` on `row` (the problems table or an alias of it) narrowed as `_filtered` does,
+    with named parameters (player, theme, low, high) in place of values."""
+    if rating:
+        current = func.coalesce(row.glicko_rating, row.rating)
+        query = query.where(
+            current >= bindparam("low", type_=Float), current <= bindparam("high", type_=Float)
+        )
+    if player:
+        name = bindparam("player", type_=String)
+        query = query.where(or_(row.white_id == name, row.black_id == name))
+    if theme:
+        themed = select(ProblemTheme.problem_id).where(
+            ProblemTheme.theme == bindparam("theme", type_=String)
+        )
+        query = query.where(row.id.in_(themed))
+    return query
+
+
+@cache
+def _pg_serving(player: bool, theme: bool, rating: bool) -> tuple[_Compiled, _Compiled]:
+    """PostgreSQL's serving statement for one kind of filter, compiled once (SQL text with
+    named parameters), and the statement that tells "none at all" from "all taken".
+
+    One statement serves: the puzzles served fewest times (their count as this statement's
+    snapshot saw it), least recently served first, are read; the first of them that no one
+    else holds is locked (`SKIP LOCKED`) only if its count is still the one read, since
+    PostgreSQL checks a locked row's join condition again on its newest version, so one
+    served meanwhile is passed over; it is marked served, and returned with its game's
+    players and how many matching puzzles were never served (counted up to a limit). Nothing
+    is returned when every candidate was taken meanwhile: the caller tries again. Counts
+    only grow, so a puzzle served once more than the least served is never chosen."""
+    flags = (player, theme, rating)
+    every = aliased(Problem, name="every")
+    fewest = _narrowed(select(func.min(every.served_count)), every, *flags).scalar_subquery()
+    cand = aliased(Problem, name="cand")
+    seen = (
+        _narrowed(select(cand.id, cand.served_count, cand.last_served_at), cand, *flags)
+        .where(cand.served_count == fewest)
+        .order_by(cand.last_served_at.asc().nulls_first(), cand.id)
+        .limit(bindparam("candidates", type_=Integer))
+        .cte("seen")
+    )
+    held = aliased(Problem, name="held")
+    pick = (
+        select(held.id)
+        .join(seen, and_(held.id == seen.c.id, held.served_count == seen.c.served_count))
+        .order_by(seen.c.last_served_at.asc().nulls_first(), seen.c.id)
+        .limit(1)
+        .with_for_update(of=held, skip_locked=True)
+        .cte("pick")
+    )
+    left = aliased(Problem, name="never")
+    unserved = (
+        _narrowed(select(left.id), left, *flags)
+        .where(left.served_count == 0)
+        .limit(bindparam("count_up_to", type_=Integer))
+        .subquery()
+    )
+    names = [
+        select(column).where(Game.id == Problem.game_id).correlate(Problem).scalar_subquery()
+        for column in (Game.white_name, Game.black_name)
+    ]
+    serve = (
+        update(Problem)
+        .where(Problem.id == pick.c.id)
+        .values(
+            served_count=Problem.served_count + 1,
+            last_served_at=bindparam("now", type_=DateTime(timezone=True)),
+        )
+        .returning(
+            *Problem.__table__.c,
+            names[0].label("white_name"),
+            names[1].label("black_name"),
+            select(func.count()).select_from(unserved).scalar_subquery().label("never_served"),
+        )
+    )
+    exists = _narrowed(select(literal(1)), Problem, *flags).limit(1)
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    return _Compiled.of(serve.compile(dialect=dialect)), _Compiled.of(
+        exists.compile(dialect=dialect)
+    )
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement's SQL text and the values of the parameters SQLAlchemy made of its
+    constants (the named ones are given at each execution)."""
+
+    sql: str
+    constants: dict[str, Any]
+
+    @staticmethod
+    def of(compiled: Any) -> _Compiled:
+        return _Compiled(str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
+
+    def params(self, given: dict[str, Any]) -> dict[str, Any]:
+        return {**self.constants, **given}
+
+
+async def _serve_pg(
+    pool: AsyncConnectionPool,
+    player: str | None,
+    theme: str | None,
+    at: datetime,
+    count_up_to: int,
+    rating_between: tuple[float, float] | None,
+) -> tuple[dict[str, Any], int]:
+    serve, exists = _pg_serving(player is not None, theme is not None, rating_between is not None)
+    low, high = rating_between or (0.0, 0.0)
+    params = {
+        "player": player,
+        "theme": theme,
+        "low": low,
+        "high": high,
+        "now": at,
+        "candidates": SERVE_CANDIDATES,
+        "count_up_to": count_up_to + 1,  # the snapshot still counts the one served now
+    }
+    broken = 0  # a pooled connection found broken (the store restarted): one more try
+    for _ in range(SERVE_ROUNDS):
+        try:
+            async with pool.connection() as conn:
+                cursor = conn.cursor(row_factory=dict_row)
+                row = await (await cursor.execute(serve.sql, serve.params(params))).fetchone()
+                if row is None and (
+                    await (await conn.execute(exists.sql, exists.params(params))).fetchone() is None
+                ):
+                    raise _none_yet(player, theme)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            broken += 1
+            if broken > 1 or isinstance(exc, PoolTimeout):
+                raise UpstreamUnavailable(f"the store cannot be reached: {exc}") from exc
+            continue
+        if row is not None:
+            was_new = row["served_count"] == 1
+            remaining = min(count_up_to, row["never_served"] - (1 if was_new else 0))
+            view = puzzle_view(SimpleNamespace(**row), row["white_name"], row["black_name"])
+            return view, remaining
+        await asyncio.sleep(0.001)  # every candidate was taken meanwhile: the next ones
     raise UpstreamUnavailable("the puzzle pool is too busy right now; try again")
 
 
@@ -176,6 +343,9 @@ class SqlProblems:
         rating_between: tuple[float, float] | None = None,
     ) -> tuple[dict[str, Any], int]:
         at = datetime.fromtimestamp(now, UTC)
+        pool = await self.store.hot()
+        if pool is not None:
+            return await _serve_pg(pool, player, theme, at, count_up_to, rating_between)
 
         def write(session: Session) -> tuple[dict[str, Any], int]:
             view = serve_next(session, player, theme, at, rating_between)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from psycopg.types.json import Json
-from sqlalchemy import JSON, Engine, create_engine, event, select, text
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import JSON, Engine, create_engine, event, make_url, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,6 +57,39 @@ class SqlStore:
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.full_since: float | None = None  # when a write last failed for a full disk
         self._health_thread = ThreadPoolExecutor(1, thread_name_prefix="store-health")
+        self._hot: AsyncConnectionPool | None = None
+        self._hot_loop: asyncio.AbstractEventLoop | None = None
+
+    async def hot(self) -> AsyncConnectionPool | None:
+        """PostgreSQL: a pool of asyncio connections (autocommit) for the statements asked for
+        most, such as serving a puzzle: one statement a request, on the event loop, with no
+        thread to hand over to and no session around it. None on SQLite (one writer: its path
+        through the store's threads is the one to take), and in an event loop other than the
+        first one that asked (a pool belongs to one loop)."""
+        if self.is_sqlite:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._hot is None:
+            conninfo = make_url(self.url).set(drivername="postgresql")
+            self._hot = AsyncConnectionPool(
+                conninfo.render_as_string(hide_password=False),
+                min_size=1,
+                max_size=10,
+                kwargs={"autocommit": True},
+                open=False,
+                timeout=5,  # a connection within 5 s, else 503
+                name="kibitz-hot",
+            )
+            self._hot_loop = loop
+            await self._hot.open(wait=False)
+        return self._hot if self._hot_loop is loop else None
+
+    async def aclose(self) -> None:
+        """Close the asyncio pool (if one was opened), then everything else."""
+        if self._hot is not None and self._hot_loop is asyncio.get_running_loop():
+            await self._hot.close()
+        self._hot = None
+        self.dispose()
 
     def upgrade(self) -> None:
         """Apply the Alembic migrations up to head."""

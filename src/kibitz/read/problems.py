@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 import chess
@@ -81,17 +82,38 @@ def search_progress(session: Session, player: str | None) -> tuple[int, int]:
 
 
 def problem_view(session: Session, problem: Problem) -> dict[str, Any]:
-    board = chess.Board(problem.fen)
-    blunder = chess.Move.from_uci(problem.blunder_uci)
+    game = session.get(Game, problem.game_id)
+    return puzzle_view(
+        problem, game.white_name if game else None, game.black_name if game else None
+    )
+
+
+@lru_cache(maxsize=4096)
+def _played(
+    fen: str, blunder_uci: str, solution: tuple[str, ...]
+) -> tuple[str, str, tuple[str, ...]]:
+    """The blunder's SAN, the puzzle's position and the solution's SANs. A stored puzzle's
+    moves never change, and replaying them is most of the work of showing one: kept."""
+    board = chess.Board(fen)
+    blunder = chess.Move.from_uci(blunder_uci)
     blunder_san = board.san(blunder)
     board.push(blunder)
     puzzle_fen = board.fen()
     sans = []
-    for uci in problem.solution:
+    for uci in solution:
         move = chess.Move.from_uci(uci)
         sans.append(board.san(move))
         board.push(move)
-    game = session.get(Game, problem.game_id)
+    return blunder_san, puzzle_fen, tuple(sans)
+
+
+def puzzle_view(problem: Any, white: str | None, black: str | None) -> dict[str, Any]:
+    """A puzzle as the API shows it (with `_solution_san`, which `public` removes), from a
+    row with the problems table's columns (an ORM object or any object with those attributes)
+    and the names of its game's players."""
+    blunder_san, puzzle_fen, sans = _played(
+        problem.fen, problem.blunder_uci, tuple(problem.solution)
+    )
     return {
         "id": problem.id,
         "fen": problem.fen,
@@ -111,15 +133,15 @@ def problem_view(session: Session, problem: Problem) -> dict[str, Any]:
         "game": {
             "id": problem.game_id,
             "ply": problem.ply,
-            "white": game.white_name if game else None,
-            "black": game.black_name if game else None,
+            "white": white,
+            "black": black,
             "url": f"/games/{problem.game_id}#ply={problem.ply}",
         },
         "served_count": problem.served_count,
         "attempts": problem.attempts,
         "successes": problem.successes,
         "last_served_at": problem.last_served_at.isoformat() if problem.last_served_at else None,
-        "_solution_san": sans,
+        "_solution_san": list(sans),
     }
 
 

@@ -231,7 +231,7 @@ class Container:
         if self.ctx.cpu_pool is not None:
             self.ctx.cpu_pool.shutdown(wait=True, cancel_futures=True)
         await self.ctx.event_log.close()
-        self.sql.dispose()
+        await self.sql.aclose()
 
 
 def _safe_url(url: str) -> str:
