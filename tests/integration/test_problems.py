@@ -462,3 +462,44 @@ async def test_the_pool_of_a_player_counts_only_their_searched_games(tmp_path: P
         carlsen = await c.reader.problem_pool("Magnus Carlsen")
         everyone = await c.reader.problem_pool(None)
     assert (carlsen["games_searched"], everyone["games_searched"]) == (1, 4)
+
+
+async def test_serving_on_postgresql_outlives_ended_connections_and_says_503_without_a_store(
+    fresh_pg_url: str,
+) -> None:
+    """PostgreSQL serves puzzles over a pool of asyncio connections of its own. When the
+    server ends them (a restart, an administrator), the next serve takes a new connection
+    instead of failing; with the store gone, a serve is refused as unavailable (503), not an
+    internal error."""
+    import psycopg
+
+    from kibitz.adapters.repositories_sql import SqlRepositories
+    from kibitz.adapters.store_sql import SqlStore
+    from kibitz.errors import UpstreamUnavailable
+    from kibitz.ports.store import ProblemScanResult
+    from tests.conftest import PG_ADMIN_URL, drop_database
+    from tests.support import stored_puzzle
+
+    sql = SqlStore(fresh_pg_url)
+    await asyncio.to_thread(sql.upgrade)
+    repos = SqlRepositories(sql)
+    name = fresh_pg_url.rsplit("/", 1)[1]
+    scan = ProblemScanResult("g0", 1, 10, 20, [], 0.5)
+    try:
+        await repos.problems.save_scan(scan, [stored_puzzle(f"g{i}-1") for i in range(3)], 1.0)
+        first, _ = await repos.problems.serve(None, None, 1.0, 5)
+        assert await sql.hot() is not None  # the asyncio pool served it
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+        assert ended is not None and ended[0] >= 1
+        second, _ = await repos.problems.serve(None, None, 2.0, 5)
+        assert second["id"] != first["id"] and second["served_count"] == 1
+        drop_database(name)
+        with pytest.raises(UpstreamUnavailable):
+            await repos.problems.serve(None, None, 3.0, 5)
+    finally:
+        await sql.aclose()

@@ -222,7 +222,7 @@ async def _serve_pg(
         "candidates": SERVE_CANDIDATES,
         "count_up_to": count_up_to + 1,  # the snapshot still counts the one served now
     }
-    broken = 0  # a pooled connection found broken (the store restarted): one more try
+    broken = 0  # pooled connections found broken (the store restarted): checked, one more try
     for _ in range(SERVE_ROUNDS):
         try:
             async with pool.connection() as conn:
@@ -236,6 +236,7 @@ async def _serve_pg(
             broken += 1
             if broken > 1 or isinstance(exc, PoolTimeout):
                 raise UpstreamUnavailable(f"the store cannot be reached: {exc}") from exc
+            await pool.check()  # the other idle connections: the broken ones are replaced
             continue
         if row is not None:
             was_new = row["served_count"] == 1
