@@ -237,8 +237,9 @@ async def load(url: str, path: str, clients: int, requests: int, ids: list[str])
     return latencies
 
 
-def serving(clients: int, requests: int) -> tuple[list[float], list[float]]:
-    url = seed_pg(3000)
+def start_api_only(url: str, ready: str = "/api/health") -> tuple[Any, str]:
+    """`kibitz serve --api-only` on the store at `url`, in a home of its own (output in its
+    serve.log), once `ready` answers 200 (at most 120 s): the process and its base URL."""
     home = Path(tempfile.mkdtemp(prefix="kibitz-bench-serve-"))
     port = free_port()
     env = {
@@ -250,21 +251,27 @@ def serving(clients: int, requests: int) -> tuple[list[float], list[float]]:
         "KIBITZ_API_TOKEN": "",
     }
     kibitz = str(Path(sys.executable).parent / "kibitz")
+    log = (home / "serve.log").open("ab")
     process = subprocess.Popen(
-        [kibitz, "serve", "--api-only"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [kibitz, "serve", "--api-only"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}{ready}", timeout=2).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise SystemExit(f"no kibitz serve answering {ready}: see {home / 'serve.log'}")
+        time.sleep(0.2)
+
+
+def serving(clients: int, requests: int) -> tuple[list[float], list[float]]:
+    process, base = start_api_only(seed_pg(3000))
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
         ids = [f"b{i:05d}-1" for i in range(3000)]
         read = asyncio.run(load(base, "/api/problems/{id}", clients, requests, ids))
         served = asyncio.run(load(base, "/api/problems/random", clients, requests, ids))

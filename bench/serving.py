@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
@@ -31,17 +30,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.analysis import real_games_pgn  # noqa: E402
-from bench.problems import import_and_analyse, seed_pg  # noqa: E402
+from bench.problems import import_and_analyse, seed_pg, start_api_only  # noqa: E402
 
 from kibitz.adapters.repo_problems import SERVE_CANDIDATES, _pg_serving  # noqa: E402
-from kibitz.runtime.cluster import free_port  # noqa: E402
 from kibitz.settings import load_settings  # noqa: E402
 
 PUZZLES = 3000
@@ -123,8 +120,7 @@ def main() -> None:
 
     url = seed_pg(PUZZLES)  # postgresql+psycopg://…, 3,000 never-served puzzles
     plain = url.replace("postgresql+psycopg://", "postgresql://")
-    # The game is imported and analysed by an embedded kibitz of its own (its log's groups
-    # would count as services gone for the API's health); the API gets a home of its own.
+    # The game is imported and analysed by an embedded kibitz in a home of its own.
     settings = load_settings(
         home=Path(tempfile.mkdtemp(prefix="kibitz-bench-import-")),
         database_url=url,
@@ -134,45 +130,18 @@ def main() -> None:
     )
     _, games = asyncio.run(import_and_analyse(settings, real_games_pgn().split("\n\n\n")[0], "g"))
     game = games[0]
-    home = Path(tempfile.mkdtemp(prefix="kibitz-bench-serving-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "KIBITZ_HOME": str(home),
-        "KIBITZ_PORT": str(port),
-        "KIBITZ_DATABASE_URL": url,
-        "KIBITZ_DEMO": "false",
-        "KIBITZ_API_TOKEN": "",
-    }
-    kibitz = str(Path(sys.executable).parent / "kibitz")
-    process = subprocess.Popen(
-        [kibitz, "serve", "--api-only"],
-        env=env,
-        stdout=(home / "serve.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    count_up_to = load_settings(demo=False).problems_min_unserved
     paths = {
         "problems/random": "/api/problems/random",
         "problems/{id}": "/api/problems/b00001-1",
         "games/{id}": f"/api/games/{game}",
         "games/{id}/analysis": f"/api/games/{game}/analysis",
     }
+    # Ready when a puzzle is served, not by /api/health: an API-only process reports the
+    # services of the import above as gone (they ran once on this store, none runs now).
+    process, base = start_api_only(url, ready=paths["problems/{id}"])
+    count_up_to = load_settings(demo=False).problems_min_unserved
     results: dict[str, list[dict[str, float]]] = {name: [] for name in ["bare", *paths]}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                # Not /api/health: an API-only process reports the services of the import
-                # above as gone (they ran once on this store and have no live member now).
-                if httpx.get(f"{base}{paths['problems/{id}']}", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"no healthy kibitz serve in 120 s: see {home / 'serve.log'}")
-            time.sleep(0.2)
         for path in paths.values():  # warm: connections, prepared statements, caches
             wrk(base + path, args.clients, 2)
         for n in range(1, args.rounds + 1):
