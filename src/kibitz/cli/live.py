@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,6 +19,9 @@ from kibitz.cli.common import (
     err,
 )
 from kibitz.errors import InvalidInput
+
+COMMENTARY_GROUP = "kibitz.commentary"  # the commentary service's consumer group
+DRAIN_SECONDS = 20.0  # after the game ends, how long its last lines are waited for
 
 
 @app.command()
@@ -52,7 +56,8 @@ def track(
             )
             err.print(f"{name}: {started['status'].replace('_', ' ')} (Ctrl-C stops)")
             key = name.lower()
-            while True:
+
+            async def print_new() -> None:
                 for partition, offset in positions.items():
                     for record in await log_.read(topics.COMMENTARY, partition, offset, 200):
                         positions[partition] = record.offset + 1
@@ -62,9 +67,24 @@ def track(
                         if key in {(line.white or "").lower(), (line.black or "").lower()}:
                             style = colours.get(line.judgment or "")
                             console.print(line.text, style=style, highlight=False)
-                ended_at, why = await container.reader.tracking_ended(key)
-                if ended_at is not None and ended_at.replace(tzinfo=UTC) >= asked_at:
-                    return why or "ended"
+
+            async def commentary_behind() -> bool:
+                return sum((await log_.lag(COMMENTARY_GROUP, topics.LIVE_MOVES)).values()) > 0
+
+            reason: str | None = None
+            drain_until = 0.0
+            while True:
+                await print_new()
+                if reason is None:
+                    ended_at, why = await container.reader.tracking_ended(key)
+                    if ended_at is not None and ended_at.replace(tzinfo=UTC) >= asked_at:
+                        # The game's last moves may still be with the commentary: their lines
+                        # are printed too (at most DRAIN_SECONDS more).
+                        reason = why or "ended"
+                        drain_until = time.monotonic() + DRAIN_SECONDS
+                elif time.monotonic() >= drain_until or not await commentary_behind():
+                    await print_new()  # what was published before it caught up
+                    return reason
                 await asyncio.sleep(0.3)
         finally:
             await container.close()
