@@ -76,14 +76,22 @@ async def test_the_state_topics_are_declared_compacted(broker: str) -> None:
         await log.declare(wanted)
         from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-        described = await log.admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in wanted]
-        )
-        policies = {
-            resource[3]: {entry[0]: entry[1] for entry in resource[4]}["cleanup.policy"]
-            for response in described
-            for resource in response.resources
-        }
+        # A topic just created may not be described yet (its resource comes back with an
+        # error and no entries): asked again until both are, within a generous deadline.
+        policies: dict[str, str] = {}
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(policies) < len(wanted):
+            assert asyncio.get_running_loop().time() < deadline, policies
+            described = await log.admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in wanted]
+            )
+            for response in described:
+                for error, _, _, name, entries, *_ in response.resources:
+                    config = {entry[0]: entry[1] for entry in entries}
+                    if error == 0 and "cleanup.policy" in config:
+                        policies[name] = config["cleanup.policy"]
+            if len(policies) < len(wanted):
+                await asyncio.sleep(0.2)
         assert policies == {topics.MATCH_STATE: "compact", topics.ROBOT_POOL_STATE: "compact"}
     finally:
         await log.close()
