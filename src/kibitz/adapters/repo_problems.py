@@ -104,22 +104,15 @@ def _none_yet(player: str | None, theme: str | None) -> NotFound:
 
 
 def _narrowed(query: Any, row: Any, player: bool, theme: bool, rating: bool) -> Any:
-    """`query` on `row` (the problems table or an alias of it) narrowed as `_filtered` does,
-    with named parameters (player, theme, low, high) in place of values."""
-    if rating:
-        current = func.coalesce(row.glicko_rating, row.rating)
-        query = query.where(
-            current >= bindparam("low", type_=Float), current <= bindparam("high", type_=Float)
-        )
-    if player:
-        name = bindparam("player", type_=String)
-        query = query.where(or_(row.white_id == name, row.black_id == name))
-    if theme:
-        themed = select(ProblemTheme.problem_id).where(
-            ProblemTheme.theme == bindparam("theme", type_=String)
-        )
-        query = query.where(row.id.in_(themed))
-    return query
+    """`query` on `row` narrowed by `_filtered`, with named parameters (player, theme, low,
+    high) in place of the values."""
+    return _filtered(
+        query,
+        bindparam("player", type_=String) if player else None,
+        bindparam("theme", type_=String) if theme else None,
+        (bindparam("low", type_=Float), bindparam("high", type_=Float)) if rating else None,
+        row=row,
+    )
 
 
 @cache

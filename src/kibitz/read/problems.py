@@ -18,29 +18,36 @@ Q = TypeVar("Q")
 POOL_SIZE = Gauge("kibitz_problems_pool", "Puzzles in the pool", ["state"])
 
 
-def current_rating() -> Any:
+def current_rating(row: Any = Problem) -> Any:
     """A puzzle's rating: its Glicko-2 rating once solvers moved it, else its estimate."""
-    return func.coalesce(Problem.glicko_rating, Problem.rating)
+    return func.coalesce(row.glicko_rating, row.rating)
+
+
+def _given(value: Any) -> bool:
+    """A filter value given: a non-empty string, or an SQL expression (a bound parameter)."""
+    return value is not None and (not isinstance(value, str) or bool(value))
 
 
 def _filtered(
     query: Q,
-    player: str | None,
-    theme: str | None,
-    rating_between: tuple[float, float] | None = None,
+    player: Any,
+    theme: Any,
+    rating_between: tuple[Any, Any] | None = None,
+    row: Any = Problem,
 ) -> Q:
-    """`query` narrowed to the puzzles of `player`'s games, of `theme`, and rated within
-    `rating_between`."""
+    """`query` on `row` (the problems table or an alias of it) narrowed to the puzzles of
+    `player`'s games, of `theme`, and rated within `rating_between`. The values may be SQL
+    expressions too (named parameters, for a statement compiled once)."""
     filtered: Any = query
     if rating_between is not None:
         low, high = rating_between
-        filtered = filtered.where(current_rating() >= low, current_rating() <= high)
-    if player:
-        name = player.strip().lower()
-        filtered = filtered.where(or_(Problem.white_id == name, Problem.black_id == name))
-    if theme:
+        filtered = filtered.where(current_rating(row) >= low, current_rating(row) <= high)
+    if _given(player):
+        name = player.strip().lower() if isinstance(player, str) else player
+        filtered = filtered.where(or_(row.white_id == name, row.black_id == name))
+    if _given(theme):
         filtered = filtered.where(
-            Problem.id.in_(select(ProblemTheme.problem_id).where(ProblemTheme.theme == theme))
+            row.id.in_(select(ProblemTheme.problem_id).where(ProblemTheme.theme == theme))
         )
     return cast(Q, filtered)
 
