@@ -204,10 +204,12 @@ async def _serve_pg(
     count_up_to: int,
     rating_between: tuple[float, float] | None,
 ) -> tuple[dict[str, Any], int]:
-    serve, exists = _pg_serving(player is not None, theme is not None, rating_between is not None)
+    name = player.strip().lower() if player else None  # as `_filtered` takes it
+    theme = theme or None
+    serve, exists = _pg_serving(name is not None, theme is not None, rating_between is not None)
     low, high = rating_between or (0.0, 0.0)
     params = {
-        "player": player,
+        "player": name,
         "theme": theme,
         "low": low,
         "high": high,
