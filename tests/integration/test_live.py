@@ -75,7 +75,11 @@ async def test_every_ply_reaches_live_moves_once_in_order_across_a_disconnect(
     game = fake_lichess.add_live_game(
         "matyizom", SANS, opponent="veloce", pace=0.03, start_in=0.3, drop_at_ply=20
     )
-    settings = settings_for(tmp_path, database_url, fake_lichess.url, **LIVE)
+    # The game starts 0.3 s after the tracker first asks: the tracker must still be waiting
+    # then, however long its first status request took on a loaded machine (0.5 s, from
+    # before that request, once ran out first and the game was never followed).
+    wait = {**LIVE, "track_wait": 3.0}
+    settings = settings_for(tmp_path, database_url, fake_lichess.url, **wait)
     async with running(settings, ["tracker"]) as container:
         http = tracker_http(container.component("tracker"))
         first = await http.post("/start-tracking", json={"username": "matyizom"})
