@@ -198,3 +198,27 @@ def test_one_backoff_doubles_from_its_first_wait_up_to_its_cap() -> None:
     assert [backoff.delay(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
     assert backoff.delay(10_000) == 30.0
     assert RetryPolicy(base_delay=0.5, max_delay=60.0).delay(3) == 2.0
+
+
+def test_side_lines_are_read_not_kept_and_the_comments_after_them_stay_with_the_main_line() -> None:
+    text = (
+        '[Event "x"]\n\n'
+        "1. e4 {[%clk 0:03:00]} (1. d4 {[%clk 0:02:00] [%eval 9.0]} d5) "
+        "{[%eval 0.3]} 1... e5 $1 {[%clk 0:02:59]} {[%eval #-2]} 2. Nf3 *\n"
+    )
+    game = game_from_pgn(text)
+    assert game.moves_san == ["e4", "e5", "Nf3"]
+    assert game.pgn_evals == [{"cp": 30}, {"mate": -2}, None]
+    assert game.clocks_cs is None  # two clocks for three moves: none kept
+    assert game.opening_name is not None and game.opening_ply is not None
+    with pytest.raises(InvalidPgn, match="illegal"):
+        game_from_pgn('[Event "x"]\n\n1. e4 (1. d4 Ke3) e5 *\n')  # a side line's illegal move
+
+
+def test_a_game_keeps_its_id_from_one_version_to_the_next() -> None:
+    # A PGN game without a Lichess URL is named by a hash of its headers (with PGN's seven
+    # default tags) and moves: were it to change, importing a file again would double it.
+    text = '[Event "Casual game"]\n[Site "?"]\n[White "Carol"]\n[Black "Dan"]\n'
+    text += '[Result "0-1"]\n\n1. f3 e5 2. g4 Qh4# 0-1\n'
+    assert game_from_pgn(text).id == "p631a2a1156e82cd"
+    assert game_from_pgn(text.replace('[Site "?"]\n', "")).id == "p631a2a1156e82cd"

@@ -355,10 +355,76 @@ def _describe(error: Exception) -> str:
     return f"broken PGN: {text}"
 
 
-def _read_pgn(text: str) -> chess.pgn.Game:
+class _MainlineReader(chess.pgn.BaseVisitor["_MainlineReader"]):
+    """Reads one PGN game's headers and main line in python-chess's single pass: each move's
+    SAN (as python-chess writes it, whatever the file wrote), its UCI, the comments after it
+    and, for a game from the initial position without an Opening tag, the last named opening
+    it passes through (as the commentary names it). Variations are read (an illegal move in
+    one rejects the game, as before) but not kept. Building python-chess's game tree and
+    replaying its main line on a second board cost a quarter more."""
+
+    def begin_game(self) -> None:
+        self.headers = chess.pgn.Headers()  # the Seven Tag Roster's defaults, as Game() has
+        self.errors: list[Exception] = []
+        self.sans: list[str] = []
+        self.ucis: list[str] = []
+        self.comments: list[str] = []
+        self.name_it: bool | None = None  # decided on the first position
+        self.named: tuple[str, int] | None = None
+        self.depth = 0  # 0 on the main line, else how deep in variations
+
+    def begin_headers(self) -> chess.pgn.Headers:
+        return self.headers
+
+    def visit_header(self, tagname: str, tagvalue: str) -> None:
+        self.headers[tagname] = tagvalue
+
+    def visit_board(self, board: chess.Board) -> None:
+        if self.depth:
+            return
+        plies = len(self.ucis)
+        if self.name_it is None:  # the position the game starts from
+            self.name_it = not self.headers.get("Opening") and board.fen() == chess.STARTING_FEN
+        elif self.name_it and 0 < plies <= OPENING_DEPTH and len(board.move_stack) == plies:
+            name = opening_at(board)
+            self.named = (name, plies) if name is not None else self.named
+
+    def begin_variation(self) -> None:
+        self.depth += 1
+
+    def end_variation(self) -> None:
+        self.depth -= 1
+
+    def visit_move(self, board: chess.Board, move: chess.Move) -> None:
+        if self.depth:
+            return
+        if len(self.ucis) >= MAX_PLIES:
+            raise InvalidPgn(f"the game has more than {MAX_PLIES} plies")
+        self.sans.append(board.san(move))
+        self.ucis.append(move.uci())
+        self.comments.append("")
+
+    def visit_comment(self, comment: str) -> None:
+        if self.comments and not self.depth:  # a main-line move's (before any: the game's)
+            self.comments[-1] = f"{self.comments[-1]} {comment}" if self.comments[-1] else comment
+
+    def visit_result(self, result: str) -> None:
+        if self.headers.get("Result", "*") == "*":
+            self.headers["Result"] = result
+
+    def handle_error(self, error: Exception) -> None:
+        self.errors.append(error)
+
+    def result(self) -> _MainlineReader:
+        return self
+
+
+def _read_pgn(text: str) -> _MainlineReader:
     """The first game of `text`; raises InvalidPgn for anything python-chess cannot read."""
     try:
-        game = chess.pgn.read_game(io.StringIO(text))
+        game = chess.pgn.read_game(io.StringIO(text), Visitor=_MainlineReader)
+    except InvalidPgn:
+        raise
     except Exception as exc:  # IndexError, AttributeError… on malformed movetext
         raise InvalidPgn(f"unreadable PGN: {type(exc).__name__}: {exc}"[:300]) from None
     if game is None:
@@ -366,14 +432,34 @@ def _read_pgn(text: str) -> chess.pgn.Game:
     if game.errors:
         raise InvalidPgn(_describe(game.errors[0]))
     variant = game.headers.get("Variant", "Standard").strip().lower()
-    if variant not in STANDARD_VARIANTS or type(game.board()) is not chess.Board:
+    if variant not in STANDARD_VARIANTS or game.headers.variant() is not chess.Board:
         raise InvalidPgn(
             f"variant {game.headers.get('Variant', '')[:40]!r} is not supported "
             "(kibitz analyses standard chess)"
         )
-    if game.board().chess960:
+    if game.headers.is_chess960():
         raise InvalidPgn("Chess960 is not supported (kibitz analyses standard chess)")
     return game
+
+
+def _pgn_eval(comment: str) -> dict[str, Any] | None:
+    """A `[%eval …]` comment's score, White's point of view (as PGN writes it), as python-chess
+    reads it (`GameNode.eval`, whose regex this is)."""
+    found = chess.pgn.EVAL_REGEX.search(comment)
+    if not found:
+        return None
+    if found.group("mate"):
+        return {"mate": int(found.group("mate"))}
+    return {"cp": round(float(found.group("cp")) * 100)}
+
+
+def _pgn_clock(comment: str) -> float | None:
+    """A `[%clk h:mm:ss]` comment's seconds (`GameNode.clock`, whose regex this is)."""
+    found = chess.pgn.CLOCK_REGEX.search(comment)
+    if found is None:
+        return None
+    hours, minutes = int(found.group("hours")), int(found.group("minutes"))
+    return hours * 3600 + minutes * 60 + float(found.group("seconds"))
 
 
 def pgn_game_id(headers: dict[str, str], moves_uci: list[str]) -> str:
@@ -407,35 +493,17 @@ def game_from_pgn(text: str) -> GameRecord:
     game = _read_pgn(text)
     headers = dict(game.headers)
     fen = headers.get("FEN") if headers.get("SetUp", "1") != "0" else None
-    board = starting_board(fen) if fen else game.board()
+    board = starting_board(fen) if fen else game.headers.board()
     start = board.fen() if "FEN" in headers else chess.STARTING_FEN
     initial_fen = start if start != chess.STARTING_FEN else None
-    # Without ECO/Opening tags the opening is named from the moves, as the commentary does:
-    # the last named position the game passes through.
-    name_it = not headers.get("Opening") and initial_fen is None
-    named: tuple[str, int] | None = None
-    ucis: list[str] = []
-    sans: list[str] = []
+    ucis, sans, named = game.ucis, game.sans, game.named
     clocks: list[int] = []
     evals: list[dict[str, Any] | None] = []
-    for node in game.mainline():
-        if len(ucis) >= MAX_PLIES:
-            raise InvalidPgn(f"the game has more than {MAX_PLIES} plies")
-        sans.append(board.san(node.move))
-        ucis.append(node.move.uci())
-        board.push(node.move)
-        if name_it and len(ucis) <= OPENING_DEPTH:
-            name = opening_at(board)
-            named = (name, len(ucis)) if name is not None else named
-        clk = node.clock()
+    for comment in game.comments:
+        clk = _pgn_clock(comment) if comment else None
         if clk is not None:
             clocks.append(round(clk * 100))
-        score = node.eval()
-        if score is None:
-            evals.append(None)
-        else:
-            white = score.white()
-            evals.append({"mate": white.mate()} if white.is_mate() else {"cp": white.score()})
+        evals.append(_pgn_eval(comment) if comment else None)
     time_control = headers.get("TimeControl", "")
     initial, increment = None, None
     if "+" in time_control:
