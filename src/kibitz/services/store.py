@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from kibitz import topics
 from kibitz.domain.games import GameRecord, parse_raw_games
 from kibitz.errors import InvalidPgn
@@ -10,39 +12,38 @@ from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
+# Games parsed per hand-over to the parsing process: the next part is parsed while this
+# one is written, so an import takes about the longer of the two, not their sum.
+PARSE_CHUNK = 100
+
 
 def build(ctx: Context) -> Service:
     async def handle_raw_games(batch: list[tuple[Envelope, Payload]]) -> None:
         payloads = [p for _, p in batch if isinstance(p, RawGame)]
         if len(payloads) != len(batch):
             raise InvalidPgn("games.raw carried an event that is not a raw game")
-        raw = [(p.source, p.lichess_json or p.game_json, p.pgn) for p in payloads]
-        results = await ctx.run_cpu(parse_raw_games, raw)
-        parsed: list[tuple[Envelope, RawGame, GameRecord]] = []
-        for (envelope, _), payload, result in zip(batch, payloads, results, strict=True):
-            if isinstance(result, str):
-                await _reject(ctx, envelope, payload, payload.sync_id or payload.import_id, result)
-            else:
-                parsed.append((envelope, payload, result))
-        if not parsed:
+        if not payloads:
             return
+        envelopes = [e for e, _ in batch]
 
-        stored = await ctx.store.games.store_games(
-            [(r, p.sync_id or p.import_id, p.index) for _, p, r in parsed], ctx.clock.now()
-        )
-        await ctx.publisher.publish_many(
-            topics.GAMES_STORED,
-            [
-                (
-                    GameStored(
-                        game_id=r.id, created=created, sync_id=p.sync_id, import_id=p.import_id
-                    ),
-                    r.id,
-                )
-                for (_, p, _), (r, created) in zip(parsed, stored, strict=True)
-            ],
-            causes=[e for e, _, _ in parsed],
-        )
+        def parse(start: int) -> asyncio.Future[list[GameRecord | str]]:
+            chunk = payloads[start : start + PARSE_CHUNK]
+            raw = [(p.source, p.lichess_json or p.game_json, p.pgn) for p in chunk]
+            return asyncio.ensure_future(ctx.run_cpu(parse_raw_games, raw))
+
+        parsing = parse(0)
+        try:
+            for start in range(0, len(payloads), PARSE_CHUNK):
+                results = await parsing
+                if start + PARSE_CHUNK < len(payloads):
+                    parsing = parse(start + PARSE_CHUNK)
+                end = start + len(results)
+                await _store(ctx, envelopes[start:end], payloads[start:end], results)
+        finally:  # a failed write leaves the next part's parse: its result is not wanted
+            if not parsing.done():
+                parsing.cancel()
+            elif not parsing.cancelled():
+                parsing.exception()  # retrieved, so that asyncio does not log it as lost
 
     async def handle_dead_letter(envelope: Envelope, payload: Payload, reason: str) -> None:
         # A game that kept failing to store is rejected by index, so its import still ends.
@@ -58,6 +59,37 @@ def build(ctx: Context) -> Service:
         # Upsert by game id and count by (sync, game): a redelivered batch changes nothing.
         record_event_ids=False,
         on_dead_letter=handle_dead_letter,
+    )
+
+
+async def _store(
+    ctx: Context,
+    envelopes: list[Envelope],
+    payloads: list[RawGame],
+    results: list[GameRecord | str],
+) -> None:
+    """Rejects the games that did not parse (by index) and upserts the others."""
+    parsed: list[tuple[Envelope, RawGame, GameRecord]] = []
+    for envelope, payload, result in zip(envelopes, payloads, results, strict=True):
+        if isinstance(result, str):
+            await _reject(ctx, envelope, payload, payload.sync_id or payload.import_id, result)
+        else:
+            parsed.append((envelope, payload, result))
+    if not parsed:
+        return
+    stored = await ctx.store.games.store_games(
+        [(r, p.sync_id or p.import_id, p.index) for _, p, r in parsed], ctx.clock.now()
+    )
+    await ctx.publisher.publish_many(
+        topics.GAMES_STORED,
+        [
+            (
+                GameStored(game_id=r.id, created=created, sync_id=p.sync_id, import_id=p.import_id),
+                r.id,
+            )
+            for (_, p, _), (r, created) in zip(parsed, stored, strict=True)
+        ],
+        causes=[e for e, _, _ in parsed],
     )
 
 
