@@ -25,15 +25,21 @@ python_bin() {
 }
 
 ensure_venv() {  # $1: the extras to install ("" or "[test]")
-  local stamp=".venv/.installed-compiled$1"
-  if [ ! -x .venv/bin/python ]; then "$(python_bin)" -m venv .venv; fi
+  local stamp=".venv/.installed-compiled$1" fresh=""
+  if [ ! -x .venv/bin/python ]; then "$(python_bin)" -m venv .venv; fresh=1; fi
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "installing kibitz$1 into .venv …"
-    # uv installs the same pinned set as pip, in a fifth of the time; the packages' bytecode
-    # is compiled then, as pip does (uv's own --compile-bytecode skips packages already there).
+    # uv installs the same pinned set as pip, in a fifth of the time, and compiles the
+    # packages' bytecode as pip does. Its --compile-bytecode skips packages already there,
+    # so a venv made before is compiled by Python's compileall (slower: a fresh one is not).
     .venv/bin/python -m pip install -q --disable-pip-version-check "uv==0.13.10"
-    .venv/bin/uv pip install -q --python .venv/bin/python -e ".$1"
-    .venv/bin/python -m compileall -q -j 0 "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
+    if [ -n "$fresh" ]; then
+      .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python -e ".$1"
+    else
+      .venv/bin/uv pip install -q --python .venv/bin/python -e ".$1"
+      .venv/bin/python -m compileall -q -j 0 "$(.venv/bin/python -c \
+        'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
+    fi
     touch "$stamp"
   fi
   # Where PYTHONDONTWRITEBYTECODE is set (these machines set it), no process writes the
