@@ -43,9 +43,9 @@ ensure_venv() {  # $1: the extras to install ("" or "[test]")
     touch "$stamp"
   fi
   # Where PYTHONDONTWRITEBYTECODE is set (these machines set it), no process writes the
-  # bytecode it compiles: every `kibitz` process then compiled all of kibitz anew, two
-  # thirds of the second a server took to start. Compiled here once (unchanged files are
-  # skipped in a few milliseconds).
+  # bytecode it compiles: every `kibitz` process then compiled all of kibitz anew (3 of the
+  # 5 s a server took to start). Compiled here once (unchanged files are skipped in a few
+  # milliseconds).
   .venv/bin/python -m compileall -q src tests >/dev/null || true  # ruff names a broken file
 }
 
