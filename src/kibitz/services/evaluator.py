@@ -54,9 +54,9 @@ RECENT_POSITIONS = 10_000
 
 
 def analysis_use(lane: str, phase: str) -> Use:
-    for use in PRIORITY:
-        if use == f"{lane}-{phase}":
-            return use
+    use = f"{lane}-{phase}"
+    if use in PRIORITY:
+        return use
     raise ValueError(f"no engine priority for lane {lane!r}, phase {phase!r}")
 
 
@@ -131,7 +131,7 @@ class Evaluator:
         time an engine frees up, so work moved to another lane moves its waiting searches too.
         `on_cached(n)` is told how many came from the cache; `on_searched()` after each search.
         Fresh results go to the cache once all are in."""
-        out, missing = await self._from_cache(boards, nodes)
+        out, missing, epds = await self._from_cache(boards, nodes)
         if on_cached is not None:
             await on_cached(len(boards) - len(missing))
         if missing:
@@ -141,11 +141,11 @@ class Evaluator:
                 return PRIORITY[use()]
 
             async def one(i: int) -> None:
-                shared = await self._shared(boards[i].epd(), nodes, priority)
+                shared = await self._shared(epds[i], nodes, priority)
                 if shared is not None:
                     out[i] = (shared, True)
                 else:
-                    out[i] = (await self._search(boards[i], nodes, priority, who), False)
+                    out[i] = (await self._search(boards[i], epds[i], nodes, priority, who), False)
                 if on_searched is not None:
                     await on_searched()
 
@@ -158,9 +158,7 @@ class Evaluator:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
             if self.cache is not None:
-                fresh = {
-                    boards[i].epd(): r for i in missing if (r := out[i]) is not None and r[0].nodes
-                }
+                fresh = {epds[i]: r for i in missing if (r := out[i]) is not None and r[0].nodes}
                 await self.cache.keep([(epd, r[0]) for epd, r in fresh.items()])
         return [r for r in out if r is not None]
 
@@ -191,13 +189,12 @@ class Evaluator:
         return found
 
     async def _search(
-        self, board: chess.Board, nodes: int, priority: Callable[[], int], who: str
+        self, board: chess.Board, epd: str, nodes: int, priority: Callable[[], int], who: str
     ) -> EngineEval:
         """Search `board` on the engine; with a cache, others asking for the same position
         meanwhile wait for this search, and its result is remembered."""
         if self.cache is None:
             return await self._guarded(who, lambda engine: engine.analyse(board, nodes, priority))
-        epd = board.epd()
         future: asyncio.Future[EngineEval] = asyncio.get_running_loop().create_future()
         self._searching.setdefault(epd, (nodes, priority, future))
         try:
@@ -222,9 +219,9 @@ class Evaluator:
 
     async def _from_cache(
         self, boards: Sequence[chess.Board], nodes: int
-    ) -> tuple[list[tuple[EngineEval, bool] | None], list[int]]:
-        """What the cache (and the rules: a finished game needs no search) already know, and
-        the indexes still to search."""
+    ) -> tuple[list[tuple[EngineEval, bool] | None], list[int], dict[int, str]]:
+        """What the cache (and the rules: a finished game needs no search) already know, the
+        indexes still to search, and the positions' keys (EPD) by index, each computed once."""
         out: list[tuple[EngineEval, bool] | None] = [None] * len(boards)
         todo: list[int] = []
         for i, board in enumerate(boards):
@@ -232,7 +229,8 @@ class Evaluator:
                 out[i] = (FINISHED, False)
             else:
                 todo.append(i)
-        epds = [boards[i].epd() for i in todo]
+        keys = {i: boards[i].epd() for i in todo}
+        epds = list(keys.values())
         cache: dict[str, EngineEval] = {}
         if self.cache is not None:
             for epd in epds:  # searched lately in this process, at this budget or deeper
@@ -245,12 +243,12 @@ class Evaluator:
         metrics.EVAL_CACHE_LOOKUPS.inc(len(epds))
         metrics.EVAL_CACHE_HITS.inc(sum(1 for e in epds if e in cache))
         missing = []
-        for i, epd in zip(todo, epds, strict=True):
+        for i, epd in keys.items():
             if epd in cache:
                 out[i] = (cache[epd], True)
             else:
                 missing.append(i)
-        return out, missing
+        return out, missing, keys
 
     async def lines(
         self, board: chess.Board, nodes: int, lines: int, use: Use, *, who: str = "the evaluator"
