@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from kibitz import topics
 from kibitz.domain.games import GameRecord, parse_raw_games
@@ -12,12 +13,16 @@ from kibitz.runtime.consumer import RetryPolicy
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
 
-# Games parsed per hand-over to the parsing process: the next part is parsed while this
+# Games parsed per hand-over to the parsing processes: the next parts are parsed while this
 # one is written, so an import takes about the longer of the two, not their sum.
 PARSE_CHUNK = 100
 
 
 def build(ctx: Context) -> Service:
+    # As many parts in flight as there are parsing processes (one when parsing runs in a
+    # thread): each process parses a part of its own.
+    ahead = max(1, ctx.settings.cpu_workers)
+
     async def handle_raw_games(batch: list[tuple[Envelope, Payload]]) -> None:
         payloads = [p for _, p in batch if isinstance(p, RawGame)]
         if len(payloads) != len(batch):
@@ -25,25 +30,29 @@ def build(ctx: Context) -> Service:
         if not payloads:
             return
         envelopes = [e for e, _ in batch]
+        starts = iter(range(0, len(payloads), PARSE_CHUNK))
+        parsing: deque[tuple[int, asyncio.Future[list[GameRecord | str]]]] = deque()
 
-        def parse(start: int) -> asyncio.Future[list[GameRecord | str]]:
-            chunk = payloads[start : start + PARSE_CHUNK]
-            raw = [(p.source, p.lichess_json or p.game_json, p.pgn) for p in chunk]
-            return asyncio.ensure_future(ctx.run_cpu(parse_raw_games, raw))
+        def parse_ahead() -> None:
+            while len(parsing) < ahead and (start := next(starts, None)) is not None:
+                chunk = payloads[start : start + PARSE_CHUNK]
+                raw = [(p.source, p.lichess_json or p.game_json, p.pgn) for p in chunk]
+                parsing.append((start, asyncio.ensure_future(ctx.run_cpu(parse_raw_games, raw))))
 
-        parsing = parse(0)
+        parse_ahead()
         try:
-            for start in range(0, len(payloads), PARSE_CHUNK):
-                results = await parsing
-                if start + PARSE_CHUNK < len(payloads):
-                    parsing = parse(start + PARSE_CHUNK)
+            while parsing:
+                start, part = parsing.popleft()
+                results = await part
+                parse_ahead()
                 end = start + len(results)
                 await _store(ctx, envelopes[start:end], payloads[start:end], results)
-        finally:  # a failed write leaves the next part's parse: its result is not wanted
-            if not parsing.done():
-                parsing.cancel()
-            elif not parsing.cancelled():
-                parsing.exception()  # retrieved, so that asyncio does not log it as lost
+        finally:  # a failed write leaves the next parts' parses: their results are not wanted
+            for _, part in parsing:
+                if not part.done():
+                    part.cancel()
+                elif not part.cancelled():
+                    part.exception()  # retrieved, so that asyncio does not log it as lost
 
     async def handle_dead_letter(envelope: Envelope, payload: Payload, reason: str) -> None:
         # A game that kept failing to store is rejected by index, so its import still ends.
