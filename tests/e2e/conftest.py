@@ -96,10 +96,12 @@ def server(
         {
             "KIBITZ_LICHESS_URL": lichess_for_server.url,
             "KIBITZ_MAX_UPLOAD_BYTES": str(1024 * 1024),
-            "KIBITZ_QUICK_NODES": "5000",
-            "KIBITZ_DEEP_NODES": "40000",
-            "KIBITZ_INTERACTIVE_DEEP_NODES": "40000",
-            "KIBITZ_PROBLEM_NODES": "60000",
+            # Budgets that find the demo's puzzles and the classics' judgments; the engine's
+            # depth is measured by the tests of analysis and problems, not here.
+            "KIBITZ_QUICK_NODES": "2000",
+            "KIBITZ_DEEP_NODES": "10000",
+            "KIBITZ_INTERACTIVE_DEEP_NODES": "10000",
+            "KIBITZ_PROBLEM_NODES": "20000",
         },
     )
     try:

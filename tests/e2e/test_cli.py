@@ -400,6 +400,7 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
         "KIBITZ_DEEP_NODES": "5000",
         "KIBITZ_INTERACTIVE_DEEP_NODES": "5000",
         "KIBITZ_PROBLEM_NODES": "2000",  # puzzles are not under test here
+        "KIBITZ_DEMO": "false",  # the demo's analysis would only compete for the CPU
     }
     # The tracker's default port taken (by another cluster, say): `up` gives it another one.
     taken = socket.socket()

@@ -154,7 +154,9 @@ SERVE_ENV = {
 def test_a_long_game_a_20_mb_file_and_random_bytes_never_stall_health_even_across_a_kill(
     tmp_path: Path,
 ) -> None:
-    server = start_server(tmp_path, SERVE_ENV)
+    # Two parsing processes on two cores: health must still answer while both parse.
+    env = {**SERVE_ENV, "KIBITZ_CPU_WORKERS": "2"}
+    server = start_server(tmp_path, env)
     try:
         with HealthWatch(server.url).watching() as health:
             long_game = upload(server.url, "long.pgn", shuffle_game(10_000).encode())
@@ -175,7 +177,7 @@ def test_a_long_game_a_20_mb_file_and_random_bytes_never_stall_health_even_acros
             while sync(server.url, big_id)["games_stored"] < 5000:  # mid-way through storing
                 assert time.monotonic() - began < DEADLINE
                 time.sleep(0.1)
-            server = kill_and_restart(server, SERVE_ENV)
+            server = kill_and_restart(server, env)
             view = wait_ended(server.url, big_id)
         assert view["status"] == "done", view
         assert view["games_stored"] + view["games_rejected"] == view["games_received"] >= 50_000
