@@ -6,13 +6,15 @@ examples per operation."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.fakes.lichess import FakeLichess
+
+if TYPE_CHECKING:
+    import schemathesis
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,10 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_no_input_the_schema_allows_gets_a_server_error(api_server: Server) -> None:
+    # Imported here: every worker collects this module, one runs the test.
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
     schema = schemathesis.openapi.from_url(f"{api_server.url}/openapi.json")
     # Server-Sent Events streams never end: nothing to call and wait for.
     schema = schema.exclude(path_regex=r".*/events$")
