@@ -240,11 +240,15 @@ def replay_robots() -> None:
 @bus_app.command("fetch-kafka")
 def fetch_kafka() -> None:
     """Fetch Apache Kafka's jars from Maven Central with Maven, once (`kibitz up
-    --distributed` and the tests run them with Java 17 or newer)."""
-    from kibitz.runtime.kafka import fetch, kafka_version
+    --distributed` and the tests run them with Java 17 or newer), and archive the classes a
+    broker loads (class-data sharing) so that brokers start faster."""
+    from kibitz.runtime.kafka import build_class_archive, fetch, kafka_version
 
     try:
         libs = fetch()
     except RuntimeError as exc:
         raise _fail(str(exc)) from None
     console.print(f"Apache Kafka {kafka_version()} in {libs}")
+    archive = build_class_archive()  # once: brokers then start in half the time
+    if archive is not None:
+        console.print(f"its classes archived for this Java in {archive.name}")
