@@ -233,7 +233,10 @@ async def test_an_llm_that_hangs_gives_way_to_the_default_commentator(
     tmp_path: Path, fake_lichess: FakeLichess, hanging_llm: FakeLlm
 ) -> None:
     plies = 10
-    game = fake_lichess.add_live_game("matyizom", SANS[:plies], pace=0.02)
+    # The game starts 0.3 s after the tracker first asks and the tracker waits 3 s for it, as
+    # in the disconnect test: a 0.2 s game that began with the first status request could be
+    # over before a loaded machine followed it (this test once waited 180 s for its lines).
+    game = fake_lichess.add_live_game("matyizom", SANS[:plies], pace=0.02, start_in=0.3)
     settings = settings_for(
         tmp_path,
         f"sqlite:///{tmp_path / 'k.db'}",
@@ -242,7 +245,7 @@ async def test_an_llm_that_hangs_gives_way_to_the_default_commentator(
         commentary_nodes=20_000,
         llm_url=f"http://127.0.0.1:{hanging_llm.port}/v1",
         llm_timeout=0.5,
-        **LIVE,
+        **{**LIVE, "track_wait": 3.0},
     )
     async with running(settings, ["tracker", "commentary"]) as container:
         await container.component("tracker").start("matyizom")
