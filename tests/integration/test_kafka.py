@@ -130,3 +130,22 @@ async def test_appends_made_while_the_broker_is_away_are_written_once_in_order_w
     finally:
         await log.close()
         broker.process.kill()
+
+
+def test_the_brokers_of_this_run_map_the_class_archive_fetch_kafka_wrote(broker: str) -> None:
+    """`kibitz bus fetch-kafka` (./dev.sh) archives Kafka's classes once; every broker, this
+    run's shared one too, is started with it."""
+    import json
+    import os
+
+    from kibitz.runtime.kafka import build_class_archive, class_archive, jvm_options
+    from tests.conftest import RUN_DIR
+
+    archive = build_class_archive()  # already there: returned at once
+    assert archive is not None and archive == class_archive() and archive.stat().st_size > 0
+    assert f"-XX:SharedArchiveFile={archive}" in jvm_options()
+    state = Path(os.environ[RUN_DIR]) / "broker.json"  # absent when KIBITZ_TEST_KAFKA is given
+    if state.exists():
+        pid = json.loads(state.read_text())["pid"]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        assert f"-XX:SharedArchiveFile={archive}" in argv

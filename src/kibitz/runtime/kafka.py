@@ -101,7 +101,12 @@ def build_class_archive(timeout: float = 120.0) -> Path | None:
                 Path(scratch) / "broker", jvm_extra=[f"-XX:ArchiveClassesAtExit={partial}"]
             )
             broker.process.terminate()
-            broker.process.wait(timeout)
+            try:
+                broker.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                broker.process.kill()  # no clean exit, no archive: never leave it running
+                broker.process.wait()
+                raise
         if partial.exists():
             os.replace(partial, archive)
     except (OSError, RuntimeError, subprocess.TimeoutExpired):
