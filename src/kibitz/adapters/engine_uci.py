@@ -31,17 +31,86 @@ T = TypeVar("T")
 
 
 class _Protocol(chess.engine.UciProtocol):
-    """python-chess's UCI protocol keeping the raw principal variation of the last `info`
-    line. Asking python-chess for the score only and reading the final line's moves here saves
-    it from parsing and validating the PV of every intermediate line (two thirds of this
-    process's CPU in a profile), CPU the engines on the same machine need."""
+    """python-chess's UCI protocol (the process, the options, the position line)."""
 
-    last_pv: str = ""
 
-    def _line_received(self, line: str) -> None:
-        if line.startswith("info ") and " pv " in line:
-            self.last_pv = line.split(" pv ", 1)[1]
-        super()._line_received(line)
+class _FixedNodes(chess.engine.BaseCommand[EngineEval]):
+    """One search of `board` at a fixed node budget, as a command on python-chess's protocol
+    (its extension point: `Protocol.communicate`). python-chess's `analyse` parses every
+    `info` line into objects and queues it for a consumer; a fixed-node search needs only the
+    last line's score, depth and principal variation, so this keeps that line and reads it
+    once, at `bestmove`. The options and the new-game handshake are set as `analyse` sets
+    them. A third less Python time per search (on the 2-core machine, `analyse` with the score
+    only against this: 0.82-0.93 → 0.56-0.63 ms at 300 nodes, 2.0 → 1.4 ms at 5,000)."""
+
+    def __init__(self, engine: _Protocol, board: chess.Board, nodes: int) -> None:
+        super().__init__(engine)
+        self.engine = engine
+        self.board = board
+        self.nodes = nodes
+        self.last_info = ""
+        self.sent_isready = False
+
+    def start(self) -> None:
+        engine = self.engine
+        if "Ponder" in engine.options:
+            engine._setoption("Ponder", False)
+        if "MultiPV" in engine.options:
+            engine._setoption("MultiPV", 1)
+        if engine.first_game or engine.game is not None:
+            engine.game = None
+            engine._ucinewgame()
+            self.sent_isready = True
+            engine._isready()
+        else:
+            self._go()
+
+    def _go(self) -> None:
+        self.sent_isready = False
+        self.engine._position(self.board)
+        self.engine.send_line(f"go nodes {max(1, self.nodes)}")
+
+    def line_received(self, line: str) -> None:
+        if line.startswith("info ") and " score " in line:
+            self.last_info = line
+        elif line.startswith("bestmove"):
+            if not self.result.done():
+                found = _from_info(self.last_info, line, self.board.turn, self.nodes)
+                self.result.set_result(found)
+            self.set_finished()
+        elif line.strip() == "readyok" and self.sent_isready:
+            self._go()
+
+    def cancel(self) -> None:
+        self.engine.send_line("stop")
+
+
+def _from_info(info: str, bestmove: str, turn: chess.Color, nodes: int) -> EngineEval:
+    """The evaluation in a search's last `info` line (score from the side to move, made
+    White's, as python-chess's `PovScore.white()` does; mate 0 has no score)."""
+    tokens = info.split()
+    score: Score | None = None
+    depth: int | None = None
+    pv: tuple[str, ...] = ()
+    sign = 1 if turn == chess.WHITE else -1
+    for i, token in enumerate(tokens):
+        if token == "depth" and depth is None:
+            depth = int(tokens[i + 1])
+        elif token == "score":
+            kind, value = tokens[i + 1], int(tokens[i + 2])
+            if kind == "cp":
+                score = Score(cp=sign * value)
+            elif kind == "mate" and value != 0:
+                score = Score(mate=sign * value)
+        elif token == "pv":
+            pv = tuple(tokens[i + 1 :])
+            break
+    if not pv:
+        best = bestmove.split()[1:2]
+        pv = tuple(m for m in best if m != "(none)")
+    return EngineEval(
+        score=score, best_uci=pv[0] if pv else None, pv_uci=pv, depth=depth, nodes=nodes
+    )
 
 
 class _Slot:
@@ -136,11 +205,7 @@ class EnginePool:
             return FINISHED
 
         async def search(protocol: _Protocol) -> EngineEval:
-            protocol.last_pv = ""
-            info = await protocol.analyse(
-                board, chess.engine.Limit(nodes=nodes), info=chess.engine.INFO_SCORE
-            )
-            return _to_eval(info, protocol.last_pv.split(), nodes)
+            return await protocol.communicate(lambda engine: _FixedNodes(engine, board, nodes))
 
         return await self._with_engine(search, nodes, priority)
 
@@ -208,8 +273,7 @@ class EnginePool:
 
 
 def _to_eval(info: chess.engine.InfoDict, pv_uci: list[str], nodes: int) -> EngineEval:
-    """The evaluation from python-chess's info (score) and the final line's raw PV (checked
-    move by move when it is turned into SAN)."""
+    """The evaluation from a line of python-chess's MultiPV analysis."""
     pov = info.get("score")
     score: Score | None = None
     if pov is not None:
