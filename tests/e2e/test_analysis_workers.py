@@ -148,7 +148,8 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
 
     from kibitz.runtime.cluster import free_port, restart, running_cluster
 
-    fake_lichess.add_user("Chaos", 200, seed=5)
+    # Short games (10-30 plies): the searches are not under test, the processes are.
+    fake_lichess.add_user("Chaos", 200, seed=5, plies=(10, 30))
     port = free_port()
     env = {
         **os.environ,

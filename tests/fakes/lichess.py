@@ -36,12 +36,17 @@ OPENINGS = [
 
 
 def random_game(
-    rng: random.Random, game_id: str, white: str, black: str, created_ms: int
+    rng: random.Random,
+    game_id: str,
+    white: str,
+    black: str,
+    created_ms: int,
+    plies: tuple[int, int] = (10, 60),
 ) -> dict[str, Any]:
     """A legal game (python-chess picks random legal moves) in Lichess's export shape."""
     board = chess.Board()
     sans: list[str] = []
-    for _ in range(rng.randint(10, 60)):
+    for _ in range(rng.randint(*plies)):
         moves = list(board.legal_moves)
         if not moves:
             break
@@ -199,7 +204,9 @@ class FakeLichess:
     def port(self) -> int:
         return self.http.port
 
-    def add_user(self, name: str, count: int, seed: int = 7) -> list[dict[str, Any]]:
+    def add_user(
+        self, name: str, count: int, seed: int = 7, plies: tuple[int, int] = (10, 60)
+    ) -> list[dict[str, Any]]:
         rng = random.Random(seed)
         games = [
             random_game(
@@ -208,6 +215,7 @@ class FakeLichess:
                 name if i % 2 == 0 else f"opp{i % 13}",
                 f"opp{i % 13}" if i % 2 == 0 else name,
                 BASE_TIME_MS + i * 60_000,
+                plies,
             )
             for i in range(count)
         ]
