@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from kibitz import topics
 from kibitz.adapters.store_models import Analysis, MoveEval, PluginResult
 from kibitz.domain.analysis import BUILTIN_PLUGINS, GameInput
+from kibitz.errors import GameNotFound
 from kibitz.read.analysis import analysis_view
 from kibitz.runtime.bootstrap import Container
 from kibitz.runtime.consumer import DLQ_SUFFIX, RetryPolicy
@@ -71,6 +72,15 @@ async def test_quick_results_then_deep_results_then_the_cache_spares_the_engine(
         # The starting position was searched too: about level, White's side.
         assert view["start"] is not None and view["start"]["mate"] is None
         assert -150 < view["start"]["cp"] < 150
+        # The API's read is the same whichever way the store takes (PostgreSQL: statements
+        # on its asyncio pool), with or without the evaluations; a game never analysed, none.
+        assert (await container.sql.hot() is None) == container.sql.is_sqlite
+        assert await container.reader.analysis(first) == view
+        brief = await container.reader.analysis(first, with_evals=False)
+        assert "evals" not in brief and brief == {k: v for k, v in view.items() if k != "evals"}
+        assert (await container.reader.analysis(second))["status"] == "none"
+        with pytest.raises(GameNotFound):
+            await container.reader.analysis("nosuchgame")
 
         def counts(session: Any) -> tuple[int, int]:
             evals = session.scalar(

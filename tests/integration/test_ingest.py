@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from kibitz.adapters.lichess_http import LichessClient, RequestGate
 from kibitz.adapters.store_models import Game
 from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import ManualClock, SystemClock
+from kibitz.errors import GameNotFound
+from kibitz.read.games import game_detail, get_game
 from kibitz.services.ingest import request_sync
 from tests.fakes.lichess import FakeLichess
 from tests.support import running, settings_for, wait_for_sync
@@ -35,6 +38,18 @@ async def test_a_thousand_games_store_exactly_once_and_reimport_adds_nothing(
             1000,
         )
         assert await _count_games(container) == 1000
+        # A game's page reads the same whichever way the store takes (PostgreSQL: one
+        # statement on its asyncio pool), and an unknown id is not found either way.
+        assert (await container.sql.hot() is None) == container.sql.is_sqlite
+        for game in fake_lichess.users["alice"][::97]:
+            detail = await container.reader.game(game["id"])
+            assert detail == await container.sql.read(
+                lambda s, gid=game["id"]: game_detail(get_game(s, gid))
+            )
+            assert detail["moves_san"] == game["moves"].split()
+            assert detail["clocks_cs"] == game["clocks"] and detail["played_at"]
+        with pytest.raises(GameNotFound):
+            await container.reader.game("nosuchgame")
         again = await wait_for_sync(container, await request_sync(container.ctx, "alice"))
         assert (again["games_stored"], again["games_new"]) == (1000, 0)
         assert await _count_games(container) == 1000

@@ -28,6 +28,7 @@ from kibitz.domain import puzzles
 from kibitz.domain.puzzles import Search
 from kibitz.errors import InvalidInput, NotFound
 from kibitz.events import ProblemsGenerated, ProblemsGenerationRequested
+from kibitz.read.problems import problem_by_id
 from kibitz.runtime.bootstrap import Container
 from kibitz.services import problems
 from kibitz.services.analysis import request_player_analysis
@@ -324,6 +325,14 @@ async def test_attempts_are_checked_and_counted_and_bad_ones_refused(
         assert (solved["attempts"], solved["successes"]) == (2, 1)
         stored = await store.read(lambda s: s.get(Problem, "scholar-7"))
         assert (stored.attempts, stored.successes) == (2, 1)
+        # The puzzle's page reads the same whichever way the store takes (PostgreSQL: one
+        # statement on its asyncio pool), and an unknown id is not found either way.
+        assert (await store.hot() is None) == store.is_sqlite
+        shown = await container.reader.problem("scholar-7")
+        assert shown == await store.read(lambda s: problem_by_id(s, "scholar-7"))
+        assert shown["attempts"] == 2 and "_solution_san" not in shown
+        with pytest.raises(NotFound):
+            await container.reader.problem("nope-1")
 
 
 def _after(fen: str, uci: str) -> str:

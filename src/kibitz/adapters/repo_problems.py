@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from types import SimpleNamespace
@@ -37,7 +36,7 @@ from kibitz.adapters.store_models import (
     ProblemScan,
     ProblemTheme,
 )
-from kibitz.adapters.store_sql import SqlStore
+from kibitz.adapters.store_sql import Compiled, SqlStore
 from kibitz.domain.judgment import stored_score
 from kibitz.errors import NotFound, UpstreamUnavailable
 from kibitz.ports.store import ProblemScanResult, PuzzleSource, StoredPuzzle
@@ -116,7 +115,7 @@ def _narrowed(query: Any, row: Any, player: bool, theme: bool, rating: bool) -> 
 
 
 @cache
-def _pg_serving(player: bool, theme: bool, rating: bool) -> tuple[_Compiled, _Compiled]:
+def _pg_serving(player: bool, theme: bool, rating: bool) -> tuple[Compiled, Compiled]:
     """PostgreSQL's serving statement for one kind of filter, compiled once (SQL text with
     named parameters), and the statement that tells "none at all" from "all taken".
 
@@ -175,25 +174,7 @@ def _pg_serving(player: bool, theme: bool, rating: bool) -> tuple[_Compiled, _Co
     )
     exists = _narrowed(select(literal(1)), Problem, *flags).limit(1)
     dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
-    return _Compiled.of(serve.compile(dialect=dialect)), _Compiled.of(
-        exists.compile(dialect=dialect)
-    )
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """A statement's SQL text and the values of the parameters SQLAlchemy made of its
-    constants (the named ones are given at each execution)."""
-
-    sql: str
-    constants: dict[str, Any]
-
-    @staticmethod
-    def of(compiled: Any) -> _Compiled:
-        return _Compiled(str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
-
-    def params(self, given: dict[str, Any]) -> dict[str, Any]:
-        return {**self.constants, **given}
+    return Compiled.of(serve.compile(dialect=dialect)), Compiled.of(exists.compile(dialect=dialect))
 
 
 async def _serve_pg(

@@ -7,23 +7,43 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Json
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import JSON, Engine, create_engine, event, make_url, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from kibitz.adapters.store_models import ProcessedEvent, Sync
-from kibitz.errors import StorageFull, is_storage_full
+from kibitz.errors import StorageFull, UpstreamUnavailable, is_storage_full
 
 HEALTH_PROBE = "health-probe"  # the row `ping` tries (and rolls back) while the disk is full
 PROBE_BYTES = 256 * 1024
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A statement compiled for PostgreSQL (psycopg), to run on the asyncio pool (`hot`): its
+    SQL text and the values of the parameters SQLAlchemy made of its constants (the named ones
+    are given at each execution)."""
+
+    sql: str
+    constants: dict[str, Any]
+
+    @staticmethod
+    def of(compiled: Any) -> Compiled:
+        return Compiled(str(compiled), {k: v for k, v in compiled.params.items() if v is not None})
+
+    def params(self, given: dict[str, Any]) -> dict[str, Any]:
+        return {**self.constants, **given}
 
 
 def make_engine(url: str) -> Engine:
@@ -83,6 +103,38 @@ class SqlStore:
             self._hot_loop = loop
             await self._hot.open(wait=False)
         return self._hot if self._hot_loop is loop else None
+
+    async def hot_one(self, statement: Compiled, params: dict[str, Any]) -> dict[str, Any] | None:
+        """PostgreSQL: the first row of `statement` on the asyncio pool (`hot`, which must have
+        given one), by column label; None when there is none."""
+        rows = await self._hot_rows(statement, params, one=True)
+        return rows[0] if rows else None
+
+    async def hot_all(self, statement: Compiled, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """PostgreSQL: every row of `statement` on the asyncio pool, by column label."""
+        return await self._hot_rows(statement, params, one=False)
+
+    async def _hot_rows(
+        self, statement: Compiled, params: dict[str, Any], *, one: bool
+    ) -> list[dict[str, Any]]:
+        """A pooled connection the server ended is replaced and the statement run once more;
+        UpstreamUnavailable when the store cannot be reached."""
+        pool = await self.hot()
+        assert pool is not None, "the asyncio pool is PostgreSQL's, asked for after hot()"
+        for attempt in (1, 2):
+            try:
+                async with pool.connection() as conn:
+                    cursor = conn.cursor(row_factory=dict_row)
+                    await cursor.execute(statement.sql, statement.params(params))
+                    if one:
+                        row = await cursor.fetchone()
+                        return [row] if row is not None else []
+                    return await cursor.fetchall()
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                if attempt == 2 or isinstance(exc, PoolTimeout):
+                    raise UpstreamUnavailable(f"the store cannot be reached: {exc}") from exc
+                await pool.check()  # the other idle connections: the broken ones are replaced
+        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         """Close the asyncio pool (if one was opened), then everything else."""

@@ -3,21 +3,88 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from kibitz.adapters.store_models import Analysis, Game, MoveEval, PluginResult
+from kibitz.adapters.store_sql import Compiled, SqlStore
 from kibitz.errors import GameNotFound, NotFound
 
 
 def analysis_view(session: Session, game_id: str, *, with_evals: bool = True) -> dict[str, Any]:
     """A game's analysis status, progress and results (NotFound for an unknown game)."""
-    game = session.get(Game, game_id)
-    if game is None:
+    if session.scalar(select(Game.id).where(Game.id == game_id)) is None:
         raise GameNotFound(f"no game {game_id!r}")
     row = session.get(Analysis, game_id)
+    if row is None:
+        return _view(game_id, None, [], None)
+    results = list(
+        session.execute(select(*RESULT_COLUMNS).where(PluginResult.game_id == game_id)).all()
+    )
+    evals = None
+    if with_evals and results:
+        evals = list(
+            session.execute(
+                select(*EVAL_COLUMNS)
+                .where(MoveEval.game_id == game_id, MoveEval.phase == results[0].phase)
+                .order_by(MoveEval.ply)
+            ).all()
+        )
+    return _view(game_id, row, results, evals)
+
+
+RESULT_COLUMNS = (
+    PluginResult.plugin,
+    PluginResult.version,
+    PluginResult.phase,
+    PluginResult.result,
+)
+EVAL_COLUMNS = (MoveEval.ply, MoveEval.cp, MoveEval.mate, MoveEval.best_uci, MoveEval.line_san)
+_PG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+# The same three reads as statements PostgreSQL runs on the asyncio pool.
+ANALYSIS_BY_GAME = Compiled.of(
+    select(Game.id.label("known_game"), *Analysis.__table__.c)
+    .select_from(Game)
+    .outerjoin(Analysis, Analysis.game_id == Game.id)
+    .where(Game.id == bindparam("id"))
+    .compile(dialect=_PG)
+)
+RESULTS_OF_GAME = Compiled.of(
+    select(*RESULT_COLUMNS).where(PluginResult.game_id == bindparam("id")).compile(dialect=_PG)
+)
+EVALS_OF_GAME = Compiled.of(
+    select(*EVAL_COLUMNS)
+    .where(MoveEval.game_id == bindparam("id"), MoveEval.phase == bindparam("phase"))
+    .order_by(MoveEval.ply)
+    .compile(dialect=_PG)
+)
+
+
+async def analysis_view_hot(store: SqlStore, game_id: str, *, with_evals: bool) -> dict[str, Any]:
+    """`analysis_view` on PostgreSQL's asyncio pool (`SqlStore.hot`): no thread, no session."""
+    found = await store.hot_one(ANALYSIS_BY_GAME, {"id": game_id})
+    if found is None:
+        raise GameNotFound(f"no game {game_id!r}")
+    if found["game_id"] is None:
+        return _view(game_id, None, [], None)
+    results = [SimpleNamespace(**r) for r in await store.hot_all(RESULTS_OF_GAME, {"id": game_id})]
+    evals = None
+    if with_evals and results:
+        params = {"id": game_id, "phase": results[0].phase}
+        evals = [SimpleNamespace(**e) for e in await store.hot_all(EVALS_OF_GAME, params)]
+    return _view(game_id, SimpleNamespace(**found), results, evals)
+
+
+def _view(
+    game_id: str, row: Any, results: Sequence[Any], evals: Sequence[Any] | None
+) -> dict[str, Any]:
+    """The view of an analysis row (None: never asked for), its plugins' results and, when
+    asked for, the evaluations of their phase."""
     if row is None:
         return {"game_id": game_id, "status": "none", "phase": None, "progress": 0.0}
     total = row.positions_total or 0
@@ -44,18 +111,11 @@ def analysis_view(session: Session, game_id: str, *, with_evals: bool = True) ->
         "quick_done_at": row.quick_done_at,
         "finished_at": row.finished_at,
     }
-    results = session.scalars(select(PluginResult).where(PluginResult.game_id == game_id)).all()
     view["results"] = {
         r.plugin: {**r.result, "_version": r.version, "_phase": r.phase} for r in results
     }
     view["results_phase"] = results[0].phase if results else None
-    if with_evals and results:
-        phase = results[0].phase
-        evals = session.scalars(
-            select(MoveEval)
-            .where(MoveEval.game_id == game_id, MoveEval.phase == phase)
-            .order_by(MoveEval.ply)
-        ).all()
+    if evals is not None:
         view["evals"] = [
             {"ply": e.ply, "cp": e.cp, "mate": e.mate, "best": e.best_uci, "line": e.line_san}
             for e in evals

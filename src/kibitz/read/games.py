@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from kibitz.adapters.store_models import Game, Sync
+from kibitz.adapters.store_sql import Compiled
 from kibitz.errors import GameNotFound, NotFound
 
 
@@ -76,6 +78,42 @@ def game_detail(game: Game) -> dict[str, Any]:
         "pgn_evals": game.pgn_evals,
         "headers": game.headers,
     }
+
+
+# What `game_detail` reads of a game (not its verbatim NDJSON line nor its PGN), by id: the
+# statement PostgreSQL runs on the asyncio pool.
+DETAIL_COLUMNS = (
+    Game.id,
+    Game.source,
+    Game.white_name,
+    Game.black_name,
+    Game.white_rating,
+    Game.black_rating,
+    Game.result,
+    Game.status,
+    Game.speed,
+    Game.opening_eco,
+    Game.opening_name,
+    Game.opening_ply,
+    Game.ply_count,
+    Game.played_at,
+    Game.variant,
+    Game.rated,
+    Game.perf,
+    Game.initial_fen,
+    Game.moves_uci,
+    Game.moves_san,
+    Game.clock_initial,
+    Game.clock_increment,
+    Game.clocks_cs,
+    Game.server_analysis,
+    Game.player_analysis,
+    Game.pgn_evals,
+    Game.headers,
+)
+GAME_BY_ID = Compiled.of(
+    select(*DETAIL_COLUMNS).where(Game.id == bindparam("id")).compile(dialect=PGDialect_psycopg())  # type: ignore[no-untyped-call]
+)
 
 
 def get_game(session: Session, game_id: str) -> Game:

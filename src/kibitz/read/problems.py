@@ -7,10 +7,12 @@ from typing import Any, TypeVar, cast
 
 import chess
 from prometheus_client import Gauge
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from kibitz.adapters.store_models import Analysis, Game, Problem, ProblemScan, ProblemTheme
+from kibitz.adapters.store_sql import Compiled
 from kibitz.domain import puzzles
 from kibitz.errors import NotFound
 
@@ -158,6 +160,15 @@ def problem_by_id(session: Session, problem_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no puzzle {problem_id!r}")
     return public(problem_view(session, row))
+
+
+# A puzzle and its game's players, by id: the statement PostgreSQL runs on the asyncio pool.
+PROBLEM_BY_ID = Compiled.of(
+    select(*Problem.__table__.c, Game.white_name, Game.black_name)
+    .outerjoin(Game, Game.id == Problem.game_id)
+    .where(Problem.id == bindparam("id"))
+    .compile(dialect=PGDialect_psycopg())  # type: ignore[no-untyped-call]
+)
 
 
 def public(view: dict[str, Any]) -> dict[str, Any]:

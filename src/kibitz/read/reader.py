@@ -4,6 +4,7 @@ a read-only query on the store (no write lock, never on the event loop)."""
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from kibitz.adapters.store_models import Commentary, Sync, SyncGame, TrackedPlayer, Worker
 from kibitz.adapters.store_sql import SqlStore
+from kibitz.errors import GameNotFound, NotFound
 from kibitz.read import analysis, games, insights, live, matches, problems, robots, training
 
 
@@ -37,7 +39,13 @@ class Reader:
         )
 
     async def game(self, game_id: str) -> dict[str, Any]:
-        """A game with its moves; GameNotFound."""
+        """A game with its moves; GameNotFound. On PostgreSQL one statement on the asyncio
+        pool (no thread, no session: the page of a game is read more than anything)."""
+        if await self.store.hot() is not None:
+            row = await self.store.hot_one(games.GAME_BY_ID, {"id": game_id})
+            if row is None:
+                raise GameNotFound(f"no game {game_id!r}")
+            return games.game_detail(SimpleNamespace(**row))  # type: ignore[arg-type]
         return await self.store.read(lambda s: games.game_detail(games.get_game(s, game_id)))
 
     async def player_games(
@@ -57,6 +65,9 @@ class Reader:
     # --- analysis ---
 
     async def analysis(self, game_id: str, *, with_evals: bool = True) -> dict[str, Any]:
+        """A game's analysis; GameNotFound. On PostgreSQL on the asyncio pool."""
+        if await self.store.hot() is not None:
+            return await analysis.analysis_view_hot(self.store, game_id, with_evals=with_evals)
         return await self.store.read(
             lambda s: analysis.analysis_view(s, game_id, with_evals=with_evals)
         )
@@ -115,7 +126,16 @@ class Reader:
         return await self.store.read(lambda s: problems.pool_view(s, player))
 
     async def problem(self, problem_id: str) -> dict[str, Any]:
-        """A puzzle as served (without its solution); NotFound."""
+        """A puzzle as served (without its solution); NotFound. On PostgreSQL one statement
+        on the asyncio pool."""
+        if await self.store.hot() is not None:
+            row = await self.store.hot_one(problems.PROBLEM_BY_ID, {"id": problem_id})
+            if row is None:
+                raise NotFound(f"no puzzle {problem_id!r}")
+            view = problems.puzzle_view(
+                SimpleNamespace(**row), row["white_name"], row["black_name"]
+            )
+            return problems.public(view)
         return await self.store.read(lambda s: problems.problem_by_id(s, problem_id))
 
     async def search_progress(self, player: str | None) -> tuple[int, int]:
