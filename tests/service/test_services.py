@@ -26,7 +26,9 @@ from kibitz.events import (
     CommentaryPublished,
     LiveMove,
     ProblemsGenerated,
+    RoundRobotsAssigned,
     RoundRobotsNeeded,
+    RoundStarted,
     new_event,
 )
 from kibitz.runtime import metrics
@@ -450,6 +452,45 @@ async def test_a_match_with_two_robots_plays_two_rounds_to_the_end(twin_factory:
     assert len(first) == len(second) == 2 and not first & second  # round 2 excludes round 1's
     assert set(final.ranking) == {final.person} | first | second
     await until(lambda: all(r["state"] == "idle" for r in twin.store.state.robots.values()))
+
+
+async def test_robots_assigned_before_their_round_is_stored_are_tried_again_not_dropped(
+    twin_factory: Any,
+) -> None:
+    """The fold publishes `round.robots_needed` before it stores the round's start (a crash in
+    between publishes again), so the pool's answer can come first. It was dropped, and the
+    match waited for ever (a suite run, 2026-12-08): it is now tried again."""
+    twin: Twin = await twin_factory()
+    worker = matches.MatchesWorker(twin.ctx)
+    positions = [{"fen": fen} for fen in MATCH_POSITIONS[:2]]
+    created = rules.apply(None, rules.Created("m", "person:you", 2, 1, "problems", positions))
+    assert created is not None
+
+    async def store(state: rules.Match) -> None:
+        await twin.ctx.store.matches.save("m", state.person, state.status, state.to_json(), 0.0)
+
+    assigned = RoundRobotsAssigned(match_id="m", round=1, robots=[{"id": "r1", "identity": "x"}])
+    envelope = new_event(assigned, "m")
+    for stored in (None, created):  # not stored at all, then without the round
+        if stored is not None:
+            await store(stored)
+        with pytest.raises(matches.StateBehind):
+            await worker.on_assigned(envelope, assigned)
+    starting = rules.apply(created, rules.Starting("m", 1))
+    assert starting is not None
+    await store(starting)
+    await worker.on_assigned(envelope, assigned)  # the retry: the round starts
+    started = [p for _, p in await twin.events(topics.MATCH_EVENTS) if isinstance(p, RoundStarted)]
+    assert [(p.round, [r["id"] for r in p.robots]) for p in started] == [(1, ["r1"])]
+    letters = started[0].letters
+    after = rules.apply(
+        starting, rules.Started("m", 1, [{"id": "r1", "identity": "x"}], letters, 9e9)
+    )
+    assert after is not None
+    await store(after)
+    await worker.on_assigned(envelope, assigned)  # redelivered once it started: nothing more
+    again = [p for _, p in await twin.events(topics.MATCH_EVENTS) if isinstance(p, RoundStarted)]
+    assert len(again) == 1
 
 
 async def test_the_robot_pool_keeps_its_idle_minimum_and_never_passes_its_maximum(

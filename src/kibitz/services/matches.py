@@ -58,6 +58,13 @@ log = logging.getLogger("kibitz.matches")
 DEADLINE_TICK = 0.25  # seconds between deadline checks
 
 
+class StateBehind(Exception):
+    """The stored match has not caught up with an event that follows from it yet: the fold
+    publishes what a change decides before it stores the change (a crash in between publishes
+    again), so an answer to that decision can arrive first. The consumer tries it again after
+    its backoff (0.5 s, then 1 s, 2 s), by which time the change is stored."""
+
+
 class MatchesWorker:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -155,12 +162,14 @@ class MatchesWorker:
     async def on_assigned(self, envelope: Envelope, assigned: RoundRobotsAssigned) -> None:
         """The pool answered: the round starts with the person and these robots."""
         row = await self.ctx.store.matches.state(assigned.match_id)
-        if row is None:
-            return
-        state = rules.Match.from_json(row)
-        current = state.current()
-        if current is None or current.number != assigned.round or current.status != "starting":
-            return
+        state = rules.Match.from_json(row) if row is not None else None
+        current = state.current() if state is not None else None
+        if state is None or current is None or current.number < assigned.round:
+            raise StateBehind(
+                f"match {assigned.match_id}: round {assigned.round} assigned before it is stored"
+            )
+        if current.number != assigned.round or current.status != "starting":
+            return  # late or redelivered: that round has started already, or the match ended
         participants = [state.person, *(r["id"] for r in assigned.robots)]
         deadline = self.ctx.clock.now() + self.ctx.settings.match_response_seconds
         await self._publish(
