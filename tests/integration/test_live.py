@@ -165,7 +165,11 @@ async def test_every_move_gets_one_line_and_a_blunder_names_the_better_move(
         async def all_commented() -> bool:
             return len(await _lines(container, game.id)) == len(SANS)
 
+        async def all_published() -> bool:  # each line is stored, then published
+            return len(await read_topic(container, topics.COMMENTARY)) >= len(SANS)
+
         await until(all_commented, timeout=90)
+        await until(all_published, timeout=30)
         await until(lambda: _ended(container, game.id), timeout=30)
         lines = await _lines(container, game.id)
         published = [p for _, p in await read_topic(container, topics.COMMENTARY)]
