@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
+from pathlib import Path
 
 import chess
 import chess.engine
+import pytest
 
 from kibitz.adapters.engine_uci import EnginePool, _to_eval
+from kibitz.errors import EngineUnavailable
 from kibitz.settings import load_settings
 
 
@@ -83,4 +87,61 @@ async def test_a_fixed_node_search_reads_what_python_chess_analyse_reads() -> No
         assert after.best_uci == "a1a8" and pool.restarts == 0
     finally:
         await reference.quit()
+        await pool.close()
+
+
+def test_an_info_line_is_read_from_the_side_to_move_and_a_garbled_one_is_refused() -> None:
+    from kibitz.adapters.engine_uci import _from_info
+    from kibitz.domain.judgment import Score
+
+    line = "info depth 9 seldepth 12 multipv 1 score cp 35 nodes 700 nps 1 pv e7e5 g1f3"
+    black = _from_info(line, "bestmove e7e5 ponder g1f3", chess.BLACK, 700)
+    assert (black.score, black.best_uci, black.pv_uci, black.depth) == (
+        Score(cp=-35),
+        "e7e5",
+        ("e7e5", "g1f3"),
+        9,
+    )
+    mated = _from_info("info depth 0 score mate 0", "bestmove (none)", chess.WHITE, 700)
+    assert mated.score is None and mated.best_uci is None
+    no_pv = _from_info("info depth 1 score mate 2", "bestmove a1a8", chess.WHITE, 700)
+    assert no_pv.score == Score(mate=2) and no_pv.pv_uci == ("a1a8",)
+    for garbled in ("info depth x score cp 1 pv e2e4", "info depth 3 score cp"):
+        try:
+            _from_info(garbled, "bestmove e2e4", chess.WHITE, 700)
+        except (ValueError, IndexError):
+            continue
+        raise AssertionError(f"read {garbled!r}")
+
+
+async def test_an_engine_that_garbles_its_output_is_an_unavailable_engine(tmp_path: Path) -> None:
+    """Output that is not UCI fails the search as an engine error: the pool restarts the
+    engine, searches once more, then says the engine is unavailable (no traceback)."""
+    script = tmp_path / "garbling-engine"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        "for line in sys.stdin:\n"
+        "    cmd = line.strip()\n"
+        "    if cmd == 'uci':\n"
+        "        print('id name garbler')\n"
+        "        print('option name Threads type spin default 1 min 1 max 8')\n"
+        "        print('option name Hash type spin default 16 min 1 max 1024')\n"
+        "        print('uciok')\n"
+        "    elif cmd == 'isready':\n"
+        "        print('readyok')\n"
+        "    elif cmd.startswith('go'):\n"
+        "        print('info depth x score cp 1 pv e2e4'); print('bestmove e2e4')\n"
+        "    elif cmd == 'quit':\n"
+        "        break\n"
+        "    sys.stdout.flush()\n"
+    )
+    script.chmod(0o755)
+    pool = EnginePool(str(script), 1)
+    await pool.start()
+    try:
+        with pytest.raises(EngineUnavailable, match="unreadable engine output"):
+            await asyncio.wait_for(pool.analyse(chess.Board(), 100), 30)
+        assert pool.restarts == 2
+    finally:
         await pool.close()

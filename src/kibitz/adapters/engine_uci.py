@@ -75,8 +75,15 @@ class _FixedNodes(chess.engine.BaseCommand[EngineEval]):
             self.last_info = line
         elif line.startswith("bestmove"):
             if not self.result.done():
-                found = _from_info(self.last_info, line, self.board.turn, self.nodes)
-                self.result.set_result(found)
+                try:
+                    found = _from_info(self.last_info, line, self.board.turn, self.nodes)
+                except (ValueError, IndexError):
+                    # Output that is not UCI: an engine error (the pool restarts the engine and
+                    # searches once more), not a traceback.
+                    unreadable = f"unreadable engine output: {self.last_info!r} / {line!r}"
+                    self.result.set_exception(chess.engine.EngineError(unreadable))
+                else:
+                    self.result.set_result(found)
             self.set_finished()
         elif line.strip() == "readyok" and self.sent_isready:
             self._go()
