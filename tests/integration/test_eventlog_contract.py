@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import sys
 import time
+import traceback
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
-from kibitz.adapters.eventlog_sqlite import SqliteEventLog
+import pytest
+
+from kibitz.adapters.eventlog_sqlite import SqliteEventLog, _Db
 from kibitz.events import Envelope, Payload, Probe, decode, new_event
 from kibitz.ports import EventLog, Record, TopicSpec
 from kibitz.runtime.consumer import ConsumerRunner, RetryPolicy
@@ -192,7 +198,8 @@ async def _handover(
         return (
             f"first handled {first.handled} owns {sorted(first.assignment())}; "
             f"second handled {second.handled} owns {sorted(second.assignment())}; "
-            f"seen {sum(recorder.seen.values())} ({len(recorder.seen)} distinct)"
+            f"seen {sum(recorder.seen.values())} ({len(recorder.seen)} distinct); "
+            f"runners ended: {[_ended(t) for t in tasks if t.done()]}"
         )
 
     await _publish(event_log, topic, range(100))
@@ -215,6 +222,13 @@ async def _handover(
     await _publish(event_log, topic, range(200, 300))
     await _eventually(lambda: sum(recorder.seen.values()) >= 300, state=state)
     await second.stop()
+
+
+def _ended(task: asyncio.Task[None]) -> str:
+    """How a runner's task ended: the traceback of what killed it, if anything did."""
+    if task.cancelled() or task.exception() is None:
+        return "stopped"
+    return "".join(traceback.format_exception(task.exception()))
 
 
 class _Unreachable:
@@ -515,3 +529,45 @@ async def test_a_sqlite_member_whose_process_died_gives_up_its_partitions_at_onc
         if consumer is not None:
             await consumer.close()
         await log.close()
+
+
+UPSERT = "INSERT INTO t VALUES (?,?,?) ON CONFLICT(a, b) DO UPDATE SET c=excluded.c"
+
+
+async def test_the_embedded_log_s_statements_are_never_reset_from_another_thread(
+    tmp_path: Path,
+) -> None:
+    """CPython's sqlite3 keeps a statement in the cursor that ran it and hands the same statement
+    to the next call with that SQL on the connection; freeing the cursor resets the statement,
+    on whatever thread frees it. The embedded log runs its SQL on threads and the event loop
+    drops the results: a cursor that reached the loop reset a statement another call was
+    running, which failed with "bad parameter or other API misuse" (a consumer runner died of
+    it mid-suite). What the log's threads return holds no statement any more."""
+    db = _Db(tmp_path / "log.db")
+    await db.run(lambda c: c.execute("CREATE TABLE t (a, b, c, PRIMARY KEY (a, b))"))
+    returned = await db.run(lambda c: c.executemany(UPSERT, [(0, 0, 0), (0, 1, 0)]))
+    with pytest.raises(sqlite3.ProgrammingError, match="closed cursor"):
+        returned.fetchone()
+
+    def upsert(key: int, n: int) -> Callable[[sqlite3.Connection], sqlite3.Cursor]:
+        return db.transaction(lambda c: c.executemany(UPSERT, [(key, i, n) for i in range(4)]))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)  # hand the GIL over often, as a loaded machine does
+    try:
+        running: set[asyncio.Future[sqlite3.Cursor]] = set()
+        for n in range(1200):  # the loop drops each result while the others still run
+            running.add(asyncio.ensure_future(db.run(upsert(n % 4, n))))
+            if len(running) == 3:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for call in done:
+                    call.result()
+                del done, call
+        await asyncio.gather(*running)
+    finally:
+        sys.setswitchinterval(interval)
+    rows = await db.run(
+        lambda c: c.execute("SELECT a, count(*), min(c), max(c) FROM t GROUP BY a").fetchall()
+    )
+    assert len(rows) == 4, rows  # each key's four rows written together by one of its last calls
+    assert all(n == 4 and low == high and high % 4 == a for a, n, low, high in rows), rows

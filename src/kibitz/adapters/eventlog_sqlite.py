@@ -133,7 +133,17 @@ class _Db:
         return conn
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(lambda: fn(self.conn()))
+        return await asyncio.to_thread(self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        result = fn(self.conn())
+        if isinstance(result, sqlite3.Cursor):
+            # A cursor keeps its statement, which the connection's cache hands to the next
+            # call on this thread. Freed on another thread (the event loop's, when the result
+            # is dropped), it would reset that statement under the next call's feet: SQLite
+            # then fails it with "bad parameter or other API misuse". Closed here, it lets go.
+            result.close()
+        return result
 
     def transaction(
         self, fn: Callable[[sqlite3.Connection], T]
