@@ -22,6 +22,7 @@ from prometheus_client import Counter
 
 from kibitz.adapters.lichess_http import RequestGate
 from kibitz.errors import InvalidInput, RateLimited, UpstreamUnavailable, UserNotFound
+from kibitz.tls import tls_context
 
 log = logging.getLogger("kibitz.chesscom")
 
@@ -56,6 +57,7 @@ class ChessComClient:
             base_url=self.base_url,
             headers={"User-Agent": "kibitz/0.1 (+https://github.com/kibitz)"},
             timeout=httpx.Timeout(timeout),
+            verify=tls_context(),
         )
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ from prometheus_client import Counter
 
 from kibitz.domain.commentary import Comment, MoveFacts, TemplateCommentator
 from kibitz.runtime.breaker import CircuitBreaker
+from kibitz.tls import tls_context
 
 log = logging.getLogger("kibitz.llm")
 
@@ -37,7 +38,9 @@ class LlmCommentator:
         breaker: CircuitBreaker | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.http = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self.http = httpx.AsyncClient(
+            base_url=url.rstrip("/"), headers=headers, timeout=timeout, verify=tls_context()
+        )
         self.model = model
         self.fallback = fallback or TemplateCommentator()
         self.breaker = breaker or CircuitBreaker("llm")

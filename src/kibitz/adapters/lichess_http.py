@@ -25,6 +25,7 @@ from kibitz.adapters.store_sql import SqlStore
 from kibitz.clock import Clock
 from kibitz.errors import LichessRateLimited, LichessUserNotFound, UpstreamUnavailable
 from kibitz.runtime.identity import process_owner
+from kibitz.tls import tls_context
 
 log = logging.getLogger("kibitz.lichess")
 
@@ -154,6 +155,7 @@ class LichessClient:
             base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(timeout, read=timeout * 2),
+            verify=tls_context(),
         )
 
     async def close(self) -> None:

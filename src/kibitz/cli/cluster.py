@@ -20,6 +20,7 @@ from kibitz.cli.common import (
     console,
 )
 from kibitz.settings import Settings
+from kibitz.tls import tls_context
 
 if TYPE_CHECKING:
     from kibitz.runtime.cluster import ClusterProcess
@@ -231,7 +232,7 @@ def _healthy(url: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/api/health", timeout=2, verify=tls_context()).status_code == 200:
                 return True
         except httpx.TransportError:
             pass

@@ -48,6 +48,7 @@ from kibitz.runtime.dispatch import by_type
 from kibitz.runtime.identity import process_owner
 from kibitz.runtime.service import Service
 from kibitz.services.context import Context
+from kibitz.tls import tls_context
 
 log = logging.getLogger("kibitz.tracker")
 
@@ -379,7 +380,9 @@ async def tracker_active(ctx: Context) -> int | None:
     import httpx
 
     try:
-        async with httpx.AsyncClient(base_url=ctx.settings.tracker_url, timeout=2.0) as http:
+        async with httpx.AsyncClient(
+            base_url=ctx.settings.tracker_url, timeout=2.0, verify=tls_context()
+        ) as http:
             health = (await http.get("/health")).json()
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("tracker_unreachable %s: %s", ctx.settings.tracker_url, exc)
@@ -404,7 +407,7 @@ async def request_tracking(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with httpx.AsyncClient(
-            base_url=ctx.settings.tracker_url, timeout=5.0, headers=headers
+            base_url=ctx.settings.tracker_url, timeout=5.0, headers=headers, verify=tls_context()
         ) as http:
             response = await http.post(
                 "/start-tracking", json={"username": name, "profile": profile}
