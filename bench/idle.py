@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+from tests import net
 
 from kibitz.runtime.cluster import free_port
 
@@ -41,7 +42,7 @@ def main() -> None:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                if net.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.analysis import real_games_pgn  # noqa: E402
+from tests import net  # noqa: E402
 from tests.support import wait_for_sync  # noqa: E402
 
 from kibitz.adapters.store_models import Analysis, Problem, ProblemScan, ProblemTheme  # noqa: E402
@@ -259,7 +260,7 @@ def start_api_only(url: str, ready: str = "/api/health") -> tuple[Any, str]:
     deadline = time.monotonic() + 120
     while True:
         try:
-            if httpx.get(f"{base}{ready}", timeout=2).status_code == 200:
+            if net.get(f"{base}{ready}", timeout=2).status_code == 200:
                 return process, base
         except httpx.TransportError:
             pass

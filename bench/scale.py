@@ -26,12 +26,12 @@ from pathlib import Path
 
 import chess
 import chess.engine
-import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests import net  # noqa: E402
 from tests.fakes.lichess import FakeLichess  # noqa: E402
 
 from kibitz.runtime.cluster import free_port  # noqa: E402
@@ -72,11 +72,11 @@ def pipeline(
     assert up.returncode == 0, up.stdout + up.stderr
     api = f"http://127.0.0.1:{port}/api"
     try:
-        sync = httpx.post(f"{api}/players/Scale/sync", json={}).json()["id"]
-        while httpx.get(f"{api}/syncs/{sync}").json()["status"] != "done":
+        sync = net.post(f"{api}/players/Scale/sync", json={}).json()["id"]
+        while net.get(f"{api}/syncs/{sync}").json()["status"] != "done":
             time.sleep(0.3)
         began = time.perf_counter()
-        queued = httpx.post(f"{api}/players/Scale/analysis", json={"priority": "batch"}).json()
+        queued = net.post(f"{api}/players/Scale/analysis", json={"priority": "batch"}).json()
         assert queued["queued"] == games, queued
         with psycopg.connect(url, autocommit=True) as conn:
             while True:

@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from kibitz.events import decode
 from kibitz.runtime.cluster import free_port
+from tests import net
 from tests.fakes.lichess import FakeLichess
 
 KIBITZ = str(Path(sys.executable).parent / "kibitz")
@@ -56,7 +57,7 @@ def start_server(
         if process.poll() is not None:
             raise RuntimeError(f"kibitz serve exited: {(tmp / 'serve.log').read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+            if net.get(f"{url}/api/health", timeout=1).status_code == 200:
                 return Server(url, home, process, time.monotonic() - began)
         except httpx.TransportError:
             pass
@@ -122,11 +123,11 @@ def opera_puzzle(server: Server, timeout: float = 180.0) -> str:
     searched in the background (the demo does that on first start)."""
     began = time.monotonic()
     while time.monotonic() - began < timeout:
-        games = httpx.get(f"{server.url}/api/players/Paul Morphy/games").json().get("games", [])
+        games = net.get(f"{server.url}/api/players/Paul Morphy/games").json().get("games", [])
         # After 15...Nxd7 the puzzle is the mate in two 16.Qb8+ Nxb8 17.Rd8# (ply 30), or it
         # starts at 16...Nxb8, a mate in one (ply 32): which one the engines' hash decides.
         for ply in (32, 30) if games else ():
-            answer = httpx.get(f"{server.url}/api/problems/{games[0]['id']}-{ply}")
+            answer = net.get(f"{server.url}/api/problems/{games[0]['id']}-{ply}")
             if answer.status_code == 200:
                 return str(answer.json()["id"])
         time.sleep(0.5)

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from kibitz.domain.analysis import BUILTIN_PLUGINS
+from tests import net
 from tests.e2e.conftest import KIBITZ
 from tests.fakes.lichess import FakeLichess
 
@@ -144,8 +145,6 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
     running, unconsumed or parked."""
     import random
 
-    import httpx
-
     from kibitz.runtime.cluster import free_port, restart, running_cluster
 
     # Short games (10-30 plies): the searches are not under test, the processes are.
@@ -181,12 +180,12 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
     url = f"http://127.0.0.1:{port}"
     db = fresh_pg_url.replace("postgresql+psycopg://", "postgresql://")
     try:
-        sync = httpx.post(f"{url}/api/players/Chaos/sync", json={}).json()["id"]
+        sync = net.post(f"{url}/api/players/Chaos/sync", json={}).json()["id"]
         deadline = time.monotonic() + 240
-        while httpx.get(f"{url}/api/syncs/{sync}").json()["status"] != "done":
+        while net.get(f"{url}/api/syncs/{sync}").json()["status"] != "done":
             assert time.monotonic() < deadline, "the import did not finish"
             time.sleep(0.5)
-        queued = httpx.post(f"{url}/api/players/Chaos/analysis", json={"priority": "batch"}).json()
+        queued = net.post(f"{url}/api/players/Chaos/analysis", json={"priority": "batch"}).json()
         assert queued["queued"] == 200, queued
 
         def done() -> int:
@@ -195,7 +194,7 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
             return int(row[0]) if row else 0
 
         def committed() -> dict[str, int]:
-            ops = httpx.get(f"{url}/api/ops", timeout=30).json()
+            ops = net.get(f"{url}/api/ops", timeout=30).json()
             return {g["group"]: g["committed"] for g in ops["groups"]}
 
         rng = random.Random(8)
@@ -230,13 +229,13 @@ def test_chaos_200_games_3_workers_5_kills_and_a_30s_broker_outage(
         for game_id, plies, results, quick, deep in per_game:
             assert results == len(BUILTIN_PLUGINS), game_id
             assert quick == deep == plies, game_id
-        ops = httpx.get(f"{url}/api/ops", timeout=30).json()
+        ops = net.get(f"{url}/api/ops", timeout=30).json()
         lag = {g["group"]: g["lag"] for g in ops["groups"]}
         deadline = time.monotonic() + 60
         while lag["kibitz.analysis"] or lag["kibitz.store"]:  # everything consumed, in the end
             assert time.monotonic() < deadline, lag
             time.sleep(1)
-            ops = httpx.get(f"{url}/api/ops", timeout=30).json()
+            ops = net.get(f"{url}/api/ops", timeout=30).json()
             lag = {g["group"]: g["lag"] for g in ops["groups"]}
         assert all(q["parked"] == 0 for q in ops["dlq"]), ops["dlq"]
         # The restarted broker kept its log and the groups' offsets: none went back.

@@ -12,6 +12,7 @@ import chess
 import httpx
 import pytest
 
+from tests import net
 from tests.e2e.conftest import Server, opera_puzzle, puzzle_solution, start_server, stop_server
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -20,7 +21,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 def wait_done(server: Server, sync_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view: dict[str, Any] = httpx.get(f"{server.url}/api/syncs/{sync_id}").json()
+        view: dict[str, Any] = net.get(f"{server.url}/api/syncs/{sync_id}").json()
         if view["status"] in ("done", "failed"):
             return view
         time.sleep(0.1)
@@ -28,7 +29,7 @@ def wait_done(server: Server, sync_id: str, timeout: float = 60) -> dict[str, An
 
 
 def test_health_reports_every_component(server: Server) -> None:
-    answer = httpx.get(f"{server.url}/api/health")
+    answer = net.get(f"{server.url}/api/health")
     assert answer.status_code == 200
     assert answer.json() == {
         "status": "ok",
@@ -38,9 +39,9 @@ def test_health_reports_every_component(server: Server) -> None:
 
 def test_openapi_and_metrics_are_served(server: Server) -> None:
     # The schema is built on the first request: seconds of CPU on a busy machine.
-    spec = httpx.get(f"{server.url}/openapi.json", timeout=60).json()
+    spec = net.get(f"{server.url}/openapi.json", timeout=60).json()
     assert "/api/players/{username}/sync" in spec["paths"]
-    metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
+    metrics = net.get(f"{server.url}/metrics", timeout=30).text
     assert "kibitz_messages_processed_total" in metrics
     assert re.search(
         r"kibitz_consumer_lag\{group=\"kibitz.store\",partition=\"0\",topic=\"games.raw\"\} \d",
@@ -52,28 +53,28 @@ def test_the_offline_demo_is_imported_on_first_start(server: Server) -> None:
     deadline = time.monotonic() + 20
     games: list[dict[str, Any]] = []
     while time.monotonic() < deadline and len(games) < 1:
-        games = httpx.get(f"{server.url}/api/players/Paul Morphy/games").json()["games"]
+        games = net.get(f"{server.url}/api/players/Paul Morphy/games").json()["games"]
         time.sleep(0.1)
     assert [g["result"] for g in games] == ["1-0"]
     assert games[0]["opening"]["eco"] == "C41"
 
 
 def test_sync_from_lichess_then_list_and_open_games(server: Server) -> None:
-    answer = httpx.post(f"{server.url}/api/players/Alice/sync", json={"max": 25})
+    answer = net.post(f"{server.url}/api/players/Alice/sync", json={"max": 25})
     assert answer.status_code == 202
     view = wait_done(server, answer.json()["id"])
     assert (view["games_received"], view["games_stored"]) == (25, 25)
-    listing = httpx.get(f"{server.url}/api/players/alice/games", params={"limit": 10}).json()
+    listing = net.get(f"{server.url}/api/players/alice/games", params={"limit": 10}).json()
     played = [g["played_at"] for g in listing["games"]]
     assert len(played) == 10 and played == sorted(played, reverse=True)
-    game = httpx.get(f"{server.url}/api/games/{listing['games'][0]['id']}").json()
+    game = net.get(f"{server.url}/api/games/{listing['games'][0]['id']}").json()
     assert game["moves_uci"] and len(game["clocks_cs"]) == len(game["moves_uci"])
     assert game["clock"] == {"initial": 180, "increment": 2}
 
 
 def test_pgn_upload_imports_good_games_and_reports_the_broken_one(server: Server) -> None:
     pgn = (FIXTURES / "three_good_one_broken.pgn").read_bytes()
-    answer = httpx.post(
+    answer = net.post(
         f"{server.url}/api/imports/pgn",
         files={"file": ("four.pgn", pgn, "application/x-chess-pgn")},
     )
@@ -83,14 +84,14 @@ def test_pgn_upload_imports_good_games_and_reports_the_broken_one(server: Server
     assert (view["games_stored"], view["games_rejected"]) == (3, 1)
     assert view["rejected"][0]["index"] == 3
     assert "illegal move" in view["rejected"][0]["reason"]
-    game = httpx.get(f"{server.url}/api/games/q7ZvsdUF").json()
+    game = net.get(f"{server.url}/api/games/q7ZvsdUF").json()
     assert game["pgn_evals"][0] == {"cp": 18}
 
 
 def test_an_upload_over_the_limit_is_refused_with_413(server: Server) -> None:
     big = b'[Event "x"]\n\n1. e4 e5 *\n\n' * (50 * 1024 * 1024 // 26)
     try:
-        answer = httpx.post(
+        answer = net.post(
             f"{server.url}/api/imports/pgn",
             files={"file": ("big.pgn", big, "text/plain")},
             timeout=60,
@@ -117,14 +118,14 @@ def test_an_upload_over_the_limit_is_refused_with_413(server: Server) -> None:
 def test_bad_requests_get_a_clear_json_error(
     server: Server, method: str, path: str, body: Any, status: int, error: str
 ) -> None:
-    answer = httpx.request(method, f"{server.url}{path}", json=body)
+    answer = net.request(method, f"{server.url}{path}", json=body)
     assert answer.status_code == status
     assert answer.json()["error"] == error
     assert answer.json()["detail"]
 
 
 def test_an_unknown_lichess_user_fails_its_sync(server: Server) -> None:
-    answer = httpx.post(f"{server.url}/api/players/NobodyHere/sync")
+    answer = net.post(f"{server.url}/api/players/NobodyHere/sync")
     view = wait_done(server, answer.json()["id"])
     assert view["status"] == "failed" and "no user" in view["error"]
 
@@ -142,7 +143,7 @@ def test_serve_on_kafka_and_postgresql_is_healthy(
         },
     )
     try:
-        health = httpx.get(f"{running.url}/api/health").json()
+        health = net.get(f"{running.url}/api/health").json()
         assert health["components"] == {
             "store": "ok",
             "bus": "ok",
@@ -156,9 +157,9 @@ def test_serve_on_kafka_and_postgresql_is_healthy(
 def test_write_endpoints_need_the_token_when_one_is_set(tmp_path: Path) -> None:
     running = start_server(tmp_path, {"KIBITZ_API_TOKEN": "s3cret", "KIBITZ_DEMO": "false"})
     try:
-        refused = httpx.post(f"{running.url}/api/players/Alice/follow")
+        refused = net.post(f"{running.url}/api/players/Alice/follow")
         assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
-        allowed = httpx.post(
+        allowed = net.post(
             f"{running.url}/api/players/Alice/follow", headers={"Authorization": "Bearer s3cret"}
         )
         assert allowed.status_code == 200 and allowed.json()["followed"] is True
@@ -194,23 +195,23 @@ def test_the_demo_follows_kibitz_demo_and_api_only_runs_no_services(tmp_path: Pa
 
 
 def _demo_game(server: Server, player: str = "Paul Morphy") -> str:
-    games = httpx.get(f"{server.url}/api/players/{player}/games").json()["games"]
+    games = net.get(f"{server.url}/api/players/{player}/games").json()["games"]
     return str(games[0]["id"])
 
 
 def test_analysis_is_requested_followed_over_sse_and_read(server: Server) -> None:
     game_id = _demo_game(server)
-    assert httpx.post(f"{server.url}/api/games/nosuch/analysis").status_code == 404
-    bad = httpx.post(f"{server.url}/api/games/{game_id}/analysis", json={"priority": "urgent"})
+    assert net.post(f"{server.url}/api/games/nosuch/analysis").status_code == 404
+    bad = net.post(f"{server.url}/api/games/{game_id}/analysis", json={"priority": "urgent"})
     assert bad.status_code == 422
-    accepted = httpx.post(
+    accepted = net.post(
         f"{server.url}/api/games/{game_id}/analysis", json={"priority": "interactive"}
     )
     # Queued, or already taken by a worker (a fast one), or done from an earlier request.
     assert accepted.status_code == 202
     assert accepted.json()["status"] in ("queued", "running", "done")
     events = []
-    with httpx.stream(
+    with net.stream(
         "GET", f"{server.url}/api/games/{game_id}/analysis/events", timeout=120
     ) as stream:
         for line in stream.iter_lines():
@@ -219,14 +220,14 @@ def test_analysis_is_requested_followed_over_sse_and_read(server: Server) -> Non
                 if events[-1] in ("done", "failed"):
                     break
     assert events[0] == "progress" and events[-1] == "done"
-    view = httpx.get(f"{server.url}/api/games/{game_id}/analysis").json()
+    view = net.get(f"{server.url}/api/games/{game_id}/analysis").json()
     assert view["status"] == "done" and view["phase"] == "deep" and view["progress"] == 1
     assert {"judgments", "largest_swing", "phases", "time_use"} <= set(view["results"])
     assert len(view["evals"]) == view["positions_total"] - 1
-    report = httpx.get(f"{server.url}/api/players/Paul Morphy/report").json()
+    report = net.get(f"{server.url}/api/players/Paul Morphy/report").json()
     assert report["analysed"] == 1 and report["accuracy"] is not None
-    assert httpx.get(f"{server.url}/api/players/nobody/report").status_code == 404
-    queued = httpx.post(f"{server.url}/api/players/nobody/analysis")
+    assert net.get(f"{server.url}/api/players/nobody/report").status_code == 404
+    queued = net.post(f"{server.url}/api/players/nobody/analysis")
     assert queued.status_code == 404 and "sync or import" in queued.json()["detail"]
 
 
@@ -234,7 +235,7 @@ def test_puzzles_from_the_demo_are_served_attempted_and_counted(server: Server) 
     opera = opera_puzzle(server)
     solution = puzzle_solution(server, opera)
     api = f"{server.url}/api/problems"
-    puzzle = httpx.get(f"{api}/{opera}").json()
+    puzzle = net.get(f"{api}/{opera}").json()
     assert puzzle["blunder"]["san"] in ("Nxd7", "Nxb8") and puzzle["solver"] == "white"
     assert "solution" not in puzzle and "_solution_san" not in puzzle
     solver_moves = solution[0::2]
@@ -244,7 +245,7 @@ def test_puzzles_from_the_demo_are_served_attempted_and_counted(server: Server) 
     board = chess.Board(puzzle["puzzle_fen"])
     first_san = board.san(chess.Move.from_uci(solution[0]))
 
-    served = httpx.get(f"{api}/random")
+    served = net.get(f"{api}/random")
     assert served.status_code == 200 and served.json()["served_count"] >= 1
 
     too_many = [*solution, "a7a6"][: len(solver_moves) + 1]
@@ -256,22 +257,22 @@ def test_puzzles_from_the_demo_are_served_attempted_and_counted(server: Server) 
         ({"moves": too_many}, 422, f"solution has {len(solver_moves)} moves"),
     ]
     for body, status, words in bad:
-        answer = httpx.post(f"{api}/{opera}/attempts", json=body)
+        answer = net.post(f"{api}/{opera}/attempts", json=body)
         assert answer.status_code == status, (body, answer.text)
         assert words in json.dumps(answer.json()), (body, answer.text)
-    assert httpx.post(f"{api}/nope-1/attempts", json={"moves": ["e2e4"]}).status_code == 404
-    assert httpx.get(f"{api}/{opera}").json()["attempts"] == 0  # refused ones count nothing
+    assert net.post(f"{api}/nope-1/attempts", json={"moves": ["e2e4"]}).status_code == 404
+    assert net.get(f"{api}/{opera}").json()["attempts"] == 0  # refused ones count nothing
 
     other = next(m.uci() for m in board.legal_moves if m.uci() != solution[0])
-    wrong = httpx.post(f"{api}/{opera}/attempts", json={"moves": [other]}).json()
+    wrong = net.post(f"{api}/{opera}/attempts", json={"moves": [other]}).json()
     assert wrong["correct"] is False and wrong["expected"]["san"] == first_san
-    right = httpx.post(f"{api}/{opera}/attempts", json={"moves": solver_moves}).json()
+    right = net.post(f"{api}/{opera}/attempts", json={"moves": solver_moves}).json()
     assert right["complete"] is True and (right["attempts"], right["successes"]) == (2, 1)
 
-    assert httpx.get(f"{api}/random", params={"theme": "nonsense"}).status_code == 422
-    assert httpx.get(f"{api}/random", params={"player": "nobody"}).status_code == 404
-    pool = httpx.get(f"{api}/pool").json()
+    assert net.get(f"{api}/random", params={"theme": "nonsense"}).status_code == 422
+    assert net.get(f"{api}/random", params={"player": "nobody"}).status_code == 404
+    pool = net.get(f"{api}/pool").json()
     assert pool["total"] >= 1 and pool["by_theme"]["mate"]["total"] >= 1
-    accepted = httpx.post(f"{api}/generate-bulk", json={"player": "Paul Morphy"})
+    accepted = net.post(f"{api}/generate-bulk", json={"player": "Paul Morphy"})
     assert accepted.status_code == 202 and accepted.json()["games"] == 1
-    assert httpx.post(f"{api}/generate-bulk", json={"player": "nobody"}).status_code == 404
+    assert net.post(f"{api}/generate-bulk", json={"player": "nobody"}).status_code == 404

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from kibitz.runtime.cluster import free_port
+from tests import net
 from tests.e2e.conftest import KIBITZ
 from tests.fakes.lichess import FakeLichess
 
@@ -358,17 +359,17 @@ def test_run_tracker_serves_its_own_http_interface_and_stops_on_sigterm(
         deadline = time.monotonic() + 20
         while True:
             try:
-                health = httpx.get(f"{url}/health", timeout=1)
+                health = net.get(f"{url}/health", timeout=1)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline and process.poll() is None
                 time.sleep(0.1)
         assert health.json() == {"status": "ok", "active_trackers": 0}
-        started = httpx.post(f"{url}/start-tracking", json={"username": "Erin"})
+        started = net.post(f"{url}/start-tracking", json={"username": "Erin"})
         assert started.json() == {"status": "tracking_started", "username": "Erin"}
-        again = httpx.post(f"{url}/start-tracking", json={"username": "erin"})
+        again = net.post(f"{url}/start-tracking", json={"username": "erin"})
         assert again.json()["status"] == "already_tracking"
-        assert httpx.get(f"{url}/health").json()["active_trackers"] == 1
+        assert net.get(f"{url}/health").json()["active_trackers"] == 1
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
@@ -419,27 +420,26 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
         again = kibitz(tmp_path, "up", "--distributed", **env)
         assert again.returncode == 2 and "already up" in again.stderr
         url = f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{url}/api/health").json()["status"] == "ok"
+        assert net.get(f"{url}/api/health").json()["status"] == "ok"
         metrics = next(p.metrics_port for p in processes if p.name == "store")
         assert (
-            "kibitz_messages_processed_total"
-            in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text
+            "kibitz_messages_processed_total" in net.get(f"http://127.0.0.1:{metrics}/metrics").text
         )
         pgn = (FIXTURES / "three_good_one_broken.pgn").read_text()
-        sent = httpx.post(f"{url}/api/imports/pgn", files={"file": ("g.pgn", pgn)})
+        sent = net.post(f"{url}/api/imports/pgn", files={"file": ("g.pgn", pgn)})
         assert sent.status_code == 202
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            if httpx.get(f"{url}/api/syncs/{sent.json()['id']}").json()["status"] == "done":
+            if net.get(f"{url}/api/syncs/{sent.json()['id']}").json()["status"] == "done":
                 break
             time.sleep(0.3)
-        game = httpx.get(f"{url}/api/players/Alice/games").json()["games"][0]["id"]
-        httpx.post(f"{url}/api/games/{game}/analysis", json={"priority": "interactive"})
+        game = net.get(f"{url}/api/players/Alice/games").json()["games"][0]["id"]
+        net.post(f"{url}/api/games/{game}/analysis", json={"priority": "interactive"})
         while time.monotonic() < deadline:
-            if httpx.get(f"{url}/api/games/{game}/analysis").json()["status"] == "done":
+            if net.get(f"{url}/api/games/{game}/analysis").json()["status"] == "done":
                 break
             time.sleep(0.3)
-        assert httpx.get(f"{url}/api/games/{game}/analysis").json()["status"] == "done"
+        assert net.get(f"{url}/api/games/{game}/analysis").json()["status"] == "done"
 
         # Self-healing: a SIGKILLed worker is started again by the watchdog within 10 s, and
         # its consumer group shows both members again.
@@ -455,11 +455,11 @@ def test_up_distributed_runs_every_service_in_its_own_process_and_down_stops_the
             time.sleep(0.1)
         assert back[0].restarts == 1
         watchdog = next(p for p in running_cluster(home) if p.name == "watchdog")
-        restarts = httpx.get(f"http://127.0.0.1:{watchdog.metrics_port}/metrics").text
+        restarts = net.get(f"http://127.0.0.1:{watchdog.metrics_port}/metrics").text
         assert 'kibitz_process_restarts_total{process="analysis-1"} 1.0' in restarts
 
         def analysis_members() -> int:
-            groups = httpx.get(f"{url}/api/ops", timeout=30).json()["groups"]
+            groups = net.get(f"{url}/api/ops", timeout=30).json()["groups"]
             return max(g["members"] for g in groups if g["group"] == "kibitz.analysis")
 
         deadline = time.monotonic() + 60

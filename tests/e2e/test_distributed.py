@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests import net
 from tests.e2e.conftest import KIBITZ, start_server, stop_server
 from tests.fakes.lichess import FakeLichess
 
@@ -108,7 +109,7 @@ def test_health_names_the_failing_component_with_503(tmp_path: Path) -> None:
         answer = None
         while time.monotonic() < deadline:
             try:
-                answer = httpx.get(f"{running.url}/api/health", timeout=1)
+                answer = net.get(f"{running.url}/api/health", timeout=1)
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -156,7 +157,7 @@ def test_serve_and_run_started_before_their_broker_say_so_then_work_once_it_star
 
     def answer(address: str) -> httpx.Response | None:
         try:
-            return httpx.get(address, timeout=5)
+            return net.get(address, timeout=5)
         except httpx.TransportError:
             return None
 
@@ -177,7 +178,7 @@ def test_serve_and_run_started_before_their_broker_say_so_then_work_once_it_star
         down = waited_for(f"{url}/api/health", 503, "cannot reach the event log").json()
         assert down["components"]["bus"].startswith("down")
         assert down["components"]["store"] == "ok"
-        refused = httpx.get(f"{url}/api/players/nobody/games", timeout=5)
+        refused = net.get(f"{url}/api/players/nobody/games", timeout=5)
         assert refused.status_code == 503 and "waiting for" in refused.json()["detail"]
         service = waited_for(
             f"http://127.0.0.1:{metrics}/health", 503, "cannot reach the event log"
@@ -191,11 +192,9 @@ def test_serve_and_run_started_before_their_broker_say_so_then_work_once_it_star
         took = time.monotonic() - up
         # And they work: an upload through the API is stored by the store process.
         pgn = (Path(__file__).parents[1] / "fixtures" / "lichess_study_chapter.pgn").read_bytes()
-        sent = httpx.post(
-            f"{url}/api/imports/pgn", files={"file": ("g.pgn", pgn)}, timeout=30
-        ).json()
+        sent = net.post(f"{url}/api/imports/pgn", files={"file": ("g.pgn", pgn)}, timeout=30).json()
         began = time.monotonic()
-        while (view := httpx.get(f"{url}/api/syncs/{sent['id']}", timeout=10).json())[
+        while (view := net.get(f"{url}/api/syncs/{sent['id']}", timeout=10).json())[
             "status"
         ] != "done":
             assert time.monotonic() - began < 60, view

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import chess
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from kibitz.adapters.store_sql import SqlStore
+from tests import net
 from tests.e2e.conftest import KIBITZ, Server, click_move, snap, start_server, stop_server
 from tests.support import write_match_positions
 
@@ -47,7 +47,7 @@ def match_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def _until(server: Server, match_id: str, check: Any, timeout: float = 90) -> dict[str, Any]:
     began = time.monotonic()
     while time.monotonic() - began < timeout:
-        answer = httpx.get(f"{server.url}/api/matches/{match_id}")
+        answer = net.get(f"{server.url}/api/matches/{match_id}")
         if answer.status_code == 200 and check(answer.json()):
             return dict(answer.json())
         time.sleep(0.1)
@@ -65,13 +65,13 @@ def test_a_five_round_match_with_three_robots_over_http_then_replay(
     match_server: Server,
 ) -> None:
     api = f"{match_server.url}/api"
-    assert httpx.post(f"{api}/matches", json={"rounds": 0}).status_code == 422
-    too_many = httpx.post(f"{api}/matches", json={"rounds": 9, "robots_per_round": 3})
+    assert net.post(f"{api}/matches", json={"rounds": 0}).status_code == 422
+    too_many = net.post(f"{api}/matches", json={"rounds": 9, "robots_per_round": 3})
     assert too_many.status_code == 422 and "5 usable positions" in too_many.text
-    made = httpx.post(f"{api}/matches", json={"rounds": 5, "robots_per_round": 3})
+    made = net.post(f"{api}/matches", json={"rounds": 5, "robots_per_round": 3})
     assert made.status_code == 201, made.text
     match_id = made.json()["id"]
-    assert httpx.get(f"{api}/matches/nope").status_code == 404
+    assert net.get(f"{api}/matches/nope").status_code == 404
 
     previous: set[str] = set()
     votes_cast = 0
@@ -84,15 +84,15 @@ def test_a_five_round_match_with_three_robots_over_http_then_replay(
         url = f"{api}/matches/{match_id}/rounds/{number}"
         move = min(chess.Board(current["fen"]).legal_moves, key=lambda m: m.uci()).uci()
         if number == 1:
-            illegal = httpx.post(f"{url}/response", json={"move": "e9e4", "reason": "why"})
+            illegal = net.post(f"{url}/response", json={"move": "e9e4", "reason": "why"})
             assert illegal.status_code == 422 and "not a legal move" in illegal.text
-            early = httpx.post(f"{url}/vote", json={"identity": "A"})
+            early = net.post(f"{url}/vote", json={"identity": "A"})
             assert early.status_code == 409 and "not voting" in early.text
-            ahead = httpx.post(
+            ahead = net.post(
                 f"{api}/matches/{match_id}/rounds/2/response", json={"move": move, "reason": "x"}
             )
             assert ahead.status_code == 409
-        sent = httpx.post(f"{url}/response", json={"move": move, "reason": "it is legal"})
+        sent = net.post(f"{url}/response", json={"move": move, "reason": "it is legal"})
         assert sent.status_code == 202, sent.text
         state = _until(match_server, match_id, _phase(number, "voting"))
         current = state["rounds"][number - 1]
@@ -100,18 +100,18 @@ def test_a_five_round_match_with_three_robots_over_http_then_replay(
         others = [a["letter"] for a in current["answers"] if a["letter"] != mine]
         assert len(others) == 3  # every robot answered in time
         if number == 1:
-            again = httpx.post(f"{url}/response", json={"move": move, "reason": "again"})
+            again = net.post(f"{url}/response", json={"move": move, "reason": "again"})
             assert again.status_code == 409
-            selfish = httpx.post(f"{url}/vote", json={"identity": mine})
+            selfish = net.post(f"{url}/vote", json={"identity": mine})
             assert selfish.status_code == 422 and "your own answer" in selfish.text
-        voted = httpx.post(f"{url}/vote", json={"identity": others[0]})
+        voted = net.post(f"{url}/vote", json={"identity": others[0]})
         assert voted.status_code == 202, voted.text
         if number == 1:
-            twice = httpx.post(f"{url}/vote", json={"identity": others[1]})
+            twice = net.post(f"{url}/vote", json={"identity": others[1]})
             assert twice.status_code == 409
         state = _until(match_server, match_id, _phase(number, "completed"))
         votes_cast += state["rounds"][number - 1]["voted"]
-        late = httpx.post(f"{url}/response", json={"move": move, "reason": "late"})
+        late = net.post(f"{url}/response", json={"move": move, "reason": "late"})
         assert late.status_code == 409
         previous = robots
 
@@ -129,7 +129,7 @@ def test_a_five_round_match_with_three_robots_over_http_then_replay(
     }
     assert sum(a["votes"] for r in final["rounds"] for a in r["answers"]) == votes_cast
 
-    pool = httpx.get(f"{api}/robots/pool").json()
+    pool = net.get(f"{api}/robots/pool").json()
     assert pool["total"] >= 6 and all(r["state"] == "idle" for r in pool["robots"])
 
     env = {**os.environ, "KIBITZ_HOME": str(match_server.home)}
@@ -186,7 +186,7 @@ def test_the_match_page_plays_a_whole_match(
         expect(page.locator("#m-results-list li.mine")).to_contain_text("you:")
     expect(page.locator("#m-final")).to_contain_text("Match over. Ranking: 1.", timeout=30_000)
     match_id = page.url.rsplit("/", 1)[1]
-    standings = httpx.get(f"{match_server.url}/api/matches/{match_id}").json()["standings"]
+    standings = net.get(f"{match_server.url}/api/matches/{match_id}").json()["standings"]
     assert [s["who"] for s in standings].count("you") == 1 and len(standings) <= 1 + 4
     expect(page.locator("#m-standings tr")).to_have_count(1 + len(standings))  # and a header
     snap(page, "match", tmp_path)

@@ -21,6 +21,7 @@ import chess.pgn
 import httpx
 import pytest
 
+from tests import net
 from tests.e2e.conftest import Server, logged, start_server, stop_server
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -122,11 +123,11 @@ class HealthWatch:
 
 
 def upload(url: str, name: str, data: bytes) -> httpx.Response:
-    return httpx.post(f"{url}/api/imports/pgn", files={"file": (name, data)}, timeout=120)
+    return net.post(f"{url}/api/imports/pgn", files={"file": (name, data)}, timeout=120)
 
 
 def sync(url: str, sync_id: str) -> dict[str, Any]:
-    answer: dict[str, Any] = httpx.get(f"{url}/api/syncs/{sync_id}", timeout=10).json()
+    answer: dict[str, Any] = net.get(f"{url}/api/syncs/{sync_id}", timeout=10).json()
     return answer
 
 
@@ -217,9 +218,9 @@ def test_five_kills_during_an_upload_and_analysis_lose_nothing_and_do_nothing_tw
                     imports.append(answer.json()["id"])
                 except httpx.TransportError:
                     pass
-            games = httpx.get(f"{server.url}/api/players/w1/games", timeout=10).json()["games"]
+            games = net.get(f"{server.url}/api/players/w1/games", timeout=10).json()["games"]
             for game in games[:3]:
-                answer = httpx.post(
+                answer = net.post(
                     f"{server.url}/api/games/{game['id']}/analysis", json={}, timeout=10
                 )
                 assert answer.status_code == 202, answer.text
@@ -241,7 +242,7 @@ def test_five_kills_during_an_upload_and_analysis_lose_nothing_and_do_nothing_tw
             assert time.monotonic() - began < DEADLINE, pending
             published = {game for game, _ in logged(server.home, "analysis.completed")}
             for game_id in list(pending & published):
-                status = httpx.get(f"{server.url}/api/games/{game_id}/analysis").json()["status"]
+                status = net.get(f"{server.url}/api/games/{game_id}/analysis").json()["status"]
                 if status == "done":
                     pending.discard(game_id)
             time.sleep(0.5)
@@ -302,7 +303,7 @@ def test_200_clients_reading_games_for_20_s_get_no_errors_and_health_stays_fast(
     try:
         answer = upload(server.url, "games.pgn", random_pgn_games(50, seed=3).encode())
         assert wait_ended(server.url, answer.json()["id"])["games_stored"] == 50
-        game_id = httpx.get(f"{server.url}/api/players/w0/games").json()["games"][0]["id"]
+        game_id = net.get(f"{server.url}/api/players/w0/games").json()["games"][0]["id"]
         context = multiprocessing.get_context("spawn")
         results, ready = context.Queue(), context.Event()
         load = context.Process(

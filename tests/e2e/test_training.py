@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import fsrs
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests import net
 from tests.e2e.conftest import Server, click_move, logged, snap, start_server, stop_server
 from tests.fakes.chesscom import FakeChessCom
 from tests.fakes.lichess import BASE_TIME_MS, FakeLichess, random_game
@@ -118,7 +118,7 @@ def settled(server: Server, player: str, games: set[str]) -> bool:
     searched = {game for game, _ in logged(server.home, "problems.generated")}
     if not (games <= analysed(server, player) and games <= completed and games <= searched):
         return False
-    groups = httpx.get(f"{server.url}/api/ops", timeout=30).json()["groups"]
+    groups = net.get(f"{server.url}/api/ops", timeout=30).json()["groups"]
     return all(g["lag"] == 0 for g in groups if g["group"] == "kibitz.training")
 
 
@@ -126,7 +126,7 @@ def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_t
     trainer_server: Server, lichess: FakeLichess, clock_file: Path, page: Page, tmp_path: Path
 ) -> None:
     url = trainer_server.url
-    assert httpx.post(f"{url}/api/players/Trainee/follow").status_code == 200
+    assert net.post(f"{url}/api/players/Trainee/follow").status_code == 200
     first = wait_for(
         lambda: (
             len(analysed(trainer_server, "trainee")) >= 2 and analysed(trainer_server, "trainee")
@@ -151,9 +151,9 @@ def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_t
     tomorrow = datetime.fromtimestamp(now, UTC).date() + timedelta(days=1)
     start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC).timestamp()
     assert {c["due"] for c in cards(trainer_server)} == {start}
-    assert httpx.get(f"{url}/api/training/trainee/due").json()["due"] == 0
+    assert net.get(f"{url}/api/training/trainee/due").json()["due"] == 0
     clock_file.write_text(str(start - now + 3600))  # tomorrow, 01:00
-    due = wait_for(lambda: httpx.get(f"{url}/api/training/trainee/due").json()["due"])
+    due = wait_for(lambda: net.get(f"{url}/api/training/trainee/due").json()["due"])
     assert due == len(made)
 
     page.goto(f"{url}/players/trainee")
@@ -199,7 +199,7 @@ def test_a_followed_players_new_games_become_cards_reviewed_right_and_wrong_in_t
     snap(page, "dashboard", tmp_path)
 
     # Insights across the analysed games; a number opens the games behind it.
-    found = httpx.get(f"{url}/api/players/trainee/insights").json()
+    found = net.get(f"{url}/api/players/trainee/insights").json()
     assert found["games"] == len(analysed(trainer_server, "trainee"))
     page.goto(f"{url}/players/trainee/insights")
     white = page.locator('#i-colour tr[data-key="white"]')

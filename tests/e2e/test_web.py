@@ -11,10 +11,10 @@ import sqlite3
 from pathlib import Path
 
 import chess
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests import net
 from tests.e2e.conftest import Server, click_move, opera_puzzle, puzzle_solution, snap
 from tests.fakes.lichess import FakeLichess
 
@@ -55,7 +55,7 @@ def test_import_from_lichess_watch_progress_open_a_game_and_step_through_it(
     page.locator("a.game-link").first.click()
     expect(page).to_have_url(re.compile(r"/games/\w+(#ply=\d+)?$"))
     game_id = page.url.rsplit("/", 1)[1].split("#")[0]
-    moves = httpx.get(f"{server.url}/api/games/{game_id}").json()["moves_uci"]
+    moves = net.get(f"{server.url}/api/games/{game_id}").json()["moves_uci"]
     plies = len(moves)
     assert plies >= 10
     expect(page.locator("#game")).to_have_attribute("data-ready", "1")
@@ -116,7 +116,7 @@ def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_ave
     # The demo's own games get analysed in the background; this player's are ours alone.
     classics = Path(__file__).parents[2] / "src" / "kibitz" / "demo" / "classics.pgn"
     text = classics.read_text().replace("Adolf Anderssen", "Ada Tester")
-    answer = httpx.post(f"{server.url}/api/imports/pgn", files={"file": ("ada.pgn", text)})
+    answer = net.post(f"{server.url}/api/imports/pgn", files={"file": ("ada.pgn", text)})
     assert answer.status_code == 202, answer.text
     page.goto(server.url + "/imports/" + answer.json()["id"])
     expect(page.locator("#status")).to_have_text("done", timeout=30_000)
@@ -140,7 +140,7 @@ def test_analyse_a_game_see_the_graph_judgments_and_accuracy_then_the_player_ave
     expect(page.locator("#comment")).to_contain_text("was best")
     game_id = page.locator("#game").get_attribute("data-game-id")
     base = page.url.split("/games/")[0]
-    evals = httpx.get(f"{base}/api/games/{game_id}/analysis").json()["evals"]
+    evals = net.get(f"{base}/api/games/{game_id}/analysis").json()["evals"]
     scored = [e for e in evals if e["cp"] is not None or e["mate"] is not None]
     assert len(scored) >= len(evals) - 1  # all but a final mate
     expect(page.locator("a.move .move-eval")).to_have_count(len(scored))  # each with its number
@@ -188,8 +188,8 @@ def learn_from_the_mistakes(page: Page, tmp_path: Path) -> None:
     move as an arrow, the engine's move wins; the engine's numbers stay hidden meanwhile."""
     base = page.url.split("/games/")[0]
     game_id = page.locator("#game").get_attribute("data-game-id")
-    moves = httpx.get(f"{base}/api/games/{game_id}").json()["moves_uci"]
-    evals = httpx.get(f"{base}/api/games/{game_id}/analysis").json()["evals"]
+    moves = net.get(f"{base}/api/games/{game_id}").json()["moves_uci"]
+    evals = net.get(f"{base}/api/games/{game_id}/analysis").json()["evals"]
     best = {e["ply"]: e["best"] for e in evals}
     page.locator("#retro-color").select_option("white")
     page.click("#retro-start")
@@ -226,7 +226,7 @@ def test_the_live_page_follows_a_replayed_game_move_by_move(
     lichess_for_server.add_live_game(
         "Bobby", sans, opponent="veloce", pace=0.25, start_in=2.0, game_id="livegame1"
     )
-    bad = httpx.post(server.url + "/api/tracking", json={"username": "x y"})
+    bad = net.post(server.url + "/api/tracking", json={"username": "x y"})
     assert bad.status_code == 422 and "not a valid Lichess username" in bad.json()["detail"]
 
     page.goto(server.url + "/")
@@ -259,7 +259,7 @@ def test_the_live_page_follows_a_replayed_game_move_by_move(
     page.reload()  # after a reload: the gauge where it was, not at 50 %
     expect(page.locator("#live")).to_have_attribute("data-ready", "1")
     assert page.locator("#evalbar-white").evaluate("el => el.style.height") == height
-    audio = httpx.get(server.url + "/api/live/livegame1/audio/1.wav")
+    audio = net.get(server.url + "/api/live/livegame1/audio/1.wav")
     assert audio.status_code == 200 and audio.content.startswith(b"RIFF")
 
 
@@ -268,7 +268,7 @@ def test_the_trainer_hints_refuses_a_wrong_move_solves_shows_the_solution_and_mo
 ) -> None:
     opera = opera_puzzle(server)
     solution = puzzle_solution(server, opera)  # Rd8#, or Qb8+ Nxb8 Rd8#
-    before = chess.Board(httpx.get(f"{server.url}/api/problems/{opera}").json()["puzzle_fen"])
+    before = chess.Board(net.get(f"{server.url}/api/problems/{opera}").json()["puzzle_fen"])
     other = next(
         m for m in before.legal_moves if m.uci() != solution[0] and not before.is_capture(m)
     )
@@ -302,7 +302,7 @@ def test_the_trainer_hints_refuses_a_wrong_move_solves_shows_the_solution_and_mo
         "href", re.compile(r"^/games/\w+#ply=\d+$")
     )
     snap(page, "puzzle", tmp_path)
-    counted = httpx.get(f"{server.url}/api/problems/{opera}").json()
+    counted = net.get(f"{server.url}/api/problems/{opera}").json()
     assert counted["successes"] >= 1 and counted["attempts"] >= 2
 
     page.reload()  # given up: the whole solution is played, and the attempt counts unsolved
@@ -315,7 +315,7 @@ def test_the_trainer_hints_refuses_a_wrong_move_solves_shows_the_solution_and_mo
         line.push_uci(uci)
     expect(page.locator("#trainer-feedback")).to_have_text(f"The solution: {' '.join(sans)}")
     expect(page.locator("#trainer")).to_have_attribute("data-played", "1")
-    after = httpx.get(f"{server.url}/api/problems/{opera}").json()
+    after = net.get(f"{server.url}/api/problems/{opera}").json()
     assert (after["attempts"], after["successes"]) == (
         counted["attempts"] + 1,
         counted["successes"],
@@ -356,7 +356,7 @@ def test_the_ops_page_shows_groups_and_a_parked_message_then_discards_it(
     expect(page.locator("#ops-failures")).to_contain_text("ops-poison")
     expect(page.locator("#ops-chart polyline").first).to_be_attached(timeout=10_000)
     snap(page, "ops", tmp_path)
-    assert httpx.post(f"{server.url}/api/ops/dlq/nope/replay").status_code == 404
+    assert net.post(f"{server.url}/api/ops/dlq/nope/replay").status_code == 404
     row.locator("button.discard").click()
     expect(page.locator("#ops-error")).to_have_text("games.raw: 1 message(s) discarded")
     expect(row).to_contain_text("0 parked")
@@ -413,7 +413,7 @@ def test_on_a_server_with_a_token_the_browser_signs_in_then_imports_and_analyses
             "'application/json'}, body: '{}'}).then(r => r.status)"
         )
         assert forged == 401
-        assert httpx.post(f"{server.url}/api/players/Alice/sync", json={}).status_code == 401
+        assert net.post(f"{server.url}/api/players/Alice/sync", json={}).status_code == 401
         page.click("#signin-status")  # sign out
         expect(page.locator("#signin-status")).to_have_text("sign in")
         expect(page.locator("#analyse")).to_be_disabled()
@@ -427,7 +427,7 @@ def test_every_page_fits_a_phone_screen(server: Server, browser: Browser, tmp_pa
     phone = context.new_page()
     try:
         opera = opera_puzzle(server)
-        game = httpx.get(f"{server.url}/api/problems/{opera}").json()["game"]["id"]
+        game = net.get(f"{server.url}/api/problems/{opera}").json()["game"]["id"]
         pages = {
             "home": "/",
             "game": f"/games/{game}",
@@ -458,7 +458,7 @@ def test_a_puzzle_whose_answer_is_a_promotion_is_solved_by_dragging_with_the_pie
 ) -> None:
     """A back-rank mate by promotion: the pawn dragged to the last rank, a rook chosen (an
     under-promotion mates as well as a queen: any mate ends a puzzle)."""
-    opera = httpx.get(f"{server.url}/api/problems/{opera_puzzle(server)}").json()
+    opera = net.get(f"{server.url}/api/problems/{opera_puzzle(server)}").json()
     before = "3r3k/4P1pp/8/8/8/8/8/K7 b - - 0 1"  # the black rook leaves the back rank: Rd2??
     with sqlite3.connect(server.home / "kibitz.db") as db:
         db.execute(
@@ -486,7 +486,7 @@ def test_a_game_without_opening_tags_is_named_from_its_moves(
         '[White "Tagless"]\n[Black "Nobody"]\n[Result "*"]\n\n'
         "1. e4 e5 2. Nf3 Nc6 3. Bb5 a6 4. Ba4 *\n"  # no ECO, no Opening tag
     )
-    answer = httpx.post(f"{server.url}/api/imports/pgn", files={"file": ("t.pgn", pgn)})
+    answer = net.post(f"{server.url}/api/imports/pgn", files={"file": ("t.pgn", pgn)})
     assert answer.status_code == 202, answer.text
     page.goto(server.url + "/imports/" + answer.json()["id"])
     expect(page.locator("#status")).to_have_text("done", timeout=30_000)
@@ -513,7 +513,7 @@ def test_a_puzzle_streak_rates_the_solver_rises_and_keeps_the_best(
     for _ in range(3):
         puzzle_id = trainer.get_attribute("data-loaded")
         assert puzzle_id is not None
-        rating = httpx.get(f"{server.url}/api/problems/{puzzle_id}").json()["rating"]
+        rating = net.get(f"{server.url}/api/problems/{puzzle_id}").json()["rating"]
         assert rating > last_rating  # rising
         last_rating = rating
         solution = solution_of(puzzle_id)
@@ -546,5 +546,5 @@ def test_a_puzzle_streak_rates_the_solver_rises_and_keeps_the_best(
         click_move(page, wrong, board="#trainer-board")
     expect(page.locator("#trainer-streak")).to_contain_text(f"Streak over: {solved} solved")
     snap(page, "streak", tmp_path)
-    dash = httpx.get(f"{server.url}/api/training/Streaker/dashboard?days=1").json()
+    dash = net.get(f"{server.url}/api/training/Streaker/dashboard?days=1").json()
     assert dash["best_streak"] == solved and dash["rated_attempts"] >= solved
