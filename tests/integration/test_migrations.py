@@ -3,12 +3,16 @@ added to a model without its migration (or the other way round) fails here, not 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from kibitz.adapters.store_models import Base
-from kibitz.migrations import upgrade
+from kibitz.migrations import config, current, head, upgrade
 
 
 def test_the_migrations_build_the_schema_the_models_declare(database_url: str) -> None:
@@ -26,3 +30,32 @@ def test_the_migrations_build_the_schema_the_models_declare(database_url: str) -
         assert sorted(d[0] for d in serving) == ["add_index", "remove_index"]
         differences = [d for d in differences if d not in serving]
     assert differences == []
+
+
+UPGRADE = """
+import sys
+from sqlalchemy import create_engine
+from kibitz.migrations import upgrade
+upgrade(create_engine(sys.argv[1]))
+print("alembic" in sys.modules)
+"""
+
+
+def test_a_store_at_the_newest_revision_starts_without_loading_alembic(database_url: str) -> None:
+    """Every process migrates at start; one whose store is up to date only asks its revision."""
+    engine = create_engine(database_url)
+    try:
+        assert head() == ScriptDirectory.from_config(config(engine)).get_current_head()
+        assert current(engine) is None  # a new store: Alembic never ran on it
+
+        def start() -> str:
+            run = [sys.executable, "-c", UPGRADE, database_url]
+            done = subprocess.run(run, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout.strip()
+
+        assert start() == "True"  # migrated by Alembic
+        assert current(engine) == head()
+        assert start() == "False"  # already there: Alembic not even imported
+    finally:
+        engine.dispose()
