@@ -330,19 +330,23 @@ class FakeLichess:
         if game is None:
             return JSONResponse({"error": "Not found"}, 404)
 
+        def cut(ply: int) -> None:
+            if game.drop_at_ply == ply:
+                game.drop_at_ply = None
+                raise ConnectionResetError("fake Lichess cut the game stream")
+
         async def lines() -> AsyncIterator[bytes]:
             ply = max(0, game.ply_now(behind=game.delay))  # a spectator sees the game late
             yield _line(game.game_json(ply, game.finished(behind=game.delay)))
             for p in range(ply + 1):  # the game so far, from its first position
+                cut(p)  # a stream opened late (a loaded machine) is cut at the same ply
                 yield _line(game.position_json(p))
             while ply < len(game.sans):
                 ply += 1
                 wait = game.begin() + ply * game.pace + game.delay - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                if game.drop_at_ply == ply:
-                    game.drop_at_ply = None
-                    raise ConnectionResetError("fake Lichess cut the game stream")
+                cut(ply)
                 yield _line(game.position_json(ply))
             yield _line(game.game_json(len(game.sans), True))
 
