@@ -176,10 +176,20 @@ async def test_a_game_from_a_position_gets_its_first_move_judged_and_lichess_s_l
         assert all(
             cp is not None or mate is not None for cp, mate in await container.sql.read(starts)
         )
+
+        def scans(session: Any) -> list[tuple[str, int, list[Any] | None]]:
+            return [
+                (s.game_id, s.candidates, s.rejected) for s in session.scalars(select(ProblemScan))
+            ]
+
         for row in rows:
             moves = row["Moves"].split()
             puzzle = found.get(row["FEN"])
-            assert puzzle is not None, f"{row['PuzzleId']}: no puzzle at the game's first move"
+            assert puzzle is not None, (  # with the candidates each scan rejected, and why
+                f"{row['PuzzleId']}: no puzzle at the game's first move; found "
+                f"{[(p.ply, p.blunder_uci) for p in found.values()]}; scans "
+                f"{await container.sql.read(scans)}"
+            )
             assert (puzzle.ply, puzzle.blunder_uci, puzzle.kind) == (
                 1,
                 moves[0],
