@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 HERE = Path(__file__).parent
-_REVISION = re.compile(r'^revision\s*=\s*"([^"]+)"', re.MULTILINE)
-_DOWN_REVISION = re.compile(r'^down_revision\s*=\s*(?:"([^"]+)"|None)', re.MULTILINE)
+# `revision = "0012"`, or with the annotation Alembic's newer templates write
+# (`down_revision: Union[str, None] = "0011"`).
+_REVISION = re.compile(r'^revision(?:\s*:[^=\n]*)?\s*=\s*"([^"]+)"', re.MULTILINE)
+_DOWN_REVISION = re.compile(
+    r'^down_revision(?:\s*:[^=\n]*)?\s*=\s*(?:"([^"]+)"|None)', re.MULTILINE
+)
 
 
 def config(engine: Engine) -> Config:
